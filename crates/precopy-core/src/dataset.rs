@@ -1,0 +1,479 @@
+//! Data sets: the files an application uses, as the identification step would report them.
+//!
+//! A data set is built from [`Group`]s (the paper's presets are three groups each) or replayed from
+//! a recorded trace (see [`crate::trace`]). Files are kept in path order, which is the baseline's
+//! fixed transfer order.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// How a file was opened by the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Kind {
+    /// Only ever opened for reading: never updated, never resent.
+    #[cfg_attr(feature = "serde", serde(rename = "ro", alias = "readonly"))]
+    ReadOnly,
+    /// Opened for writing at least once.
+    #[cfg_attr(feature = "serde", serde(rename = "rw", alias = "readwrite"))]
+    ReadWrite,
+}
+
+/// One file of a data set.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct FileSpec {
+    /// Absolute path at the source host.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ReadOnly or ReadWrite.
+    pub kind: Kind,
+    /// The data set's "accessed with probability p"; turned into a write rate by
+    /// [`crate::workload::WriteModel`]. Always 0 for ReadOnly files.
+    pub access_probability: f64,
+}
+
+/// File sizes of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
+pub enum SizeSpec {
+    /// Every file has this size in bytes.
+    Fixed(u64),
+    /// `count` files of each size `min, min + step, …, ≤ max`.
+    Range {
+        /// Smallest size in bytes.
+        min: u64,
+        /// Largest size in bytes.
+        max: u64,
+        /// Step in bytes.
+        step: u64,
+    },
+}
+
+impl SizeSpec {
+    fn sizes(&self) -> Vec<u64> {
+        match *self {
+            SizeSpec::Fixed(size) => alloc::vec![size],
+            SizeSpec::Range { min, max, step } => {
+                let mut sizes = Vec::new();
+                let mut size = min;
+                while size <= max {
+                    sizes.push(size);
+                    match size.checked_add(step) {
+                        Some(next) => size = next,
+                        None => break,
+                    }
+                }
+                sizes
+            }
+        }
+    }
+}
+
+/// A group of alike files: the unit of the paper's data-set descriptions.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct Group {
+    /// A short name, used in the generated paths.
+    pub name: String,
+    /// Files per size.
+    pub count: u32,
+    /// Sizes of the files.
+    pub size: SizeSpec,
+    /// ReadOnly or ReadWrite.
+    pub kind: Kind,
+    /// Access probability of each file (0 for ReadOnly groups).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub probability: f64,
+}
+
+/// A data set failed validation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum DatasetError {
+    /// No files at all.
+    Empty,
+    /// A group's access probability is outside [0, 1].
+    Probability {
+        /// The group's name.
+        group: String,
+        /// The offending value.
+        value: f64,
+    },
+    /// A ReadOnly group was given a non-zero access probability.
+    ReadOnlyWritten {
+        /// The group's name.
+        group: String,
+    },
+    /// A size range with a zero step or min > max, or a zero file size.
+    Size {
+        /// The group's name.
+        group: String,
+    },
+    /// The scale factor is not positive and finite.
+    Scale(f64),
+    /// More files than the simulator's 32-bit file ids can name.
+    TooManyFiles,
+    /// The data-set file could not be parsed.
+    Parse {
+        /// 1-based line of the error.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
+}
+
+impl fmt::Display for DatasetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatasetError::Empty => f.write_str("the data set has no files"),
+            DatasetError::Probability { group, value } => {
+                write!(f, "group `{group}`: probability {value} is outside [0, 1]")
+            }
+            DatasetError::ReadOnlyWritten { group } => write!(
+                f,
+                "group `{group}`: a ReadOnly group cannot have a write probability"
+            ),
+            DatasetError::Size { group } => write!(
+                f,
+                "group `{group}`: sizes must be positive and a range needs min <= max and step > 0"
+            ),
+            DatasetError::Scale(scale) => {
+                write!(f, "scale {scale} must be a positive, finite number")
+            }
+            DatasetError::TooManyFiles => f.write_str("more than 4,294,967,295 files"),
+            DatasetError::Parse { line, message } => write!(f, "line {line}: {message}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for DatasetError {}
+
+/// Where a data set's writes come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Writes {
+    /// Drawn from each file's access probability by the run's [`crate::workload::WriteModel`].
+    Synthetic,
+    /// Replayed from a trace: per file, the write times in seconds since the trace began.
+    Recorded(Vec<Vec<f64>>),
+}
+
+/// The files to migrate and where their writes come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// A human name ("fixed-size", a trace's command, …).
+    pub name: String,
+    /// The files, sorted by path.
+    pub files: Vec<FileSpec>,
+    /// Synthetic or recorded writes.
+    pub writes: Writes,
+}
+
+/// The paper's two data sets (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Preset {
+    /// 11,000 files of 200 KB: 1,000 RO, 5,000 RW at 20 %, 5,000 RW at 80 %.
+    Fixed,
+    /// Sizes 100 KB … 1,000 KB; per size 100 RO, 500 RW at 20 %, 500 RW at 80 %.
+    Variable,
+}
+
+impl Preset {
+    /// All presets, in display order.
+    pub const ALL: [Preset; 2] = [Preset::Fixed, Preset::Variable];
+
+    /// The name used on the command line and in URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Fixed => "fixed",
+            Preset::Variable => "variable",
+        }
+    }
+
+    /// Parses a preset name.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The preset's groups, as the paper describes them.
+    pub fn groups(self) -> Vec<Group> {
+        const KB: u64 = 1000;
+        let size = match self {
+            Preset::Fixed => SizeSpec::Fixed(200 * KB),
+            Preset::Variable => SizeSpec::Range {
+                min: 100 * KB,
+                max: 1000 * KB,
+                step: 100 * KB,
+            },
+        };
+        let (ro, rw) = match self {
+            Preset::Fixed => (1000, 5000),
+            Preset::Variable => (100, 500),
+        };
+        alloc::vec![
+            group("ro", ro, size, Kind::ReadOnly, 0.0),
+            group("cold", rw, size, Kind::ReadWrite, 0.2),
+            group("hot", rw, size, Kind::ReadWrite, 0.8),
+        ]
+    }
+
+    /// The preset's data set, scaled (1.0 is the paper's size).
+    pub fn dataset(self, scale: f64) -> Result<Dataset, DatasetError> {
+        let name = match self {
+            Preset::Fixed => "fixed-size",
+            Preset::Variable => "variable-size",
+        };
+        Dataset::from_groups(name, &self.groups(), scale)
+    }
+}
+
+fn group(name: &str, count: u32, size: SizeSpec, kind: Kind, probability: f64) -> Group {
+    Group {
+        name: name.into(),
+        count,
+        size,
+        kind,
+        probability,
+    }
+}
+
+impl Group {
+    fn validate(&self) -> Result<(), DatasetError> {
+        if !(0.0..=1.0).contains(&self.probability) {
+            return Err(DatasetError::Probability {
+                group: self.name.clone(),
+                value: self.probability,
+            });
+        }
+        if self.kind == Kind::ReadOnly && self.probability != 0.0 {
+            return Err(DatasetError::ReadOnlyWritten {
+                group: self.name.clone(),
+            });
+        }
+        let bad_size = match self.size {
+            SizeSpec::Fixed(size) => size == 0,
+            SizeSpec::Range { min, max, step } => min == 0 || step == 0 || min > max,
+        };
+        if bad_size {
+            return Err(DatasetError::Size {
+                group: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Dataset {
+    /// Builds a synthetic data set from groups; `scale` multiplies every group's count (rounded,
+    /// at least one file per non-empty group).
+    pub fn from_groups(name: &str, groups: &[Group], scale: f64) -> Result<Dataset, DatasetError> {
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(DatasetError::Scale(scale));
+        }
+        let mut files = Vec::new();
+        for group in groups {
+            group.validate()?;
+            if group.count == 0 {
+                continue;
+            }
+            let count = libm::round(f64::from(group.count) * scale).max(1.0) as u64;
+            for size in group.size.sizes() {
+                for index in 0..count {
+                    files.push(FileSpec {
+                        path: format!("/{}/{:010}/{:08}", group.name, size, index),
+                        size,
+                        kind: group.kind,
+                        access_probability: group.probability,
+                    });
+                }
+                if files.len() > u32::MAX as usize {
+                    return Err(DatasetError::TooManyFiles);
+                }
+            }
+        }
+        Dataset::new(name.into(), files, Writes::Synthetic)
+    }
+
+    /// Validates and sorts files by path (recorded write lists are permuted alongside).
+    pub fn new(
+        name: String,
+        files: Vec<FileSpec>,
+        writes: Writes,
+    ) -> Result<Dataset, DatasetError> {
+        if files.is_empty() {
+            return Err(DatasetError::Empty);
+        }
+        if files.len() > u32::MAX as usize {
+            return Err(DatasetError::TooManyFiles);
+        }
+        for file in &files {
+            if !(0.0..=1.0).contains(&file.access_probability) {
+                return Err(DatasetError::Probability {
+                    group: file.path.clone(),
+                    value: file.access_probability,
+                });
+            }
+        }
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by(|&a, &b| files[a].path.cmp(&files[b].path));
+        let files_sorted = order.iter().map(|&i| files[i].clone()).collect();
+        let writes = match writes {
+            Writes::Synthetic => Writes::Synthetic,
+            Writes::Recorded(times) => {
+                Writes::Recorded(order.iter().map(|&i| times[i].clone()).collect())
+            }
+        };
+        Ok(Dataset {
+            name,
+            files: files_sorted,
+            writes,
+        })
+    }
+
+    /// Total bytes of all files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    /// Bytes of the files of one kind.
+    pub fn bytes_of(&self, kind: Kind) -> u64 {
+        self.files
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.size)
+            .sum()
+    }
+}
+
+/// The JSON form of a custom data set: `{"name": "...", "groups": [Group, ...]}`.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsFile {
+    /// The data set's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its groups.
+    pub groups: Vec<Group>,
+}
+
+#[cfg(feature = "serde")]
+impl GroupsFile {
+    /// Parses a data-set file; errors name the line.
+    pub fn parse(text: &str) -> Result<GroupsFile, DatasetError> {
+        serde_json::from_str(text).map_err(|e| DatasetError::Parse {
+            line: e.line(),
+            message: strip_position(&e),
+        })
+    }
+
+    /// Builds the data set.
+    pub fn dataset(&self, scale: f64) -> Result<Dataset, DatasetError> {
+        let name = self.name.as_deref().unwrap_or("custom");
+        Dataset::from_groups(name, &self.groups, scale)
+    }
+}
+
+/// serde_json's message without its " at line L column C" tail (the caller reports the line).
+#[cfg(feature = "serde")]
+pub(crate) fn strip_position(error: &serde_json::Error) -> String {
+    let text = format!("{error}");
+    match text.rfind(" at line ") {
+        Some(at) => String::from(&text[..at]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_presets_have_the_paper_counts() {
+        let fixed = Preset::Fixed.dataset(1.0).unwrap();
+        assert_eq!(fixed.files.len(), 11_000);
+        assert_eq!(fixed.bytes_of(Kind::ReadOnly), 1000 * 200_000);
+        let hot = fixed
+            .files
+            .iter()
+            .filter(|f| f.access_probability == 0.8)
+            .count();
+        assert_eq!(hot, 5000);
+
+        let variable = Preset::Variable.dataset(1.0).unwrap();
+        assert_eq!(variable.files.len(), 11_000);
+        let ro_100k = variable
+            .files
+            .iter()
+            .filter(|f| f.kind == Kind::ReadOnly && f.size == 100_000)
+            .count();
+        assert_eq!(ro_100k, 100);
+        assert_eq!(variable.total_bytes(), 1100 * 5_500_000);
+    }
+
+    #[test]
+    fn files_are_in_path_order_and_scaled() {
+        let data = Preset::Variable.dataset(0.1).unwrap();
+        assert_eq!(data.files.len(), 1100);
+        assert!(data.files.windows(2).all(|w| w[0].path < w[1].path));
+    }
+
+    #[test]
+    fn bad_groups_are_named() {
+        let bad = group("g", 3, SizeSpec::Fixed(10), Kind::ReadWrite, 1.5);
+        assert_eq!(
+            Dataset::from_groups("x", &[bad], 1.0),
+            Err(DatasetError::Probability {
+                group: "g".into(),
+                value: 1.5
+            })
+        );
+        let ro = group("r", 3, SizeSpec::Fixed(10), Kind::ReadOnly, 0.5);
+        assert!(matches!(
+            Dataset::from_groups("x", &[ro], 1.0),
+            Err(DatasetError::ReadOnlyWritten { .. })
+        ));
+        let range = SizeSpec::Range {
+            min: 10,
+            max: 5,
+            step: 1,
+        };
+        let bad_range = group("s", 3, range, Kind::ReadOnly, 0.0);
+        assert!(matches!(
+            Dataset::from_groups("x", &[bad_range], 1.0),
+            Err(DatasetError::Size { .. })
+        ));
+        assert_eq!(
+            Dataset::from_groups("x", &[], 1.0),
+            Err(DatasetError::Empty)
+        );
+        assert!(matches!(
+            Preset::Fixed.dataset(f64::NAN),
+            Err(DatasetError::Scale(_))
+        ));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn groups_file_errors_name_the_line() {
+        let text = "{\n  \"groups\": [\n    {\"name\": \"a\", \"count\": \"ten\"}\n  ]\n}";
+        match GroupsFile::parse(text) {
+            Err(DatasetError::Parse { line, .. }) => assert_eq!(line, 3),
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+        let good = r#"{"groups": [{"name": "a", "count": 2, "size": {"min": 10, "max": 30, "step": 10},
+                      "kind": "rw", "probability": 0.5}]}"#;
+        let data = GroupsFile::parse(good).unwrap().dataset(1.0).unwrap();
+        assert_eq!(data.files.len(), 6);
+        assert_eq!(data.name, "custom");
+    }
+}

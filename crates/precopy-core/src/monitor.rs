@@ -1,0 +1,146 @@
+//! What the write monitor lets a policy know: per-period write counts, turned into estimates.
+//!
+//! A real monitor (the tracer) sees write system calls per file and period, never the true rates;
+//! policies get exactly that and nothing else.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// How the update probability p̂ of a file is estimated from the monitor's counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case", tag = "kind"))]
+pub enum Estimator {
+    /// The paper's reading: the file's share of the previous period's writes.
+    Share,
+    /// Share, smoothed over periods: p̂ ← α·share + (1 − α)·p̂.
+    Ewma {
+        /// Weight of the newest period, in (0, 1].
+        alpha: f64,
+    },
+    /// The file's share of all writes seen since monitoring began.
+    Cumulative,
+}
+
+impl Estimator {
+    /// Names accepted on the command line (`ewma` uses α = 0.5).
+    pub fn from_name(name: &str) -> Option<Estimator> {
+        match name {
+            "share" => Some(Estimator::Share),
+            "ewma" => Some(Estimator::Ewma { alpha: 0.5 }),
+            "cumulative" => Some(Estimator::Cumulative),
+            _ => None,
+        }
+    }
+
+    /// The short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Estimator::Share => "share",
+            Estimator::Ewma { .. } => "ewma",
+            Estimator::Cumulative => "cumulative",
+        }
+    }
+}
+
+/// Running per-file estimates built from the monitor's per-period counts.
+#[derive(Debug, Clone)]
+pub struct UpdateEstimates {
+    estimator: Estimator,
+    probability: Vec<f64>,
+    totals: Vec<u64>,
+    total_writes: u64,
+    observed_seconds: f64,
+}
+
+impl UpdateEstimates {
+    /// No observations yet: every p̂ is 0.
+    pub fn new(estimator: Estimator, files: usize) -> UpdateEstimates {
+        UpdateEstimates {
+            estimator,
+            probability: vec![0.0; files],
+            totals: vec![0; files],
+            total_writes: 0,
+            observed_seconds: 0.0,
+        }
+    }
+
+    /// Takes one period's counts (`counts[file]`) that covered `seconds`.
+    pub fn observe(&mut self, counts: &[u32], seconds: f64) {
+        let period_total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        for (total, &count) in self.totals.iter_mut().zip(counts) {
+            *total += u64::from(count);
+        }
+        self.total_writes += period_total;
+        self.observed_seconds += seconds;
+        let share = |count: u32| {
+            if period_total == 0 {
+                0.0
+            } else {
+                f64::from(count) / period_total as f64
+            }
+        };
+        match self.estimator {
+            Estimator::Share => {
+                for (p, &count) in self.probability.iter_mut().zip(counts) {
+                    *p = share(count);
+                }
+            }
+            Estimator::Ewma { alpha } => {
+                for (p, &count) in self.probability.iter_mut().zip(counts) {
+                    *p = alpha * share(count) + (1.0 - alpha) * *p;
+                }
+            }
+            Estimator::Cumulative => {
+                let total = self.total_writes.max(1) as f64;
+                for (p, &t) in self.probability.iter_mut().zip(&self.totals) {
+                    *p = t as f64 / total;
+                }
+            }
+        }
+    }
+
+    /// The estimated update probability p̂ of a file.
+    pub fn probability(&self, file: u32) -> f64 {
+        self.probability[file as usize]
+    }
+
+    /// The file's estimated write rate (writes per second) over everything observed so far.
+    pub fn rate(&self, file: u32) -> f64 {
+        if self.observed_seconds > 0.0 {
+            self.totals[file as usize] as f64 / self.observed_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_uses_only_the_previous_period() {
+        let mut est = UpdateEstimates::new(Estimator::Share, 3);
+        est.observe(&[3, 1, 0], 1.0);
+        assert_eq!(est.probability(0), 0.75);
+        est.observe(&[0, 0, 2], 1.0);
+        assert_eq!(est.probability(0), 0.0);
+        assert_eq!(est.probability(2), 1.0);
+        assert_eq!(est.rate(0), 1.5);
+    }
+
+    #[test]
+    fn ewma_and_cumulative_remember() {
+        let mut ewma = UpdateEstimates::new(Estimator::Ewma { alpha: 0.5 }, 2);
+        ewma.observe(&[1, 0], 1.0);
+        ewma.observe(&[0, 1], 1.0);
+        assert_eq!(ewma.probability(0), 0.25);
+        assert_eq!(ewma.probability(1), 0.5);
+
+        let mut cumulative = UpdateEstimates::new(Estimator::Cumulative, 2);
+        cumulative.observe(&[3, 0], 1.0);
+        cumulative.observe(&[0, 1], 1.0);
+        assert_eq!(cumulative.probability(0), 0.75);
+    }
+}

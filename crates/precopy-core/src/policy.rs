@@ -1,0 +1,339 @@
+//! Transfer policies behind one trait: each round a policy orders the files to send and, after it,
+//! decides whether pre-copy is over. The engine ([`crate::sim`]) does the sending.
+//!
+//! | name | rounds | order | end |
+//! |---|---|---|---|
+//! | `proposed` | periods | RO first, then ascending p̂ × size | β test |
+//! | `baseline` | iterations | path order, skip re-dirtied | 10 iterations |
+//! | `qemu` | iterations | path order | dirty bytes fit the downtime limit |
+//! | `clairvoyant` | periods | files not written again before its stop | its stop time |
+//! | `p-only`, `size-only`, `random` | periods | ablations of the proposed order | β test |
+//! | `sweep` (ours) | periods | proposed order, likely-rewritten files held back | all left fits one period |
+
+mod clairvoyant;
+mod expectation;
+mod iterative;
+mod sweep;
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+pub use clairvoyant::Clairvoyant;
+pub use expectation::{BetaTest, ExpectationPolicy, OrderKey};
+pub use iterative::Iterative;
+pub use sweep::Sweep;
+
+use crate::dataset::Kind;
+use crate::metrics::{EndReason, Phase, Planned, RoundReport};
+use crate::monitor::Estimator;
+use crate::workload::WriteClock;
+
+/// Whether a file's copy at the destination is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Status {
+    /// Never sent.
+    Unsent,
+    /// Its transfer started and no write hit it since (it may still be on the wire).
+    Clean,
+    /// Written after its last transfer started: must be sent again.
+    Dirty,
+}
+
+impl Status {
+    /// Unsent or dirty: it still has to go.
+    pub fn needs_send(self) -> bool {
+        self != Status::Clean
+    }
+}
+
+/// What the sender knows about one file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FileView {
+    /// Size in bytes.
+    pub size: u64,
+    /// ReadOnly or ReadWrite.
+    pub kind: Kind,
+    /// Current status.
+    pub status: Status,
+    /// Transfers started so far.
+    pub sends: u32,
+}
+
+/// Whether a policy's rounds are monitoring periods or self-timed iterations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounds {
+    /// A round lasts one monitoring period; transfers start only within it.
+    Periods,
+    /// A round sends its whole plan, however long that takes.
+    Iterations,
+}
+
+/// Everything a policy may look at: the sender's state and the monitor's counts.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Current simulated time, seconds.
+    pub now: f64,
+    /// The round about to be planned, or just ended.
+    pub round: u32,
+    /// Monitoring period, seconds.
+    pub period: f64,
+    /// When the link finishes its current transfer (≥ `now` if busy).
+    pub link_free_at: f64,
+    /// Files, by id.
+    pub files: &'a [FileView],
+    /// Writes per file in the last round (a monitoring period for period-based policies).
+    pub counts: &'a [u32],
+    /// U: bytes not cleanly at the destination.
+    pub unsent_bytes: u64,
+    pub(crate) link: Link,
+    pub(crate) future: Option<&'a WriteClock>,
+}
+
+impl View<'_> {
+    /// Seconds the link needs for one file of `size` bytes.
+    pub fn transfer_time(&self, size: u64) -> f64 {
+        self.link.transfer_time(size)
+    }
+
+    /// How many files, none smaller than `smallest` bytes, could still start in this period:
+    /// a plan need not be longer.
+    pub fn period_capacity(&self, smallest: u64) -> usize {
+        let free_from = self.link_free_at.max(self.now);
+        let remaining = (self.now + self.period - free_from).max(0.0);
+        let per_file = self.transfer_time(smallest.max(1));
+        // +1: a file may start just before the period ends.
+        (libm::floor(remaining / per_file) as usize).saturating_add(1)
+    }
+
+    /// Link rate in bits per second.
+    pub fn bandwidth_bps(&self) -> f64 {
+        self.link.bandwidth_bps
+    }
+
+    /// The last write to `file` before `until`: only given to clairvoyant policies.
+    pub fn future_last_write(&self, file: u32, until: f64) -> Option<Option<f64>> {
+        self.future.map(|c| c.stream(file).last_before(until))
+    }
+}
+
+/// The link: a rate and a fixed per-file cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Link {
+    pub(crate) bandwidth_bps: f64,
+    pub(crate) overhead_s: f64,
+}
+
+impl Link {
+    pub(crate) fn transfer_time(&self, size: u64) -> f64 {
+        size as f64 * 8.0 / self.bandwidth_bps + self.overhead_s
+    }
+}
+
+/// A round's plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The stage this round belongs to.
+    pub phase: Phase,
+    /// Files to send, in order, with their keys.
+    pub order: Vec<Planned>,
+    /// Skip a planned file that was written during this round before its turn (Xen's rule).
+    pub skip_redirtied: bool,
+    /// End the round (and, if the policy says so, pre-copy) as soon as the plan is sent, instead
+    /// of at the period's end.
+    pub end_when_sent: bool,
+}
+
+/// A transfer policy.
+pub trait Policy {
+    /// The policy's name.
+    fn name(&self) -> &'static str;
+    /// Periods or iterations.
+    fn rounds(&self) -> Rounds;
+    /// Whether it may look at future writes (only the clairvoyant reference).
+    fn clairvoyant(&self) -> bool {
+        false
+    }
+    /// Orders the files for the next round. `view.counts` are the last round's writes.
+    fn plan(&mut self, view: &View<'_>) -> Plan;
+    /// After a round: `view.counts` are that round's writes. `Some` ends pre-copy.
+    fn end_of_round(&mut self, view: &View<'_>, report: &RoundReport) -> Option<EndReason>;
+}
+
+/// The policies this crate offers, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum PolicyKind {
+    /// The paper's method.
+    Proposed,
+    /// Xen-style iterative pre-copy (the paper's "existing method").
+    Baseline,
+    /// QEMU-style convergence on a downtime limit.
+    Qemu,
+    /// Knows the future writes: a reference.
+    Clairvoyant,
+    /// Ablation: order by p̂ only.
+    #[cfg_attr(feature = "serde", serde(rename = "p-only"))]
+    ProbabilityOnly,
+    /// Ablation: order by size only.
+    SizeOnly,
+    /// Ablation: random order.
+    Random,
+    /// Ours: the proposed order, ended by one sweep as soon as everything left fits a period.
+    Sweep,
+}
+
+impl PolicyKind {
+    /// Every policy, in display order.
+    pub const ALL: [PolicyKind; 8] = [
+        PolicyKind::Baseline,
+        PolicyKind::Proposed,
+        PolicyKind::Sweep,
+        PolicyKind::Qemu,
+        PolicyKind::Clairvoyant,
+        PolicyKind::ProbabilityOnly,
+        PolicyKind::SizeOnly,
+        PolicyKind::Random,
+    ];
+
+    /// The name used on the command line and in URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Proposed => "proposed",
+            PolicyKind::Baseline => "baseline",
+            PolicyKind::Qemu => "qemu",
+            PolicyKind::Clairvoyant => "clairvoyant",
+            PolicyKind::ProbabilityOnly => "p-only",
+            PolicyKind::SizeOnly => "size-only",
+            PolicyKind::Random => "random",
+            PolicyKind::Sweep => "sweep",
+        }
+    }
+
+    /// A one-line description for help texts and legends.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PolicyKind::Proposed => {
+                "paper: RO first, then ascending update expectation, β end test"
+            }
+            PolicyKind::Baseline => "Xen-style: path order, skip re-dirtied, 10 iterations",
+            PolicyKind::Qemu => "QEMU-style: iterate until dirty bytes fit the downtime limit",
+            PolicyKind::Clairvoyant => "reference that knows future writes",
+            PolicyKind::ProbabilityOnly => "ablation: ascending p̂ only",
+            PolicyKind::SizeOnly => "ablation: ascending size only",
+            PolicyKind::Random => "ablation: random order",
+            PolicyKind::Sweep => {
+                "ours: proposed order, final sweep once all that is left fits a period"
+            }
+        }
+    }
+
+    /// Parses a policy name.
+    pub fn from_name(name: &str) -> Option<PolicyKind> {
+        PolicyKind::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Every tunable parameter of every policy. Each policy reads the ones it uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct PolicyParams {
+    /// β: U values kept by the end test (even, ≥ 2).
+    pub beta: u32,
+    /// The β test accepts a ratio within [1 − tolerance, 1 + tolerance] (paper: 0.01).
+    pub tolerance: f64,
+    /// How p̂ is estimated.
+    pub estimator: Estimator,
+    /// Baseline iterations (paper: 10).
+    pub baseline_iterations: u32,
+    /// QEMU-style downtime limit, seconds (QEMU's default: 0.3).
+    pub downtime_limit_s: f64,
+    /// QEMU-style iteration cap.
+    pub qemu_max_iterations: u32,
+    /// Sweep: the largest accepted chance that a file sent before the sweep is written again.
+    pub sweep_risk: f64,
+}
+
+impl Default for PolicyParams {
+    fn default() -> Self {
+        PolicyParams {
+            beta: 10,
+            tolerance: 0.01,
+            estimator: Estimator::Share,
+            baseline_iterations: 10,
+            downtime_limit_s: 0.3,
+            qemu_max_iterations: 30,
+            sweep_risk: 0.5,
+        }
+    }
+}
+
+/// Builds a policy. `files` is the data-set size; `seed` feeds the random ablation.
+pub fn build(kind: PolicyKind, params: &PolicyParams, files: usize, seed: u64) -> Box<dyn Policy> {
+    let beta = BetaTest::new(params.beta, params.tolerance);
+    let order_key = match kind {
+        PolicyKind::Proposed => Some(OrderKey::Expectation),
+        PolicyKind::ProbabilityOnly => Some(OrderKey::Probability),
+        PolicyKind::SizeOnly => Some(OrderKey::Size),
+        PolicyKind::Random => Some(OrderKey::Random),
+        _ => None,
+    };
+    if let Some(key) = order_key {
+        return Box::new(ExpectationPolicy::new(
+            key,
+            params.estimator,
+            beta,
+            files,
+            seed,
+        ));
+    }
+    match kind {
+        PolicyKind::Baseline => Box::new(Iterative::xen(params.baseline_iterations)),
+        PolicyKind::Qemu => Box::new(Iterative::qemu(
+            params.downtime_limit_s,
+            params.qemu_max_iterations,
+        )),
+        PolicyKind::Clairvoyant => Box::new(Clairvoyant::default()),
+        PolicyKind::Sweep => Box::new(Sweep::new(params.sweep_risk, params.estimator, beta, files)),
+        PolicyKind::Proposed
+        | PolicyKind::ProbabilityOnly
+        | PolicyKind::SizeOnly
+        | PolicyKind::Random => unreachable!("handled above"),
+    }
+}
+
+/// ReadOnly files not yet sent, in id (path) order: what every period-based policy sends first.
+pub(crate) fn unsent_read_only(view: &View<'_>) -> Vec<Planned> {
+    view.files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.kind == Kind::ReadOnly && f.status == Status::Unsent)
+        .map(|(id, _)| Planned {
+            file: id as u32,
+            key: f64::NAN,
+        })
+        .collect()
+}
+
+/// Keeps the `keep` first files in ascending key, then size, then id (a total, platform-independent
+/// order), sorted. Selecting before sorting makes a period's plan O(n + k log k), not O(n log n).
+pub(crate) fn sorted_prefix(order: &mut Vec<Planned>, files: &[FileView], keep: usize) {
+    let by_key = |a: &Planned, b: &Planned| {
+        a.key
+            .total_cmp(&b.key)
+            .then(
+                files[a.file as usize]
+                    .size
+                    .cmp(&files[b.file as usize].size),
+            )
+            .then(a.file.cmp(&b.file))
+    };
+    if keep < order.len() {
+        order.select_nth_unstable_by(keep, by_key);
+        order.truncate(keep);
+    }
+    order.sort_unstable_by(by_key);
+}

@@ -1,0 +1,553 @@
+//! The engine: continuous simulated time, one link, seeded writes, and a policy choosing the order.
+//!
+//! Describe the run with [`SimBuilder`], get a validated [`Simulation`], then drive it with
+//! [`Simulation::step`] (one round: a monitoring period or an iteration; the last step is the final
+//! copy) or [`Simulation::run`]. Time advances only here; nothing reads a clock.
+//!
+//! Per round the engine asks the policy for an order (O(n log n) for the sort), then walks it:
+//! before each transfer starts it applies every write due by then (O(log n) each, from the write
+//! clock's heap), so the consistency rule — a copy is clean iff no write hit the file after its
+//! transfer started — holds exactly.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::dataset::{Dataset, DatasetError};
+use crate::metrics::{Dirtied, EndReason, Metrics, Phase, RoundPoint, RoundReport, Transfer};
+use crate::policy::{self, FileView, Link, Policy, PolicyKind, PolicyParams, Rounds, Status, View};
+use crate::workload::{WriteClock, WriteModel};
+
+/// The run's parameters, apart from the data set and the policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct SimConfig {
+    /// Link rate in bits per second.
+    pub bandwidth_bps: f64,
+    /// Monitoring period T in seconds.
+    pub period_s: f64,
+    /// Fixed cost per file transfer in seconds (0 in the paper).
+    pub overhead_s: f64,
+    /// Seed of the write processes.
+    pub seed: u64,
+    /// How access probabilities become write rates.
+    pub write_model: WriteModel,
+    /// Safety cap on pre-copy rounds (reported as such when hit).
+    pub max_rounds: u32,
+    /// Policy parameters.
+    pub params: PolicyParams,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bandwidth_bps: 10e6,
+            period_s: 1.0,
+            overhead_s: 0.0,
+            seed: 1,
+            write_model: WriteModel::default(),
+            max_rounds: 100_000,
+            params: PolicyParams::default(),
+        }
+    }
+}
+
+/// A configuration the builder refuses, naming the parameter.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Bandwidth must be positive and finite.
+    Bandwidth(f64),
+    /// The monitoring period must be positive and finite.
+    Period(f64),
+    /// The per-file overhead must be ≥ 0 and finite.
+    Overhead(f64),
+    /// β must be even and at least 2.
+    Beta(u32),
+    /// The β tolerance must be in [0, 1).
+    Tolerance(f64),
+    /// The write intensity must be ≥ 0 and finite.
+    Intensity(f64),
+    /// An EWMA weight must be in (0, 1].
+    Alpha(f64),
+    /// The sweep's hold-back risk must be in [0, 1].
+    Risk(f64),
+    /// The QEMU downtime limit must be ≥ 0 and finite.
+    DowntimeLimit(f64),
+    /// An iteration or round cap must be at least 1.
+    Cap(&'static str),
+    /// The data set is invalid.
+    Dataset(DatasetError),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Bandwidth(v) => write!(f, "bandwidth {v} bit/s must be positive"),
+            ConfigError::Period(v) => write!(f, "period {v} s must be positive"),
+            ConfigError::Overhead(v) => write!(f, "per-file overhead {v} s must be 0 or more"),
+            ConfigError::Beta(v) => write!(f, "beta {v} must be an even number of at least 2"),
+            ConfigError::Tolerance(v) => write!(f, "beta tolerance {v} must be in [0, 1)"),
+            ConfigError::Intensity(v) => write!(f, "write intensity {v} must be 0 or more"),
+            ConfigError::Alpha(v) => write!(f, "EWMA alpha {v} must be in (0, 1]"),
+            ConfigError::Risk(v) => write!(f, "sweep hold-back risk {v} must be in [0, 1]"),
+            ConfigError::DowntimeLimit(v) => write!(f, "downtime limit {v} s must be 0 or more"),
+            ConfigError::Cap(name) => write!(f, "{name} must be at least 1"),
+            ConfigError::Dataset(e) => write!(f, "data set: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+impl From<DatasetError> for ConfigError {
+    fn from(e: DatasetError) -> Self {
+        ConfigError::Dataset(e)
+    }
+}
+
+fn finite_nonnegative(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+impl SimConfig {
+    /// Checks every parameter; the first bad one is named.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.bandwidth_bps.is_finite() && self.bandwidth_bps > 0.0) {
+            return Err(ConfigError::Bandwidth(self.bandwidth_bps));
+        }
+        if !(self.period_s.is_finite() && self.period_s > 0.0) {
+            return Err(ConfigError::Period(self.period_s));
+        }
+        if !finite_nonnegative(self.overhead_s) {
+            return Err(ConfigError::Overhead(self.overhead_s));
+        }
+        if !finite_nonnegative(self.write_model.intensity) {
+            return Err(ConfigError::Intensity(self.write_model.intensity));
+        }
+        if self.max_rounds == 0 {
+            return Err(ConfigError::Cap("max rounds"));
+        }
+        let p = &self.params;
+        if p.beta < 2 || p.beta % 2 != 0 {
+            return Err(ConfigError::Beta(p.beta));
+        }
+        if !(p.tolerance.is_finite() && (0.0..1.0).contains(&p.tolerance)) {
+            return Err(ConfigError::Tolerance(p.tolerance));
+        }
+        if let crate::monitor::Estimator::Ewma { alpha } = p.estimator {
+            if !(alpha > 0.0 && alpha <= 1.0) {
+                return Err(ConfigError::Alpha(alpha));
+            }
+        }
+        if !(0.0..=1.0).contains(&p.sweep_risk) {
+            return Err(ConfigError::Risk(p.sweep_risk));
+        }
+        if !finite_nonnegative(p.downtime_limit_s) {
+            return Err(ConfigError::DowntimeLimit(p.downtime_limit_s));
+        }
+        if p.baseline_iterations == 0 {
+            return Err(ConfigError::Cap("baseline iterations"));
+        }
+        if p.qemu_max_iterations == 0 {
+            return Err(ConfigError::Cap("QEMU iteration cap"));
+        }
+        Ok(())
+    }
+}
+
+/// Describes a run; [`SimBuilder::build`] validates it into a [`Simulation`].
+///
+/// ```
+/// use precopy_core::{Preset, PolicyKind, SimBuilder};
+/// let dataset = Preset::Fixed.dataset(0.01).unwrap();
+/// let metrics = SimBuilder::new(dataset, PolicyKind::Proposed)
+///     .bandwidth_bps(20e6)
+///     .seed(7)
+///     .build()
+///     .unwrap()
+///     .run();
+/// assert!(metrics.precopy_bytes >= 10 * 200_000); // every ReadOnly file is pre-copied
+/// ```
+#[derive(Debug, Clone)]
+pub struct SimBuilder {
+    dataset: Dataset,
+    policy: PolicyKind,
+    config: SimConfig,
+}
+
+impl SimBuilder {
+    /// A run of `policy` over `dataset` with default parameters.
+    pub fn new(dataset: Dataset, policy: PolicyKind) -> SimBuilder {
+        SimBuilder {
+            dataset,
+            policy,
+            config: SimConfig::default(),
+        }
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: SimConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Link rate in bits per second.
+    pub fn bandwidth_bps(mut self, bps: f64) -> Self {
+        self.config.bandwidth_bps = bps;
+        self
+    }
+
+    /// Seed of the write processes.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// Policy parameters.
+    pub fn params(mut self, params: PolicyParams) -> Self {
+        self.config.params = params;
+        self
+    }
+
+    /// Validates the configuration and lays out the run.
+    pub fn build(self) -> Result<Simulation, ConfigError> {
+        self.config.validate()?;
+        if self.dataset.files.is_empty() {
+            return Err(ConfigError::Dataset(DatasetError::Empty));
+        }
+        let config = self.config;
+        let n = self.dataset.files.len();
+        let files: Vec<FileView> = self
+            .dataset
+            .files
+            .iter()
+            .map(|f| FileView {
+                size: f.size,
+                kind: f.kind,
+                status: Status::Unsent,
+                sends: 0,
+            })
+            .collect();
+        let unsent_bytes = files.iter().map(|f| f.size).sum();
+        let policy = policy::build(self.policy, &config.params, n, config.seed);
+        let metrics = Metrics {
+            policy: String::from(policy.name()),
+            dataset: self.dataset.name.clone(),
+            bandwidth_bps: config.bandwidth_bps,
+            seed: config.seed,
+            files: n as u32,
+            total_bytes: unsent_bytes,
+            precopy_bytes: 0,
+            precopy_files: 0,
+            final_bytes: 0,
+            final_files: 0,
+            resent_bytes: 0,
+            resent_files: 0,
+            downtime_s: 0.0,
+            precopy_time_s: 0.0,
+            total_time_s: 0.0,
+            rounds: 0,
+            end_reason: EndReason::NothingLeft,
+            series: Vec::new(),
+        };
+        let world = World {
+            clock: WriteClock::new(&self.dataset, &config.write_model, config.seed),
+            dataset: self.dataset,
+            link: Link {
+                bandwidth_bps: config.bandwidth_bps,
+                overhead_s: config.overhead_s,
+            },
+            clairvoyant: policy.clairvoyant(),
+            config,
+            files,
+            last_write: vec![f64::NEG_INFINITY; n],
+            counts: vec![0; n],
+            now: 0.0,
+            link_free_at: 0.0,
+            unsent_bytes,
+            round: 0,
+        };
+        Ok(Simulation {
+            policy,
+            world,
+            stage: Stage::PreCopy,
+            metrics,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    PreCopy,
+    FinalCopy,
+    Done,
+}
+
+/// A running migration. See the module docs.
+pub struct Simulation {
+    policy: Box<dyn Policy>,
+    world: World,
+    stage: Stage,
+    metrics: Metrics,
+}
+
+/// Everything but the policy, so a policy can be handed a view of it.
+struct World {
+    dataset: Dataset,
+    config: SimConfig,
+    link: Link,
+    clairvoyant: bool,
+    clock: WriteClock,
+    files: Vec<FileView>,
+    last_write: Vec<f64>,
+    counts: Vec<u32>,
+    now: f64,
+    link_free_at: f64,
+    unsent_bytes: u64,
+    round: u32,
+}
+
+impl fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Simulation")
+            .field("policy", &self.policy.name())
+            .field("now", &self.world.now)
+            .field("round", &self.world.round)
+            .field("unsent_bytes", &self.world.unsent_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    /// Advances one round and reports it; the final copy is the last report, then `None`.
+    pub fn step(&mut self) -> Option<RoundReport> {
+        match self.stage {
+            Stage::PreCopy => Some(self.precopy_round()),
+            Stage::FinalCopy => Some(self.final_copy()),
+            Stage::Done => None,
+        }
+    }
+
+    /// Runs to the end and returns the metrics.
+    pub fn run(mut self) -> Metrics {
+        while self.step().is_some() {}
+        self.metrics
+    }
+
+    /// The metrics so far (complete once [`Simulation::is_done`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether the final copy is done.
+    pub fn is_done(&self) -> bool {
+        self.stage == Stage::Done
+    }
+
+    /// Current simulated time, seconds.
+    pub fn now(&self) -> f64 {
+        self.world.now
+    }
+
+    /// U: bytes not cleanly at the destination.
+    pub fn unsent_bytes(&self) -> u64 {
+        self.world.unsent_bytes
+    }
+
+    /// The files' current state, by id.
+    pub fn files(&self) -> &[FileView] {
+        &self.world.files
+    }
+
+    /// The data set being migrated.
+    pub fn dataset(&self) -> &Dataset {
+        &self.world.dataset
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.world.config
+    }
+
+    /// The policy's name.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    fn precopy_round(&mut self) -> RoundReport {
+        let world = &mut self.world;
+        let start = world.now;
+        let plan = self.policy.plan(&world.view());
+        world.counts.iter_mut().for_each(|c| *c = 0);
+        let deadline = match self.policy.rounds() {
+            Rounds::Periods => Some(start + world.config.period_s),
+            Rounds::Iterations => None,
+        };
+        let mut report = world.empty_report(plan.phase, start);
+        for planned in &plan.order {
+            let begin = world.link_free_at.max(start);
+            if deadline.is_some_and(|d| begin >= d) {
+                break;
+            }
+            world.apply_writes(begin, &mut report);
+            let id = planned.file as usize;
+            if !world.files[id].status.needs_send() {
+                continue;
+            }
+            if plan.skip_redirtied && world.last_write[id] > start {
+                report.skipped += 1;
+                continue;
+            }
+            world.send(planned.file, begin, &mut report);
+        }
+        let sent_by = world.link_free_at.max(start);
+        let end = match deadline {
+            Some(d) if plan.end_when_sent => sent_by.min(d),
+            Some(d) => d,
+            None => sent_by,
+        };
+        world.apply_writes(end, &mut report);
+        world.now = end;
+        report.end = end;
+        report.unsent_bytes = world.unsent_bytes;
+        report.plan = plan.order;
+
+        let m = &mut self.metrics;
+        m.precopy_bytes += report.bytes_sent;
+        m.precopy_files += report.files_sent;
+        m.resent_bytes += report.resent_bytes;
+        m.resent_files += report.transfers.iter().filter(|t| t.resend).count() as u32;
+        m.rounds = world.round + 1;
+
+        let policy_end = self.policy.end_of_round(&world.view(), &report);
+        report.ended = if world.unsent_bytes == 0 {
+            Some(EndReason::NothingLeft)
+        } else if policy_end.is_some() {
+            policy_end
+        } else if world.round + 1 >= world.config.max_rounds {
+            Some(EndReason::SafetyCap {
+                rounds: world.round + 1,
+            })
+        } else {
+            None
+        };
+        if let Some(reason) = report.ended {
+            m.end_reason = reason;
+            m.precopy_time_s = end;
+            self.stage = Stage::FinalCopy;
+        }
+        m.series.push(RoundPoint::from(&report));
+        world.round += 1;
+        report
+    }
+
+    /// The application is stopped at `now`: no more writes. Whatever is on the wire finishes,
+    /// then every file not cleanly at the destination goes.
+    fn final_copy(&mut self) -> RoundReport {
+        let world = &mut self.world;
+        let stop = world.now;
+        let mut report = world.empty_report(Phase::Final, stop);
+        for id in 0..world.files.len() {
+            if world.files[id].status.needs_send() {
+                let begin = world.link_free_at.max(stop);
+                world.send(id as u32, begin, &mut report);
+            }
+        }
+        let end = world.link_free_at.max(stop);
+        report.end = end;
+        report.unsent_bytes = world.unsent_bytes;
+        world.now = end;
+        world.round += 1;
+        let m = &mut self.metrics;
+        m.final_bytes = report.bytes_sent;
+        m.final_files = report.files_sent;
+        m.downtime_s = end - stop;
+        m.total_time_s = end;
+        m.series.push(RoundPoint::from(&report));
+        self.stage = Stage::Done;
+        report
+    }
+}
+
+impl World {
+    fn view(&self) -> View<'_> {
+        View {
+            now: self.now,
+            round: self.round,
+            period: self.config.period_s,
+            link_free_at: self.link_free_at,
+            files: &self.files,
+            counts: &self.counts,
+            unsent_bytes: self.unsent_bytes,
+            link: self.link,
+            future: self.clairvoyant.then_some(&self.clock),
+        }
+    }
+
+    fn empty_report(&self, phase: Phase, start: f64) -> RoundReport {
+        RoundReport {
+            index: self.round,
+            phase,
+            start,
+            end: start,
+            unsent_bytes: self.unsent_bytes,
+            bytes_sent: 0,
+            files_sent: 0,
+            resent_bytes: 0,
+            bytes_dirtied: 0,
+            writes: 0,
+            skipped: 0,
+            transfers: Vec::new(),
+            dirtied: Vec::new(),
+            plan: Vec::new(),
+            ended: None,
+        }
+    }
+
+    /// Applies every write due by `until`: counts it, and makes a clean copy dirty.
+    fn apply_writes(&mut self, until: f64, report: &mut RoundReport) {
+        while let Some((at, file)) = self.clock.next_until(until) {
+            let id = file as usize;
+            self.counts[id] = self.counts[id].saturating_add(1);
+            self.last_write[id] = at;
+            report.writes += 1;
+            let view = &mut self.files[id];
+            if view.status == Status::Clean {
+                view.status = Status::Dirty;
+                self.unsent_bytes += view.size;
+                report.bytes_dirtied += view.size;
+                report.dirtied.push(Dirtied { file, at });
+            }
+        }
+    }
+
+    /// Starts a file's transfer at `start` and records it in the report.
+    fn send(&mut self, file: u32, start: f64, report: &mut RoundReport) {
+        let id = file as usize;
+        let view = &mut self.files[id];
+        let end = start + self.link.transfer_time(view.size);
+        if view.status.needs_send() {
+            self.unsent_bytes -= view.size;
+        }
+        let resend = view.sends > 0;
+        view.status = Status::Clean;
+        view.sends += 1;
+        self.link_free_at = end;
+        report.bytes_sent += view.size;
+        report.files_sent += 1;
+        if resend {
+            report.resent_bytes += view.size;
+        }
+        report.transfers.push(Transfer {
+            file,
+            start,
+            end,
+            resend,
+        });
+    }
+}

@@ -1,0 +1,164 @@
+//! Parsing of the human units the drivers accept: bandwidth, durations and sizes.
+//!
+//! Sizes are decimal (1 KB = 1000 bytes), like link rates (1 Mbps = 10⁶ bit/s).
+
+use core::fmt;
+
+/// A quantity that could not be parsed, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnitError {
+    /// The text holds no number, or a malformed one.
+    NotANumber,
+    /// The unit suffix is not one this quantity accepts.
+    UnknownUnit,
+    /// The value is zero, negative or not finite where a positive one is needed.
+    NotPositive,
+}
+
+impl fmt::Display for UnitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UnitError::NotANumber => "not a number",
+            UnitError::UnknownUnit => "unknown unit",
+            UnitError::NotPositive => "must be a positive, finite value",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for UnitError {}
+
+fn split_number(text: &str) -> Result<(f64, &str), UnitError> {
+    let text = text.trim();
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
+        .unwrap_or(text.len());
+    // "1e" followed by a unit letter is not an exponent; back off to the digits.
+    let (mut number, mut unit) = text.split_at(end);
+    if number.ends_with('e') {
+        number = &number[..number.len() - 1];
+        unit = &text[number.len()..];
+    }
+    let value: f64 = number.parse().map_err(|_| UnitError::NotANumber)?;
+    Ok((value, unit.trim()))
+}
+
+fn positive(value: f64) -> Result<f64, UnitError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(UnitError::NotPositive)
+    }
+}
+
+/// Parses a link rate into bits per second. A bare number means Mbps.
+///
+/// ```
+/// # use precopy_core::units::parse_bandwidth;
+/// assert_eq!(parse_bandwidth("10Mbps"), Ok(10e6));
+/// assert_eq!(parse_bandwidth("1.5 Gbit/s"), Ok(1.5e9));
+/// assert!(parse_bandwidth("0").is_err());
+/// ```
+pub fn parse_bandwidth(text: &str) -> Result<f64, UnitError> {
+    let (value, unit) = split_number(text)?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "mbps" | "mbit/s" | "mb/s" | "m" => 1e6,
+        "bps" | "bit/s" | "b/s" => 1.0,
+        "kbps" | "kbit/s" | "kb/s" | "k" => 1e3,
+        "gbps" | "gbit/s" | "gb/s" | "g" => 1e9,
+        _ => return Err(UnitError::UnknownUnit),
+    };
+    positive(value * scale)
+}
+
+/// Parses a duration into seconds. A bare number means seconds.
+///
+/// ```
+/// # use precopy_core::units::parse_duration;
+/// assert_eq!(parse_duration("500ms"), Ok(0.5));
+/// assert_eq!(parse_duration("2"), Ok(2.0));
+/// ```
+pub fn parse_duration(text: &str) -> Result<f64, UnitError> {
+    let (value, unit) = split_number(text)?;
+    let scale = match unit {
+        "" | "s" | "sec" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "min" | "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(UnitError::UnknownUnit),
+    };
+    positive(value * scale)
+}
+
+/// Parses a size into bytes (decimal units). A bare number means bytes.
+///
+/// ```
+/// # use precopy_core::units::parse_size;
+/// assert_eq!(parse_size("200KB"), Ok(200_000));
+/// assert_eq!(parse_size("1.5MB"), Ok(1_500_000));
+/// ```
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let (value, unit) = split_number(text)?;
+    let scale = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1_048_576.0,
+        "gib" => 1_073_741_824.0,
+        _ => return Err(UnitError::UnknownUnit),
+    };
+    let bytes = positive(value * scale)?;
+    if bytes > u64::MAX as f64 {
+        return Err(UnitError::NotPositive);
+    }
+    Ok(libm::round(bytes) as u64)
+}
+
+/// Formats a byte count with a decimal unit, e.g. `2.20 GB`.
+pub fn format_bytes(bytes: f64) -> alloc::string::String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while libm::fabs(value) >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        alloc::format!("{value:.0} B")
+    } else {
+        alloc::format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_units() {
+        assert_eq!(parse_bandwidth("5"), Ok(5e6));
+        assert_eq!(parse_bandwidth("  40 Mbps "), Ok(40e6));
+        assert_eq!(parse_bandwidth("800kbps"), Ok(800e3));
+        assert_eq!(parse_bandwidth("1e2Mbps"), Ok(100e6));
+        assert_eq!(parse_bandwidth("-3Mbps"), Err(UnitError::NotPositive));
+        assert_eq!(parse_bandwidth("fast"), Err(UnitError::NotANumber));
+        assert_eq!(parse_bandwidth("3 furlongs"), Err(UnitError::UnknownUnit));
+        assert_eq!(parse_bandwidth("NaN"), Err(UnitError::NotANumber));
+        assert_eq!(parse_bandwidth("inf"), Err(UnitError::NotANumber));
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("1s"), Ok(1.0));
+        assert_eq!(parse_duration("2min"), Ok(120.0));
+        assert_eq!(parse_duration("0s"), Err(UnitError::NotPositive));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size("0"), Err(UnitError::NotPositive));
+        assert_eq!(format_bytes(2.2e9), "2.20 GB");
+        assert_eq!(format_bytes(999.0), "999 B");
+    }
+}

@@ -1,0 +1,282 @@
+//! The application's writes: per-file write processes and the clock that merges them.
+//!
+//! Each file owns an independent, seeded stream of write times, so a file's writes do not depend
+//! on the order in which the engine looks at files, and a clairvoyant reference can replay any
+//! file's future by cloning its stream. The merge is a binary heap keyed by the next write time:
+//! O(log n) per write.
+
+use alloc::collections::BinaryHeap;
+use alloc::vec::Vec;
+use core::cmp::{Ordering, Reverse};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+use crate::dataset::{Dataset, Kind, Writes};
+
+/// How a data set's "accessed with probability p" becomes a Poisson write rate λ (writes/s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum RateMapping {
+    /// λ = intensity × p: p is a relative write intensity.
+    Linear,
+    /// λ = −intensity × ln(1 − p): p is the chance of at least one write in every
+    /// 1/intensity seconds (p = 1 is capped at 0.999999).
+    PerWindow,
+}
+
+impl RateMapping {
+    /// Names accepted on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RateMapping::Linear => "linear",
+            RateMapping::PerWindow => "per-window",
+        }
+    }
+
+    /// Parses a mapping name.
+    pub fn from_name(name: &str) -> Option<RateMapping> {
+        [RateMapping::Linear, RateMapping::PerWindow]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+/// Turns access probabilities into write rates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct WriteModel {
+    /// How p maps to a rate.
+    pub mapping: RateMapping,
+    /// Global write intensity in writes per second (for a file with p = 1 under `Linear`).
+    pub intensity: f64,
+}
+
+impl Default for WriteModel {
+    /// The defaults chosen by the sweep in `docs/model.md`.
+    fn default() -> Self {
+        WriteModel {
+            mapping: RateMapping::Linear,
+            intensity: 0.01,
+        }
+    }
+}
+
+impl WriteModel {
+    /// The Poisson write rate of a file with access probability `p`.
+    pub fn rate(&self, p: f64) -> f64 {
+        match self.mapping {
+            RateMapping::Linear => self.intensity * p,
+            RateMapping::PerWindow => -self.intensity * libm::log(1.0 - p.min(0.999_999)),
+        }
+    }
+}
+
+/// One file's future writes.
+#[derive(Debug, Clone)]
+pub enum WriteStream {
+    /// Never written.
+    Never,
+    /// Poisson writes at `rate` per second.
+    Poisson {
+        /// Writes per second.
+        rate: f64,
+        /// The file's own generator.
+        rng: Pcg64Mcg,
+        /// Time of the next write.
+        next: f64,
+    },
+    /// Recorded write times, replayed.
+    Recorded {
+        /// Sorted times.
+        times: alloc::sync::Arc<[f64]>,
+        /// Index of the next write.
+        index: usize,
+    },
+}
+
+impl WriteStream {
+    fn poisson(rate: f64, seed: u64, file: u32) -> WriteStream {
+        if !(rate > 0.0 && rate.is_finite()) {
+            return WriteStream::Never;
+        }
+        // One independent stream per file: the run seed and the file id, mixed.
+        let mixed = seed ^ (u64::from(file).wrapping_add(1)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Pcg64Mcg::seed_from_u64(mixed);
+        let next = exponential(&mut rng, rate);
+        WriteStream::Poisson { rate, rng, next }
+    }
+
+    /// The time of the next write, if any.
+    pub fn peek(&self) -> Option<f64> {
+        match self {
+            WriteStream::Never => None,
+            WriteStream::Poisson { next, .. } => Some(*next),
+            WriteStream::Recorded { times, index } => times.get(*index).copied(),
+        }
+    }
+
+    /// Moves past the next write.
+    pub fn advance(&mut self) {
+        match self {
+            WriteStream::Never => {}
+            WriteStream::Poisson { rate, rng, next } => *next += exponential(rng, *rate),
+            WriteStream::Recorded { index, .. } => *index += 1,
+        }
+    }
+
+    /// The last write strictly before `until`, looking ahead on a copy (the clairvoyant's view).
+    pub fn last_before(&self, until: f64) -> Option<f64> {
+        let mut ahead = self.clone();
+        let mut last = None;
+        while let Some(t) = ahead.peek() {
+            if t >= until {
+                break;
+            }
+            last = Some(t);
+            ahead.advance();
+        }
+        last
+    }
+}
+
+fn exponential(rng: &mut Pcg64Mcg, rate: f64) -> f64 {
+    // 1 - u is in (0, 1], so the logarithm is finite.
+    let u: f64 = rng.random();
+    -libm::log(1.0 - u) / rate
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Due(f64, u32);
+
+impl Eq for Due {}
+
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Merges every file's write stream into one time-ordered sequence of writes.
+#[derive(Debug, Clone)]
+pub struct WriteClock {
+    streams: Vec<WriteStream>,
+    due: BinaryHeap<Reverse<Due>>,
+}
+
+impl WriteClock {
+    /// Builds the streams of a data set: recorded writes are replayed, synthetic ones drawn.
+    pub fn new(dataset: &Dataset, model: &WriteModel, seed: u64) -> WriteClock {
+        let streams: Vec<WriteStream> = match &dataset.writes {
+            Writes::Synthetic => dataset
+                .files
+                .iter()
+                .enumerate()
+                .map(|(id, file)| match file.kind {
+                    Kind::ReadOnly => WriteStream::Never,
+                    Kind::ReadWrite => {
+                        WriteStream::poisson(model.rate(file.access_probability), seed, id as u32)
+                    }
+                })
+                .collect(),
+            Writes::Recorded(times) => times
+                .iter()
+                .map(|t| WriteStream::Recorded {
+                    times: t.as_slice().into(),
+                    index: 0,
+                })
+                .collect(),
+        };
+        let due = streams
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| s.peek().map(|t| Reverse(Due(t, id as u32))))
+            .collect();
+        WriteClock { streams, due }
+    }
+
+    /// Pops the next write at or before `until`: (time, file).
+    pub fn next_until(&mut self, until: f64) -> Option<(f64, u32)> {
+        let Reverse(Due(time, file)) = *self.due.peek()?;
+        if time > until {
+            return None;
+        }
+        self.due.pop();
+        let stream = &mut self.streams[file as usize];
+        stream.advance();
+        if let Some(next) = stream.peek() {
+            self.due.push(Reverse(Due(next, file)));
+        }
+        Some((time, file))
+    }
+
+    /// A file's stream, for look-ahead.
+    pub fn stream(&self, file: u32) -> &WriteStream {
+        &self.streams[file as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Preset;
+
+    #[test]
+    fn poisson_rate_is_respected() {
+        let mut stream = WriteStream::poisson(2.0, 7, 3);
+        let mut count = 0;
+        while stream.peek().unwrap() < 10_000.0 {
+            stream.advance();
+            count += 1;
+        }
+        // 20,000 expected; five standard deviations is about 700.
+        assert!((19_300..20_700).contains(&count), "{count}");
+    }
+
+    #[test]
+    fn clock_yields_writes_in_time_order() {
+        let data = Preset::Fixed.dataset(0.01).unwrap();
+        let model = WriteModel {
+            mapping: RateMapping::Linear,
+            intensity: 1.0,
+        };
+        let mut clock = WriteClock::new(&data, &model, 1);
+        let mut last = 0.0;
+        let mut n = 0;
+        while let Some((t, file)) = clock.next_until(50.0) {
+            assert!(t >= last && t <= 50.0);
+            assert_eq!(data.files[file as usize].kind, Kind::ReadWrite);
+            last = t;
+            n += 1;
+        }
+        // 50 files at 0.2/s and 50 at 0.8/s over 50 s: 2,500 expected.
+        assert!((2200..2800).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn look_ahead_does_not_consume() {
+        let stream = WriteStream::poisson(1.0, 1, 1);
+        let last = stream.last_before(5.0);
+        let first = stream.peek().unwrap();
+        assert!(last.is_none_or(|l| l >= first && l < 5.0));
+        assert_eq!(stream.peek(), Some(first));
+    }
+
+    #[test]
+    fn per_window_mapping() {
+        let model = WriteModel {
+            mapping: RateMapping::PerWindow,
+            intensity: 1.0,
+        };
+        // P(at least one write in 1 s) = 1 - exp(-rate) = p.
+        let p = 0.8;
+        assert!((1.0 - libm::exp(-model.rate(p)) - p).abs() < 1e-12);
+        assert!(model.rate(1.0).is_finite());
+    }
+}
