@@ -1,0 +1,835 @@
+//! Frames: a fixed header, then a typed payload.
+//!
+//! ```text
+//! 0      4        5       6          10             10 + length
+//! | "PCMG" | version | type | length (u32 BE) | payload … |
+//! ```
+//!
+//! Integers are big-endian. A path is a u16 length and that many bytes, checked as a [`RelPath`];
+//! a list is a u32 count and its items. Every payload must be used up exactly. There is no frame
+//! checksum: TCP already has one and every file carries its BLAKE3 hash end to end.
+
+use thiserror::Error;
+
+use crate::path::{PathError, RelPath, MAX_PATH};
+
+/// The first four bytes of every frame.
+pub const MAGIC: [u8; 4] = *b"PCMG";
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// Bytes before the payload.
+pub const HEADER_LEN: usize = 10;
+
+/// Hard limits that keep a peer from making the other side allocate without bound.
+pub mod limits {
+    /// Largest payload: a frame never needs more than this in memory.
+    pub const MAX_PAYLOAD: usize = 1 << 20;
+    /// Largest error message, bytes.
+    pub const MAX_MESSAGE: usize = 1024;
+    /// Most argv items of a restart.
+    pub const MAX_ARGS: usize = 1024;
+    /// Longest argv item, bytes.
+    pub const MAX_ARG: usize = 16 * 1024;
+}
+
+use limits::{MAX_ARG, MAX_ARGS, MAX_MESSAGE, MAX_PAYLOAD};
+
+const T_HELLO: u8 = 0x01;
+const T_CHALLENGE: u8 = 0x02;
+const T_AUTH: u8 = 0x03;
+const T_READY: u8 = 0x04;
+const T_FILE_START: u8 = 0x10;
+const T_CHUNK: u8 = 0x11;
+const T_FILE_END: u8 = 0x12;
+const T_FILE_ACK: u8 = 0x13;
+const T_QUERY: u8 = 0x20;
+const T_HAVE: u8 = 0x21;
+const T_MANIFEST: u8 = 0x30;
+const T_VERDICT: u8 = 0x31;
+const T_RESTART: u8 = 0x40;
+const T_STARTED: u8 = 0x41;
+const T_BYE: u8 = 0x42;
+const T_ERROR: u8 = 0x7f;
+
+/// A frame the decoder refuses. The connection should be closed after one.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The bytes do not start with [`MAGIC`]: not this protocol, or out of sync.
+    #[error("bad magic: not a precopy frame")]
+    BadMagic,
+    /// A version this crate does not speak.
+    #[error("protocol version {0} not supported (this side: {VERSION})")]
+    Version(u8),
+    /// A frame type this crate does not know.
+    #[error("unknown frame type {0:#04x}")]
+    UnknownType(u8),
+    /// A length above [`limits::MAX_PAYLOAD`].
+    #[error("frame of {0} bytes exceeds the limit of {MAX_PAYLOAD}")]
+    TooLarge(u32),
+    /// The payload does not match its type.
+    #[error("malformed {frame} frame: {what}")]
+    Malformed {
+        /// Frame type name.
+        frame: &'static str,
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// A path that is not a normalised relative path.
+    #[error("bad path: {0}")]
+    Path(#[from] PathError),
+}
+
+/// A message that cannot be emitted as one frame.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// The payload would exceed [`limits::MAX_PAYLOAD`]: split it (see [`batches`]).
+    #[error("payload of {0} bytes exceeds the limit of {MAX_PAYLOAD}")]
+    TooLarge(usize),
+    /// A field exceeds its own limit.
+    #[error("{0} too long")]
+    FieldTooLong(&'static str),
+}
+
+/// Error codes of an [`Message::Error`] frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A frame could not be decoded, or came out of order.
+    Protocol,
+    /// The handshake failed.
+    Auth,
+    /// A path was refused (escape, symlink out of the root, bad form).
+    Path,
+    /// The received bytes do not match the announced size or hash.
+    Integrity,
+    /// The destination could not store the file (disk full, permissions…).
+    Storage,
+    /// The restart command could not be started.
+    Restart,
+    /// A code this side does not know (kept for display).
+    Other(u16),
+}
+
+impl ErrorCode {
+    fn to_u16(self) -> u16 {
+        match self {
+            ErrorCode::Protocol => 1,
+            ErrorCode::Auth => 2,
+            ErrorCode::Path => 3,
+            ErrorCode::Integrity => 4,
+            ErrorCode::Storage => 5,
+            ErrorCode::Restart => 6,
+            ErrorCode::Other(code) => code,
+        }
+    }
+
+    fn from_u16(code: u16) -> ErrorCode {
+        match code {
+            1 => ErrorCode::Protocol,
+            2 => ErrorCode::Auth,
+            3 => ErrorCode::Path,
+            4 => ErrorCode::Integrity,
+            5 => ErrorCode::Storage,
+            6 => ErrorCode::Restart,
+            other => ErrorCode::Other(other),
+        }
+    }
+}
+
+/// Why a file at the destination differs from the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// Not there.
+    Missing,
+    /// Another size.
+    Size,
+    /// Same size, another hash.
+    Hash,
+    /// The path was refused (e.g. a symlink escaping the root).
+    Refused,
+}
+
+impl Reason {
+    fn to_u8(self) -> u8 {
+        match self {
+            Reason::Missing => 1,
+            Reason::Size => 2,
+            Reason::Hash => 3,
+            Reason::Refused => 4,
+        }
+    }
+
+    fn from_u8(code: u8) -> Option<Reason> {
+        Some(match code {
+            1 => Reason::Missing,
+            2 => Reason::Size,
+            3 => Reason::Hash,
+            4 => Reason::Refused,
+            _ => return None,
+        })
+    }
+}
+
+/// The start of a file's transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileHeader<'a> {
+    /// Transfer id, echoed by the [`Message::FileAck`].
+    pub id: u64,
+    /// Where the file goes, relative to the receiver's root.
+    pub path: RelPath<'a>,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Modification time, seconds since the epoch.
+    pub mtime_s: i64,
+    /// Nanoseconds of the modification time (< 10⁹).
+    pub mtime_ns: u32,
+    /// Size when the transfer started (the actual size is in [`Message::FileEnd`]).
+    pub size: u64,
+}
+
+/// A file and its content hash: resume queries and the final manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// The file.
+    pub path: RelPath<'a>,
+    /// Its size.
+    pub size: u64,
+    /// BLAKE3 of its content.
+    pub hash: [u8; 32],
+}
+
+impl Entry<'_> {
+    /// Bytes this entry takes in a payload.
+    pub fn encoded_len(&self) -> usize {
+        2 + self.path.as_bytes().len() + 8 + 32
+    }
+}
+
+/// A file that differs, in a [`Message::Verdict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Difference<'a> {
+    /// The file.
+    pub path: RelPath<'a>,
+    /// How it differs.
+    pub reason: Reason,
+}
+
+/// One frame's meaning. Borrowed from the buffer it was parsed from (no copies of file data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message<'a> {
+    /// Sender → receiver: the sender's challenge.
+    Hello {
+        /// Fresh random bytes.
+        nonce: [u8; 32],
+    },
+    /// Receiver → sender: its own challenge and its answer to the sender's.
+    Challenge {
+        /// Fresh random bytes.
+        nonce: [u8; 32],
+        /// Proof that the receiver knows the token.
+        proof: [u8; 32],
+    },
+    /// Sender → receiver: its answer to the receiver's challenge.
+    Auth {
+        /// Proof that the sender knows the token.
+        proof: [u8; 32],
+    },
+    /// Receiver → sender: authenticated; files may come.
+    Ready,
+    /// A file's transfer begins.
+    FileStart(FileHeader<'a>),
+    /// The next bytes of the current file.
+    Chunk(&'a [u8]),
+    /// The current file is complete.
+    FileEnd {
+        /// Transfer id of the [`Message::FileStart`].
+        id: u64,
+        /// Bytes sent.
+        size: u64,
+        /// BLAKE3 of those bytes.
+        hash: [u8; 32],
+    },
+    /// Receiver → sender: the file is stored, verified, durable and renamed into place.
+    FileAck {
+        /// Transfer id.
+        id: u64,
+    },
+    /// Sender → receiver: which of these files do you already have, verified?
+    Query(Vec<Entry<'a>>),
+    /// Receiver → sender: one flag per queried entry, in order.
+    Have(Vec<bool>),
+    /// Sender → receiver: part of the manifest taken at stop time.
+    Manifest {
+        /// The manifest's last part: the receiver answers with a verdict.
+        last: bool,
+        /// Files and their hashes.
+        entries: Vec<Entry<'a>>,
+    },
+    /// Receiver → sender: the tree compared with the manifest.
+    Verdict {
+        /// Files in the manifest.
+        files: u32,
+        /// Files that differ (the list below may be shorter if it did not fit).
+        differing: u32,
+        /// The differing files.
+        list: Vec<Difference<'a>>,
+    },
+    /// Sender → receiver: start the application at the destination.
+    Restart {
+        /// Working directory, relative to the receiver's root.
+        cwd: RelPath<'a>,
+        /// Command and arguments; absolute paths are mapped under the root by the receiver.
+        argv: Vec<&'a [u8]>,
+    },
+    /// Receiver → sender: the application runs at the destination.
+    Started {
+        /// Its process id.
+        pid: u32,
+    },
+    /// Sender → receiver: the migration is over.
+    Bye,
+    /// Either way: something went wrong; the sender of this frame closes the connection.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A human-readable explanation (≤ [`limits::MAX_MESSAGE`] bytes).
+        message: &'a str,
+    },
+}
+
+impl Message<'_> {
+    /// The frame type's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        name_of(self.type_byte())
+    }
+
+    fn type_byte(&self) -> u8 {
+        match self {
+            Message::Hello { .. } => T_HELLO,
+            Message::Challenge { .. } => T_CHALLENGE,
+            Message::Auth { .. } => T_AUTH,
+            Message::Ready => T_READY,
+            Message::FileStart(_) => T_FILE_START,
+            Message::Chunk(_) => T_CHUNK,
+            Message::FileEnd { .. } => T_FILE_END,
+            Message::FileAck { .. } => T_FILE_ACK,
+            Message::Query(_) => T_QUERY,
+            Message::Have(_) => T_HAVE,
+            Message::Manifest { .. } => T_MANIFEST,
+            Message::Verdict { .. } => T_VERDICT,
+            Message::Restart { .. } => T_RESTART,
+            Message::Started { .. } => T_STARTED,
+            Message::Bye => T_BYE,
+            Message::Error { .. } => T_ERROR,
+        }
+    }
+
+    /// Appends this message as one frame to `out`. On error `out` is left as it was.
+    pub fn emit(&self, out: &mut Vec<u8>) -> Result<(), EmitError> {
+        let start = out.len();
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        if let Err(error) = self.emit_payload(out) {
+            out.truncate(start);
+            return Err(error);
+        }
+        let length = out.len() - start - HEADER_LEN;
+        if length > MAX_PAYLOAD {
+            out.truncate(start);
+            return Err(EmitError::TooLarge(length));
+        }
+        out[start..start + HEADER_LEN].copy_from_slice(&header(self.type_byte(), length as u32));
+        Ok(())
+    }
+
+    fn emit_payload(&self, out: &mut Vec<u8>) -> Result<(), EmitError> {
+        match self {
+            Message::Hello { nonce } => out.extend_from_slice(nonce),
+            Message::Challenge { nonce, proof } => {
+                out.extend_from_slice(nonce);
+                out.extend_from_slice(proof);
+            }
+            Message::Auth { proof } => out.extend_from_slice(proof),
+            Message::Ready | Message::Bye => {}
+            Message::FileStart(h) => {
+                out.extend_from_slice(&h.id.to_be_bytes());
+                put_path(out, h.path);
+                out.extend_from_slice(&h.mode.to_be_bytes());
+                out.extend_from_slice(&h.mtime_s.to_be_bytes());
+                out.extend_from_slice(&h.mtime_ns.to_be_bytes());
+                out.extend_from_slice(&h.size.to_be_bytes());
+            }
+            Message::Chunk(data) => {
+                if data.len() > MAX_PAYLOAD {
+                    return Err(EmitError::TooLarge(data.len()));
+                }
+                out.extend_from_slice(data);
+            }
+            Message::FileEnd { id, size, hash } => {
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
+                out.extend_from_slice(hash);
+            }
+            Message::FileAck { id } => out.extend_from_slice(&id.to_be_bytes()),
+            Message::Query(entries) => put_entries(out, entries)?,
+            Message::Have(flags) => {
+                put_count(out, flags.len())?;
+                let mut bits = vec![0u8; flags.len().div_ceil(8)];
+                for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
+                    bits[i / 8] |= 1 << (i % 8);
+                }
+                out.extend_from_slice(&bits);
+            }
+            Message::Manifest { last, entries } => {
+                out.push(u8::from(*last));
+                put_entries(out, entries)?;
+            }
+            Message::Verdict {
+                files,
+                differing,
+                list,
+            } => {
+                out.extend_from_slice(&files.to_be_bytes());
+                out.extend_from_slice(&differing.to_be_bytes());
+                put_count(out, list.len())?;
+                for d in list {
+                    put_path(out, d.path);
+                    out.push(d.reason.to_u8());
+                }
+            }
+            Message::Restart { cwd, argv } => {
+                if argv.is_empty() || argv.len() > MAX_ARGS {
+                    return Err(EmitError::FieldTooLong("argv"));
+                }
+                put_path(out, *cwd);
+                put_count(out, argv.len())?;
+                for arg in argv {
+                    if arg.len() > MAX_ARG {
+                        return Err(EmitError::FieldTooLong("argument"));
+                    }
+                    out.extend_from_slice(&(arg.len() as u32).to_be_bytes());
+                    out.extend_from_slice(arg);
+                }
+            }
+            Message::Started { pid } => out.extend_from_slice(&pid.to_be_bytes()),
+            Message::Error { code, message } => {
+                if message.len() > MAX_MESSAGE {
+                    return Err(EmitError::FieldTooLong("error message"));
+                }
+                out.extend_from_slice(&code.to_u16().to_be_bytes());
+                out.extend_from_slice(&(message.len() as u16).to_be_bytes());
+                out.extend_from_slice(message.as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn header(kind: u8, length: u32) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..4].copy_from_slice(&MAGIC);
+    h[4] = VERSION;
+    h[5] = kind;
+    h[6..].copy_from_slice(&length.to_be_bytes());
+    h
+}
+
+/// The header of a [`Message::Chunk`] of `len` bytes, so a sender can read file data straight
+/// into its buffer after it instead of copying. `len` must be ≤ [`limits::MAX_PAYLOAD`].
+pub fn chunk_header(len: usize) -> [u8; HEADER_LEN] {
+    assert!(
+        len <= MAX_PAYLOAD,
+        "chunk of {len} bytes exceeds MAX_PAYLOAD"
+    );
+    header(T_CHUNK, len as u32)
+}
+
+/// Splits `entries` into runs that each fit one [`Message::Query`] or [`Message::Manifest`].
+pub fn batches<'e, 'a>(entries: &'e [Entry<'a>]) -> impl Iterator<Item = &'e [Entry<'a>]> {
+    // One byte of `last`, four of count.
+    let budget = MAX_PAYLOAD - 5;
+    let mut rest = entries;
+    let mut first = true;
+    std::iter::from_fn(move || {
+        if rest.is_empty() && !first {
+            return None;
+        }
+        first = false;
+        let mut used = 0;
+        let mut n = 0;
+        while n < rest.len() && used + rest[n].encoded_len() <= budget {
+            used += rest[n].encoded_len();
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        Some(batch)
+    })
+}
+
+fn put_path(out: &mut Vec<u8>, path: RelPath<'_>) {
+    // RelPath guarantees ≤ MAX_PATH < u16::MAX.
+    out.extend_from_slice(&(path.as_bytes().len() as u16).to_be_bytes());
+    out.extend_from_slice(path.as_bytes());
+}
+
+fn put_count(out: &mut Vec<u8>, n: usize) -> Result<(), EmitError> {
+    let n = u32::try_from(n).map_err(|_| EmitError::TooLarge(n))?;
+    out.extend_from_slice(&n.to_be_bytes());
+    Ok(())
+}
+
+fn put_entries(out: &mut Vec<u8>, entries: &[Entry<'_>]) -> Result<(), EmitError> {
+    let size: usize = entries.iter().map(Entry::encoded_len).sum();
+    if size > MAX_PAYLOAD {
+        return Err(EmitError::TooLarge(size));
+    }
+    put_count(out, entries.len())?;
+    for e in entries {
+        put_path(out, e.path);
+        out.extend_from_slice(&e.size.to_be_bytes());
+        out.extend_from_slice(&e.hash);
+    }
+    Ok(())
+}
+
+fn name_of(kind: u8) -> &'static str {
+    match kind {
+        T_HELLO => "hello",
+        T_CHALLENGE => "challenge",
+        T_AUTH => "auth",
+        T_READY => "ready",
+        T_FILE_START => "file-start",
+        T_CHUNK => "chunk",
+        T_FILE_END => "file-end",
+        T_FILE_ACK => "file-ack",
+        T_QUERY => "query",
+        T_HAVE => "have",
+        T_MANIFEST => "manifest",
+        T_VERDICT => "verdict",
+        T_RESTART => "restart",
+        T_STARTED => "started",
+        T_BYE => "bye",
+        T_ERROR => "error",
+        _ => "unknown",
+    }
+}
+
+/// Reads one frame from the start of `buf`: `Ok(None)` if `buf` holds only part of one (read
+/// more and call again), else the message and the bytes it used. Never panics; refuses a bad
+/// header as soon as its first bytes arrive, before any payload is buffered.
+pub fn parse(buf: &[u8]) -> Result<Option<(Message<'_>, usize)>, ParseError> {
+    let seen = buf.len().min(MAGIC.len());
+    if buf[..seen] != MAGIC[..seen] {
+        return Err(ParseError::BadMagic);
+    }
+    if let Some(&version) = buf.get(4) {
+        if version != VERSION {
+            return Err(ParseError::Version(version));
+        }
+    }
+    if let Some(&kind) = buf.get(5) {
+        if name_of(kind) == "unknown" {
+            return Err(ParseError::UnknownType(kind));
+        }
+    }
+    let Some(length) = buf.get(6..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let length = u32::from_be_bytes([length[0], length[1], length[2], length[3]]);
+    if length as usize > MAX_PAYLOAD {
+        return Err(ParseError::TooLarge(length));
+    }
+    let end = HEADER_LEN + length as usize;
+    let Some(payload) = buf.get(HEADER_LEN..end) else {
+        return Ok(None);
+    };
+    let message = decode(buf[5], payload)?;
+    Ok(Some((message, end)))
+}
+
+/// A cursor over a payload.
+struct Reader<'a> {
+    rest: &'a [u8],
+    frame: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, what: &'static str) -> ParseError {
+        ParseError::Malformed {
+            frame: self.frame,
+            what,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
+        if n > self.rest.len() {
+            return Err(self.bad("payload too short"));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ParseError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, ParseError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, ParseError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, ParseError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, ParseError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn path(&mut self) -> Result<RelPath<'a>, ParseError> {
+        let len = self.u16()? as usize;
+        if len > MAX_PATH {
+            return Err(ParseError::Path(PathError::TooLong));
+        }
+        Ok(RelPath::new(self.take(len)?)?)
+    }
+
+    /// A list count, checked against what the rest of the payload can hold.
+    fn count(&mut self, min_item: usize) -> Result<usize, ParseError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item) > self.rest.len() {
+            return Err(self.bad("count larger than the payload"));
+        }
+        Ok(n)
+    }
+
+    fn entries(&mut self) -> Result<Vec<Entry<'a>>, ParseError> {
+        let n = self.count(2 + 1 + 8 + 32)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push(Entry {
+                path: self.path()?,
+                size: self.u64()?,
+                hash: self.array()?,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, ParseError> {
+        if self.rest.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.bad("trailing bytes"))
+        }
+    }
+}
+
+fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
+    let mut r = Reader {
+        rest: payload,
+        frame: name_of(kind),
+    };
+    let message = match kind {
+        T_HELLO => Message::Hello { nonce: r.array()? },
+        T_CHALLENGE => Message::Challenge {
+            nonce: r.array()?,
+            proof: r.array()?,
+        },
+        T_AUTH => Message::Auth { proof: r.array()? },
+        T_READY => Message::Ready,
+        T_BYE => Message::Bye,
+        T_FILE_START => {
+            let id = r.u64()?;
+            let path = r.path()?;
+            let mode = r.u32()?;
+            let mtime_s = r.u64()? as i64;
+            let mtime_ns = r.u32()?;
+            if mtime_ns >= 1_000_000_000 {
+                return Err(r.bad("nanoseconds ≥ 10⁹"));
+            }
+            let size = r.u64()?;
+            Message::FileStart(FileHeader {
+                id,
+                path,
+                mode,
+                mtime_s,
+                mtime_ns,
+                size,
+            })
+        }
+        T_CHUNK => Message::Chunk(std::mem::take(&mut r.rest)),
+        T_FILE_END => Message::FileEnd {
+            id: r.u64()?,
+            size: r.u64()?,
+            hash: r.array()?,
+        },
+        T_FILE_ACK => Message::FileAck { id: r.u64()? },
+        T_QUERY => Message::Query(r.entries()?),
+        T_HAVE => {
+            let n = r.u32()? as usize;
+            let bytes = n.div_ceil(8);
+            if bytes != r.rest.len() {
+                return Err(r.bad("bitmap length does not match the count"));
+            }
+            let bits = r.take(bytes)?;
+            if n % 8 != 0 && bits[bytes - 1] >> (n % 8) != 0 {
+                return Err(r.bad("bits set past the count"));
+            }
+            Message::Have((0..n).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect())
+        }
+        T_MANIFEST => {
+            let last = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(r.bad("`last` is not 0 or 1")),
+            };
+            Message::Manifest {
+                last,
+                entries: r.entries()?,
+            }
+        }
+        T_VERDICT => {
+            let files = r.u32()?;
+            let differing = r.u32()?;
+            let n = r.count(2 + 1 + 1)?;
+            if n > differing as usize || differing > files {
+                return Err(r.bad("counts disagree"));
+            }
+            let mut list = Vec::with_capacity(n);
+            for _ in 0..n {
+                let path = r.path()?;
+                let reason = Reason::from_u8(r.u8()?).ok_or_else(|| r.bad("unknown reason"))?;
+                list.push(Difference { path, reason });
+            }
+            Message::Verdict {
+                files,
+                differing,
+                list,
+            }
+        }
+        T_RESTART => {
+            let cwd = r.path()?;
+            let n = r.count(4)?;
+            if n == 0 || n > MAX_ARGS {
+                return Err(r.bad("argv count out of range"));
+            }
+            let mut argv = Vec::with_capacity(n);
+            for _ in 0..n {
+                let len = r.u32()? as usize;
+                if len > MAX_ARG {
+                    return Err(r.bad("argument too long"));
+                }
+                argv.push(r.take(len)?);
+            }
+            Message::Restart { cwd, argv }
+        }
+        T_STARTED => Message::Started { pid: r.u32()? },
+        T_ERROR => {
+            let code = ErrorCode::from_u16(r.u16()?);
+            let len = r.u16()? as usize;
+            if len > MAX_MESSAGE {
+                return Err(r.bad("message too long"));
+            }
+            let message = std::str::from_utf8(r.take(len)?).map_err(|_| r.bad("not UTF-8"))?;
+            Message::Error { code, message }
+        }
+        other => return Err(ParseError::UnknownType(other)),
+    };
+    r.finish(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(message: &Message<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        message.emit(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn header_layout() {
+        let wire = frame(&Message::FileAck { id: 0x0102 });
+        assert_eq!(&wire[..4], b"PCMG");
+        assert_eq!(wire[4], VERSION);
+        assert_eq!(wire[5], T_FILE_ACK);
+        assert_eq!(&wire[6..10], &8u32.to_be_bytes());
+        assert_eq!(wire.len(), HEADER_LEN + 8);
+    }
+
+    #[test]
+    fn refuses_bad_headers_early() {
+        assert_eq!(parse(b"PX"), Err(ParseError::BadMagic));
+        assert_eq!(parse(b"PCMG\x02"), Err(ParseError::Version(2)));
+        assert_eq!(parse(b"PCMG\x01\x99"), Err(ParseError::UnknownType(0x99)));
+        let huge = [&b"PCMG\x01\x11"[..], &u32::MAX.to_be_bytes()].concat();
+        assert_eq!(parse(&huge), Err(ParseError::TooLarge(u32::MAX)));
+        assert_eq!(parse(b""), Ok(None));
+        assert_eq!(parse(b"PCMG\x01\x11\x00"), Ok(None));
+    }
+
+    #[test]
+    fn refuses_escaping_paths_in_frames() {
+        let mut wire = frame(&Message::FileStart(FileHeader {
+            id: 1,
+            path: RelPath::new(b"a/bc").unwrap(),
+            mode: 0o644,
+            mtime_s: 0,
+            mtime_ns: 0,
+            size: 0,
+        }));
+        // Overwrite the path bytes in place: "a/bc" → "../c".
+        let at = HEADER_LEN + 8 + 2;
+        wire[at..at + 4].copy_from_slice(b"../c");
+        assert_eq!(parse(&wire), Err(ParseError::Path(PathError::Parent)));
+        wire[at..at + 4].copy_from_slice(b"/etc");
+        assert_eq!(parse(&wire), Err(ParseError::Path(PathError::Absolute)));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut wire = frame(&Message::FileAck { id: 1 });
+        wire.push(0);
+        wire[9] += 1;
+        assert!(matches!(parse(&wire), Err(ParseError::Malformed { .. })));
+    }
+
+    #[test]
+    fn oversized_lists_are_split_by_batches() {
+        let path = [b'x'; 4000];
+        let entry = Entry {
+            path: RelPath::new(&path).unwrap(),
+            size: 1,
+            hash: [0; 32],
+        };
+        let entries = vec![entry; 600];
+        assert!(matches!(
+            Message::Query(entries.clone()).emit(&mut Vec::new()),
+            Err(EmitError::TooLarge(_))
+        ));
+        let parts: Vec<_> = batches(&entries).collect();
+        assert!(parts.len() > 1);
+        assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), 600);
+        for part in parts {
+            let wire = frame(&Message::Manifest {
+                last: false,
+                entries: part.to_vec(),
+            });
+            assert!(parse(&wire).unwrap().is_some());
+        }
+        // An empty list still makes one (empty) batch, so a manifest always has a last part.
+        assert_eq!(batches(&[]).count(), 1);
+    }
+}

@@ -1,0 +1,50 @@
+//! # precopy-proto
+//!
+//! The wire format of a real pre-copy migration, sans-IO in the smoltcp way: [`parse`] reads one
+//! frame from a byte slice (returning `Ok(None)` while the slice holds only part of one, so the
+//! caller buffers) and [`Message::emit`] appends one to a `Vec`. No sockets, no clock, no
+//! randomness (nonces come from the caller), so the decoder can be fuzzed and tested alone.
+//!
+//! ```text
+//!  sender (S)                                  receiver (D)
+//!  Hello{nonce_c}            ───────────────►
+//!                            ◄───────────────  Challenge{nonce_s, proof_s}
+//!  Auth{proof_c}             ───────────────►
+//!                            ◄───────────────  Ready
+//!  Query{path,size,hash…}    ───────────────►  (on reconnect: what is already verified?)
+//!                            ◄───────────────  Have{bitmap}
+//!  FileStart, Chunk…, FileEnd ──────────────►  temp file, fsync, check BLAKE3, rename
+//!                            ◄───────────────  FileAck{id}
+//!  Manifest{…} … Manifest{last}  ───────────►  hash the tree
+//!                            ◄───────────────  Verdict{differing…}
+//!  Bye                       ───────────────►
+//! ```
+//!
+//! - [`frame`]: the frame header and every message; limits in [`limits`].
+//! - [`path`]: normalised relative paths (no `..`, no absolute paths, no NUL).
+//! - [`handshake`]: mutual challenge-response over a pre-shared token (BLAKE3 keyed hash).
+//!
+//! ```
+//! use precopy_proto::{parse, Message};
+//!
+//! let mut wire = Vec::new();
+//! Message::FileAck { id: 7 }.emit(&mut wire).unwrap();
+//! // Half a frame is not a frame yet.
+//! assert_eq!(parse(&wire[..wire.len() - 1]).unwrap(), None);
+//! let (message, used) = parse(&wire).unwrap().unwrap();
+//! assert_eq!(message, Message::FileAck { id: 7 });
+//! assert_eq!(used, wire.len());
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod frame;
+pub mod handshake;
+pub mod path;
+
+pub use frame::{
+    batches, chunk_header, limits, parse, Difference, EmitError, Entry, ErrorCode, FileHeader,
+    Message, ParseError, Reason, HEADER_LEN, MAGIC, VERSION,
+};
+pub use handshake::{AuthError, Key};
+pub use path::{PathError, RelPath};
