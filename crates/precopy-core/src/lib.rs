@@ -48,7 +48,9 @@ extern crate alloc;
 pub mod dataset;
 pub mod metrics;
 pub mod monitor;
+pub mod paper;
 pub mod policy;
+pub mod reference;
 pub mod sim;
 #[cfg(feature = "serde")]
 pub mod trace;

@@ -45,7 +45,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             bandwidth_bps: 10e6,
-            period_s: 1.0,
+            period_s: 10.0,
             overhead_s: 0.0,
             seed: 1,
             write_model: WriteModel::default(),

@@ -1,5 +1,5 @@
 //! The clairvoyant reference (SPEC §4): it knows every future write. It fixes its stop time at
-//! the time one pass over all files takes on the link, and only ever sends a file whose last write
+//! the first period end after one pass over all files could be done on the link, and only ever sends a file whose last write
 //! before that stop is already past, so it never resends and nothing it sends goes stale.
 //!
 //! It is a yardstick, not a strategy: no real monitor can see the future.
@@ -32,7 +32,8 @@ impl Policy for Clairvoyant {
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let (_, last_write) = self.schedule.get_or_insert_with(|| {
             let one_pass: f64 = view.files.iter().map(|f| view.transfer_time(f.size)).sum();
-            let stop = view.now + one_pass;
+            // Rounded up to a period end, where the engine can stop the application.
+            let stop = view.now + libm::ceil(one_pass / view.period) * view.period;
             let last_write = (0..view.files.len() as u32)
                 .map(|id| {
                     view.future_last_write(id, stop)

@@ -1,0 +1,202 @@
+//! Small cases whose schedules are worked out by hand in the comments.
+
+use precopy_core::metrics::Transfer;
+use precopy_core::{EndReason, Kind, PolicyKind, RoundReport};
+
+use super::{build, hand_config, recorded};
+
+const A: u32 = 0;
+const B: u32 = 1;
+const C: u32 = 2;
+
+fn transfers(report: &RoundReport) -> Vec<(u32, f64, f64)> {
+    report
+        .transfers
+        .iter()
+        .map(
+            |&Transfer {
+                 file, start, end, ..
+             }| (file, start, end),
+        )
+        .collect()
+}
+
+/// /a is ReadOnly; /b is written at 0.5 and 1.5; /c at 3.5.
+fn abc() -> precopy_core::Dataset {
+    recorded(&[
+        ("/a", Kind::ReadOnly, &[]),
+        ("/b", Kind::ReadWrite, &[0.5, 1.5]),
+        ("/c", Kind::ReadWrite, &[3.5]),
+    ])
+}
+
+#[test]
+fn proposed_orders_by_update_expectation() {
+    let mut sim = build(abc(), PolicyKind::Proposed, hand_config());
+    // Period 0 [0, 2): RO first, then RW with no counts yet (E = 0, ties by size then path).
+    // /c would start at 2, the period's end, so it waits. /b's write at 1.5 hits its transfer.
+    let r0 = sim.step().unwrap();
+    assert_eq!(transfers(&r0), [(A, 0.0, 1.0), (B, 1.0, 2.0)]);
+    assert_eq!(r0.dirtied.len(), 1);
+    assert_eq!((r0.dirtied[0].file, r0.dirtied[0].at), (B, 1.5));
+    assert_eq!(r0.unsent_bytes, 2000);
+    assert_eq!(r0.writes, 2);
+    // Period 1 [2, 4): p̂(/b) = 2/2 = 1 so E(/b) = 1000 > E(/c) = 0: /c goes first.
+    let r1 = sim.step().unwrap();
+    assert_eq!(transfers(&r1), [(C, 2.0, 3.0), (B, 3.0, 4.0)]);
+    assert_eq!(
+        r1.plan.iter().map(|p| (p.file, p.key)).collect::<Vec<_>>(),
+        [(C, 0.0), (B, 1000.0)]
+    );
+    assert_eq!(
+        r1.unsent_bytes, 1000,
+        "/c written at 3.5 after its transfer started"
+    );
+    // Period 2 [4, 6): /c again; then nothing is left.
+    let r2 = sim.step().unwrap();
+    assert_eq!(transfers(&r2), [(C, 4.0, 5.0)]);
+    assert_eq!(r2.ended, Some(EndReason::NothingLeft));
+    let last = sim.step().unwrap();
+    assert!(last.transfers.is_empty());
+    assert!(sim.step().is_none());
+    let m = sim.metrics();
+    assert_eq!(
+        (m.precopy_bytes, m.resent_bytes, m.resent_files),
+        (5000, 2000, 2)
+    );
+    assert_eq!((m.final_bytes, m.downtime_s, m.rounds), (0, 0.0, 3));
+    assert_eq!(m.total_time_s, 6.0);
+}
+
+/// /b: written at 0.5 (before its first send), 1.5 (during it); /c: 2.5 (during its send)
+/// and 3.5 (during iteration 2, before its turn at 4: skipped).
+fn xen_case() -> precopy_core::Dataset {
+    recorded(&[
+        ("/a", Kind::ReadOnly, &[]),
+        ("/b", Kind::ReadWrite, &[0.5, 1.5]),
+        ("/c", Kind::ReadWrite, &[2.5, 3.5]),
+    ])
+}
+
+#[test]
+fn baseline_skips_files_dirtied_again_before_their_turn() {
+    let mut sim = build(xen_case(), PolicyKind::Baseline, hand_config());
+    // Iteration 1 sends everything in path order.
+    let r0 = sim.step().unwrap();
+    assert_eq!(
+        transfers(&r0),
+        [(A, 0.0, 1.0), (B, 1.0, 2.0), (C, 2.0, 3.0)]
+    );
+    assert_eq!(r0.unsent_bytes, 2000);
+    // Iteration 2: dirty set {/b, /c}; /c is written at 3.5 before its turn at 4: skipped.
+    let r1 = sim.step().unwrap();
+    assert_eq!(transfers(&r1), [(B, 3.0, 4.0)]);
+    assert_eq!(r1.skipped, 1);
+    assert_eq!((r1.start, r1.end), (3.0, 4.0));
+    // Iteration 3 sends /c; nothing is left.
+    let r2 = sim.step().unwrap();
+    assert_eq!(transfers(&r2), [(C, 4.0, 5.0)]);
+    assert_eq!(r2.ended, Some(EndReason::NothingLeft));
+}
+
+#[test]
+fn baseline_stops_at_its_iteration_limit() {
+    let mut config = hand_config();
+    config.params.baseline_iterations = 2;
+    let m = build(xen_case(), PolicyKind::Baseline, config).run();
+    assert_eq!(m.end_reason, EndReason::IterationLimit { iterations: 2 });
+    // /c was skipped in iteration 2: it is the final copy, 1 s on the link.
+    assert_eq!((m.final_bytes, m.final_files, m.downtime_s), (1000, 1, 1.0));
+    assert_eq!((m.precopy_time_s, m.total_time_s), (4.0, 5.0));
+}
+
+/// /b is written every 0.5 s: U stays at 1000 and the β test (β = 2) fires.
+fn hot_case() -> precopy_core::Dataset {
+    let times: Vec<f64> = (1..=200).map(|i| f64::from(i) * 0.5).collect();
+    recorded(&[("/a", Kind::ReadOnly, &[]), ("/b", Kind::ReadWrite, &times)])
+}
+
+#[test]
+fn proposed_stops_when_u_flattens() {
+    let m = build(hot_case(), PolicyKind::Proposed, hand_config()).run();
+    // Period 0 is the RO phase; periods 1 and 2 record U = 1000 twice: ratio 1.
+    assert_eq!(
+        m.end_reason,
+        EndReason::Beta {
+            ratio: 1.0,
+            beta: 2,
+            tolerance: 0.01
+        }
+    );
+    assert_eq!(m.rounds, 3);
+    assert_eq!(m.precopy_bytes, 4000);
+    // Stopped at 6; /b (sent at 4, written at 4.5) goes in the final copy.
+    assert_eq!(
+        (m.final_bytes, m.precopy_time_s, m.downtime_s),
+        (1000, 6.0, 1.0)
+    );
+}
+
+#[test]
+fn qemu_stops_when_dirty_bytes_fit_the_downtime_limit() {
+    let mut config = hand_config();
+    config.params.downtime_limit_s = 1.0; // 1000 bytes at 8000 bit/s
+    let m = build(hot_case(), PolicyKind::Qemu, config).run();
+    assert_eq!(
+        m.end_reason,
+        EndReason::Converged {
+            remaining_bytes: 1000,
+            limit_bytes: 1000
+        }
+    );
+    assert_eq!((m.rounds, m.precopy_time_s, m.final_bytes), (1, 2.0, 1000));
+}
+
+#[test]
+fn sweep_sends_everything_left_and_stops_when_it_is_on_the_wire() {
+    let mut sim = build(abc(), PolicyKind::Sweep, hand_config());
+    sim.step().unwrap();
+    // Period 1: /c and /b take 2 s, exactly one period: the sweep sends both and stops.
+    let r1 = sim.step().unwrap();
+    assert_eq!(transfers(&r1), [(C, 2.0, 3.0), (B, 3.0, 4.0)]);
+    assert_eq!(r1.ended, Some(EndReason::Swept));
+    let m = sim.run();
+    // /c was written at 3.5, after its transfer started: it is the final copy.
+    assert_eq!(
+        (m.precopy_bytes, m.final_bytes, m.downtime_s),
+        (4000, 1000, 1.0)
+    );
+}
+
+#[test]
+fn clairvoyant_never_sends_a_file_that_will_be_written_before_its_stop() {
+    let mut sim = build(abc(), PolicyKind::Clairvoyant, hand_config());
+    // One pass takes 3 s: the stop is the next period end, 4. /b's last write before it is 1.5
+    // and /c's is 3.5, so period 0 sends only /a, period 1 only /b.
+    let r0 = sim.step().unwrap();
+    assert_eq!(transfers(&r0), [(A, 0.0, 1.0)]);
+    let r1 = sim.step().unwrap();
+    assert_eq!(transfers(&r1), [(B, 2.0, 3.0)]);
+    assert_eq!(r1.ended, Some(EndReason::Horizon { at: 4.0 }));
+    let m = sim.run();
+    assert_eq!(
+        (m.precopy_bytes, m.resent_bytes, m.final_bytes),
+        (2000, 0, 1000)
+    );
+}
+
+#[test]
+fn transfers_never_overlap_and_phases_follow_the_paper() {
+    let mut sim = build(abc(), PolicyKind::Proposed, hand_config());
+    let mut phases = Vec::new();
+    let mut last_end = 0.0;
+    while let Some(report) = sim.step() {
+        phases.push(report.phase);
+        for t in &report.transfers {
+            assert!(t.start >= last_end, "{t:?} overlaps");
+            last_end = t.end;
+        }
+    }
+    use precopy_core::Phase::*;
+    assert_eq!(phases, [ReadOnly, ReadWrite, ReadWrite, Final]);
+}
