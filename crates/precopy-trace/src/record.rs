@@ -1,0 +1,326 @@
+//! Collecting file events into the trace (JSON Lines) and the manifest.
+//!
+//! A file's kind is only final when tracing ends (a file first opened for reading may be
+//! written later), so the whole trace is kept in memory and emitted at the end: header, every
+//! file record (dense ids in first-seen order), then the open and write records in time order,
+//! then `end`. The caller writes it atomically.
+
+use std::collections::{BTreeMap, HashMap};
+
+use precopy_core::dataset::Kind;
+use precopy_core::trace::{Record, WriteOp};
+use serde::{Deserialize, Serialize};
+
+use crate::decode::FileEvent;
+use crate::sharing::SharingProcess;
+
+#[derive(Debug, Clone)]
+struct FileState {
+    path: String,
+    written: bool,
+    mmap_shared: bool,
+    first_s: f64,
+    last_s: f64,
+}
+
+/// The events recorded so far, by file.
+#[derive(Debug, Default)]
+pub struct Recording {
+    files: Vec<FileState>,
+    ids: HashMap<String, u32>,
+    /// Open and write records, in time order.
+    events: Vec<Record>,
+}
+
+/// Where a manifest entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Used by the traced application.
+    Traced,
+    /// Open in a process sharing the application's files (`--follow-sharing`).
+    Sharing,
+}
+
+/// Write activity of a file in one monitoring period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeriodWrites {
+    /// Period index: the period covers `[index × period_s, (index + 1) × period_s)`.
+    pub period: u64,
+    /// Update calls (writes, truncates, fallocates, renames, unlinks).
+    pub calls: u64,
+    /// Bytes written by write-family calls.
+    pub bytes: u64,
+}
+
+/// One file of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Absolute path.
+    pub path: String,
+    /// Size when tracing ended (0 if the file no longer exists).
+    pub size: u64,
+    /// Whether the file existed when tracing ended.
+    pub exists: bool,
+    /// ReadOnly or ReadWrite.
+    pub kind: Kind,
+    /// Mapped shared and writable: write counts miss writes through the mapping.
+    pub mmap_shared: bool,
+    /// Traced or found through sharing.
+    pub origin: Origin,
+    /// First access, seconds since tracing began.
+    pub first_access_s: Option<f64>,
+    /// Last access, seconds since tracing began.
+    pub last_access_s: Option<f64>,
+    /// Update calls in total.
+    pub write_calls: u64,
+    /// Bytes written in total.
+    pub bytes_written: u64,
+    /// Per-period activity (periods without updates are left out).
+    pub periods: Vec<PeriodWrites>,
+}
+
+/// Everything `migrate-native trace` learnt, as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The traced command, if spawned.
+    pub command: Vec<String>,
+    /// The traced process, if attached.
+    pub pid: Option<u32>,
+    /// Monitoring period, seconds.
+    pub period_s: f64,
+    /// How long tracing lasted, seconds.
+    pub duration_s: f64,
+    /// Every process of the traced tree.
+    pub processes: Vec<i32>,
+    /// The files, traced ones first in first-seen order (trace ids), then shared ones by path.
+    pub files: Vec<ManifestFile>,
+    /// Other processes using the files.
+    pub sharing: Vec<SharingProcess>,
+}
+
+/// What describes a finished recording beyond its events.
+#[derive(Debug, Clone)]
+pub struct RecordingInfo {
+    /// Monitoring period, seconds.
+    pub period_s: f64,
+    /// The traced command, if spawned.
+    pub command: Vec<String>,
+    /// The traced process, if attached.
+    pub pid: Option<u32>,
+    /// How long tracing lasted, seconds.
+    pub duration_s: f64,
+}
+
+impl Recording {
+    /// Records an event that happened `t` seconds after tracing began.
+    pub fn push(&mut self, t: f64, event: FileEvent) {
+        match event {
+            FileEvent::Opened { pid, path, write } => {
+                let id = self.touch(&path, t);
+                self.files[id as usize].written |= write;
+                self.events.push(Record::Open { t, id, pid, write });
+            }
+            FileEvent::Updated {
+                pid,
+                path,
+                op,
+                offset,
+                len,
+            } => {
+                let id = self.touch(&path, t);
+                self.files[id as usize].written = true;
+                self.events.push(Record::Write {
+                    t,
+                    id,
+                    pid: Some(pid),
+                    op,
+                    offset,
+                    len,
+                });
+            }
+            FileEvent::MappedShared { path, .. } => {
+                let id = self.touch(&path, t);
+                let file = &mut self.files[id as usize];
+                file.mmap_shared = true;
+                file.written = true;
+            }
+        }
+    }
+
+    fn touch(&mut self, path: &str, t: f64) -> u32 {
+        if let Some(&id) = self.ids.get(path) {
+            self.files[id as usize].last_s = t;
+            return id;
+        }
+        let id = self.files.len() as u32;
+        self.ids.insert(path.to_string(), id);
+        self.files.push(FileState {
+            path: path.to_string(),
+            written: false,
+            mmap_shared: false,
+            first_s: t,
+            last_s: t,
+        });
+        id
+    }
+
+    /// The recorded paths, in id order.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|f| f.path.as_str())
+    }
+
+    /// The trace as JSON Lines (see [`precopy_core::trace`]). `size` gives a path's size when
+    /// tracing ended (`None`: it no longer exists).
+    pub fn trace(&self, info: &RecordingInfo, size: impl Fn(&str) -> Option<u64>) -> String {
+        let mut lines = vec![Record::header(
+            info.period_s,
+            info.command.clone(),
+            info.pid,
+        )];
+        lines.extend(self.files.iter().enumerate().map(|(id, f)| Record::File {
+            id: id as u32,
+            path: f.path.clone(),
+            size: size(&f.path).unwrap_or(0),
+            kind: kind(f.written),
+            mmap_shared: f.mmap_shared,
+        }));
+        lines.extend(self.events.iter().cloned());
+        let last = self.events.last().map_or(0.0, |r| match r {
+            Record::Open { t, .. } | Record::Write { t, .. } => *t,
+            _ => 0.0,
+        });
+        lines.push(Record::End {
+            t: info.duration_s.max(last),
+        });
+        let mut text: String = lines.iter().map(|r| r.to_line() + "\n").collect();
+        text.shrink_to_fit();
+        text
+    }
+
+    /// The manifest's entries for the traced files, in id order.
+    pub fn manifest_files(
+        &self,
+        period_s: f64,
+        size: impl Fn(&str) -> Option<u64>,
+    ) -> Vec<ManifestFile> {
+        let mut periods: Vec<BTreeMap<u64, PeriodWrites>> = vec![BTreeMap::new(); self.files.len()];
+        for record in &self.events {
+            if let Record::Write { t, id, op, len, .. } = record {
+                let period = (t / period_s).floor() as u64;
+                let entry = periods[*id as usize].entry(period).or_insert(PeriodWrites {
+                    period,
+                    calls: 0,
+                    bytes: 0,
+                });
+                entry.calls += 1;
+                if *op == WriteOp::Write {
+                    entry.bytes += len.unwrap_or(0);
+                }
+            }
+        }
+        self.files
+            .iter()
+            .zip(periods)
+            .map(|(f, periods)| {
+                let periods: Vec<PeriodWrites> = periods.into_values().collect();
+                let size = size(&f.path);
+                ManifestFile {
+                    path: f.path.clone(),
+                    size: size.unwrap_or(0),
+                    exists: size.is_some(),
+                    kind: kind(f.written),
+                    mmap_shared: f.mmap_shared,
+                    origin: Origin::Traced,
+                    first_access_s: Some(f.first_s),
+                    last_access_s: Some(f.last_s),
+                    write_calls: periods.iter().map(|p| p.calls).sum(),
+                    bytes_written: periods.iter().map(|p| p.bytes).sum(),
+                    periods,
+                }
+            })
+            .collect()
+    }
+}
+
+fn kind(written: bool) -> Kind {
+    if written {
+        Kind::ReadWrite
+    } else {
+        Kind::ReadOnly
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use precopy_core::trace::Trace;
+
+    fn opened(path: &str, write: bool) -> FileEvent {
+        FileEvent::Opened {
+            pid: 1,
+            path: path.into(),
+            write,
+        }
+    }
+
+    fn written(path: &str, len: u64) -> FileEvent {
+        FileEvent::Updated {
+            pid: 1,
+            path: path.into(),
+            op: WriteOp::Write,
+            offset: None,
+            len: Some(len),
+        }
+    }
+
+    #[test]
+    fn a_file_read_first_and_written_later_is_rw_and_declared_first() {
+        let mut r = Recording::default();
+        r.push(0.1, opened("/a", false));
+        r.push(0.2, opened("/b", false));
+        r.push(0.5, written("/a", 10));
+        r.push(1.5, written("/a", 5));
+        r.push(1.6, written("/a", 5));
+        let info = RecordingInfo {
+            period_s: 1.0,
+            command: vec!["app".into()],
+            pid: None,
+            duration_s: 2.0,
+        };
+        let text = r.trace(&info, |p| (p == "/a").then_some(20));
+        let trace = Trace::parse(&text).unwrap();
+        assert_eq!(trace.files[0].kind, Kind::ReadWrite);
+        assert_eq!(trace.files[1].kind, Kind::ReadOnly);
+        assert_eq!(trace.files[0].writes, [0.5, 1.5, 1.6]);
+        assert_eq!(trace.duration_s, 2.0);
+        trace.dataset().unwrap();
+
+        let files = r.manifest_files(1.0, |p| (p == "/a").then_some(20));
+        assert_eq!((files[0].write_calls, files[0].bytes_written), (3, 20));
+        let periods: Vec<_> = files[0]
+            .periods
+            .iter()
+            .map(|p| (p.period, p.calls))
+            .collect();
+        assert_eq!(periods, [(0, 1), (1, 2)]);
+        assert_eq!(files[0].last_access_s, Some(1.6));
+        assert!(!files[1].exists);
+    }
+
+    #[test]
+    fn a_shared_mapping_flags_the_file() {
+        let mut r = Recording::default();
+        r.push(0.0, opened("/m", true));
+        r.push(
+            0.1,
+            FileEvent::MappedShared {
+                pid: 1,
+                path: "/m".into(),
+            },
+        );
+        let files = r.manifest_files(1.0, |_| Some(1));
+        assert!(files[0].mmap_shared);
+        assert_eq!(files[0].kind, Kind::ReadWrite);
+    }
+}
