@@ -365,11 +365,11 @@ impl Tracer {
                 }
             }
             Some(Entry::Other) => {}
-            None if self.mode == Mode::EverySyscall => {
-                // Attached in the middle of a call, the first stop is its exit.
-                if arch::read(tid).is_ok_and(|r| r.at_entry()) {
-                    self.entry(tid);
-                }
+            // Attached in the middle of a call, the first stop is its exit.
+            None if self.mode == Mode::EverySyscall
+                && arch::read(tid).is_ok_and(|r| r.at_entry()) =>
+            {
+                self.entry(tid);
             }
             None => {}
         }
