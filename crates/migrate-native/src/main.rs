@@ -3,6 +3,7 @@
 //! (2 for bad input, 1 for everything else).
 
 mod cmd;
+mod net;
 mod svg;
 
 use std::process::ExitCode;

@@ -1,15 +1,45 @@
-//! `migrate-native receive`: not built yet (see the issue tracker).
+//! `migrate-native receive`: the destination daemon. Serves one migration after another (each
+//! connection on its own thread); a bad peer only loses its own connection.
 
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use clap::Args;
+
+use crate::net::receiver::Receiver;
+use crate::net::store::Store;
+use crate::net::wire::load_key;
 
 /// Arguments of `receive`.
 #[derive(Debug, Args)]
-pub struct ReceiveArgs {}
+pub struct ReceiveArgs {
+    /// Address to listen on, e.g. 0.0.0.0:7300 (port 0 picks a free one; the address is printed).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: String,
+    /// Where source paths land: /var/app/db arrives as DIR/var/app/db.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// File holding the pre-shared token (at least 16 bytes; never sent over the wire).
+    #[arg(long, value_name = "F", env = "PRECOPY_TOKEN_FILE")]
+    pub token_file: PathBuf,
+}
 
 /// Runs `receive`.
-pub fn run(_args: ReceiveArgs) -> Result<ExitCode> {
-    bail!("`receive` is not implemented yet")
+pub fn run(args: ReceiveArgs) -> Result<ExitCode> {
+    let key = load_key(&args.token_file)?;
+    let store = Store::open(&args.root)
+        .with_context(|| format!("opening the root {}", args.root.display()))?;
+    let listener =
+        TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
+    // The first line of stdout is the bound address, for scripts and tests that asked for port 0.
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {}", listener.local_addr()?)?;
+    stdout.flush()?;
+    eprintln!("receive: root {}", store.root().display());
+    Arc::new(Receiver { store, key }).serve(listener)?;
+    Ok(ExitCode::SUCCESS)
 }

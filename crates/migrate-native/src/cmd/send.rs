@@ -1,15 +1,333 @@
-//! `migrate-native send`: not built yet (see the issue tracker).
+//! `migrate-native send`: migrates a running application's files to a `receive` daemon,
+//! pre-copying in the order of a core policy, then stopping the application's process tree for
+//! the final copy.
 
+use std::io::IsTerminal;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use precopy_core::trace::Trace;
+use precopy_core::units::format_bytes;
+use precopy_core::{Kind, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig};
+
+use crate::cmd::{bad_input, bandwidth, duration};
+use crate::net::app::App;
+use crate::net::migrate::{MigrateConfig, Migration, Outcome, Then};
+use crate::net::monitor::{PollingMonitor, WatchedFile};
+use crate::net::transport::Transport;
+use crate::net::wire::load_key;
 
 /// Arguments of `send`.
 #[derive(Debug, Args)]
-pub struct SendArgs {}
+pub struct SendArgs {
+    /// The receiver.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: String,
+    /// Transfer policy (as in `simulate`): proposed, baseline, sweep, qemu, p-only, size-only, random.
+    #[arg(long, default_value = "proposed", value_parser = policy)]
+    pub policy: PolicyKind,
+    /// Token-bucket limit on the sending rate, e.g. 20Mbps.
+    #[arg(long, value_parser = bandwidth)]
+    pub bwlimit: Option<f64>,
+    /// Monitoring period T.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub period: f64,
+    /// β: U values kept by the proposed policy's end test (even, ≥ 2).
+    #[arg(long, default_value_t = PolicyParams::default().beta)]
+    pub beta: u32,
+    /// Baseline iterations.
+    #[arg(long, default_value_t = PolicyParams::default().baseline_iterations)]
+    pub baseline_iterations: u32,
+    /// Safety cap on pre-copy rounds.
+    #[arg(long, default_value_t = 1000)]
+    pub max_rounds: u32,
+    /// How often the files are polled for writes (default: a tenth of the period, 20 ms–1 s).
+    #[arg(long, value_parser = duration)]
+    pub poll: Option<f64>,
+    /// How long to keep trying to reconnect after the connection drops.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub reconnect: f64,
+    /// File holding the pre-shared token.
+    #[arg(long, value_name = "F", env = "PRECOPY_TOKEN_FILE")]
+    pub token_file: PathBuf,
+    /// Afterwards: resume the application at the source, leave it stopped, or restart it at
+    /// the destination.
+    #[arg(long, value_enum, default_value = "resume")]
+    pub then: Then,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// ReadOnly files (comma-separated, repeatable; directories are walked).
+    #[arg(long, value_delimiter = ',')]
+    pub ro: Vec<PathBuf>,
+    /// ReadWrite files (comma-separated, repeatable; directories are walked).
+    #[arg(long, value_delimiter = ',')]
+    pub rw: Vec<PathBuf>,
+    /// The files and their kinds from a `migrate-native trace` recording.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Migrate a running process (and its descendants) instead of starting one.
+    #[arg(long, conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// The application to start and migrate.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+fn policy(text: &str) -> Result<PolicyKind, String> {
+    match PolicyKind::from_name(text) {
+        Some(PolicyKind::Clairvoyant) => {
+            Err("clairvoyant needs the future: simulation only".into())
+        }
+        Some(kind) => Ok(kind),
+        None => Err(format!("unknown policy `{text}`")),
+    }
+}
 
 /// Runs `send`.
-pub fn run(_args: SendArgs) -> Result<ExitCode> {
-    bail!("`send` is not implemented yet")
+pub fn run(args: SendArgs) -> Result<ExitCode> {
+    let key = load_key(&args.token_file)?;
+    let files = collect_files(&args)?;
+    let params = PolicyParams {
+        beta: args.beta,
+        baseline_iterations: args.baseline_iterations,
+        ..PolicyParams::default()
+    };
+    let check = SimConfig {
+        period_s: args.period,
+        params,
+        max_rounds: args.max_rounds,
+        ..SimConfig::default()
+    };
+    check.validate().map_err(bad_input)?;
+    let config = MigrateConfig {
+        policy: args.policy,
+        params,
+        period_s: args.period,
+        max_rounds: args.max_rounds,
+        bwlimit_bps: args.bwlimit,
+        poll_s: args.poll.unwrap_or((args.period / 10.0).clamp(0.02, 1.0)),
+        reconnect: Duration::from_secs_f64(args.reconnect),
+        then: args.then,
+    };
+    let transport = Transport::connect(&args.to, key, args.bwlimit)
+        .with_context(|| format!("connecting to {}", args.to))?;
+    let mut app = match (args.pid, args.command.is_empty()) {
+        (Some(pid), _) => App::Attached(pid),
+        (None, false) => {
+            App::spawn(&args.command).with_context(|| format!("starting {}", args.command[0]))?
+        }
+        (None, true) => {
+            return Err(bad_input(
+                "give the application: `-- CMD ARGS…` or --pid PID",
+            ))
+        }
+    };
+    let mut monitor = PollingMonitor::new(files);
+    let mut progress = Progress::new();
+    let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
+    let migration = Migration::new(config, &mut monitor, &mut app, transport, &mut on_round);
+    let outcome = migration.run();
+    progress.finish();
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if args.then == Then::Resume && app.exited().is_none() {
+                eprintln!("send: the application keeps running at the source");
+            }
+            return Err(e);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_summary(&outcome);
+    }
+    if let (App::Spawned(_), Then::Resume) = (&app, args.then) {
+        // We started it; it goes on at the source as it would have.
+        eprintln!("send: application pid {} resumed at the source", app.pid());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The files named by --ro, --rw and --trace, with absolute, symlink-free paths.
+fn collect_files(args: &SendArgs) -> Result<Vec<WatchedFile>> {
+    let mut named: Vec<(PathBuf, Kind)> = Vec::new();
+    for (paths, kind) in [(&args.ro, Kind::ReadOnly), (&args.rw, Kind::ReadWrite)] {
+        for path in paths {
+            walk(path, kind, &mut named)?;
+        }
+    }
+    if let Some(trace) = &args.trace {
+        let text = std::fs::read_to_string(trace)
+            .with_context(|| format!("reading {}", trace.display()))?;
+        let trace = Trace::parse(&text).map_err(bad_input)?;
+        for file in trace.files {
+            named.push((PathBuf::from(file.path), file.kind));
+        }
+    }
+    if named.is_empty() {
+        return Err(bad_input("no files to migrate: give --ro, --rw or --trace"));
+    }
+    let mut files: Vec<WatchedFile> = Vec::new();
+    for (path, kind) in named {
+        let path = path
+            .canonicalize()
+            .with_context(|| format!("finding {}", path.display()))?;
+        let size = std::fs::metadata(&path)?.len();
+        let rel = precopy_proto::path::relative_of_absolute(path.as_os_str().as_bytes())
+            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+        files.push(WatchedFile {
+            path,
+            rel,
+            kind,
+            size,
+        });
+    }
+    // Named as both: ReadWrite wins (it may be written).
+    files.sort_by(|a, b| a.rel.cmp(&b.rel).then(b.kind.cmp(&a.kind)));
+    files.dedup_by(|a, b| a.rel == b.rel);
+    Ok(files)
+}
+
+fn walk(path: &Path, kind: Kind, out: &mut Vec<(PathBuf, Kind)>) -> Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| format!("finding {}", path.display()))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for entry in entries {
+            walk(&entry, kind, out)?;
+        }
+    } else if meta.is_file() {
+        out.push((path.to_path_buf(), kind));
+    } else {
+        bail!("{}: not a regular file or directory", path.display());
+    }
+    Ok(())
+}
+
+/// Progress on stderr: a bar when it is a terminal, a line per round otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap(),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn round(&mut self, r: &RoundReport, m: &Metrics) {
+        let seconds = (r.end - r.start).max(1e-9);
+        let line = format!(
+            "round {:>3} {:<12} sent {:>5} files {:>10} ({:>7.1} Mbit/s), dirtied {:>10}, U = {}{}",
+            r.index + 1,
+            r.phase.label(),
+            r.files_sent,
+            format_bytes(r.bytes_sent as f64),
+            r.bytes_sent as f64 * 8.0 / seconds / 1e6,
+            format_bytes(r.bytes_dirtied as f64),
+            format_bytes(r.unsent_bytes as f64),
+            match (r.phase, r.ended) {
+                (Phase::Final, _) => format!(" — downtime {:.3} s", m.downtime_s),
+                (_, Some(reason)) => format!(" — pre-copy ends: {reason}"),
+                _ => String::new(),
+            }
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.println(&line);
+                bar.set_message(line);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn print_summary(outcome: &Outcome) {
+    let m = &outcome.metrics;
+    let x = &outcome.measured;
+    let p = outcome.prediction.as_ref();
+    let row = |name: &str, measured: String, predicted: Option<String>| {
+        println!(
+            "{name:<22} {measured:>16}   {:>16}",
+            predicted.unwrap_or_default()
+        );
+    };
+    let bytes = |b: u64| format_bytes(b as f64);
+    println!(
+        "policy {} · {} files, {}",
+        m.policy,
+        m.files,
+        bytes(m.total_bytes)
+    );
+    println!("{:<22} {:>16}   {:>16}", "", "measured", "simulator");
+    row(
+        "pre-copy bytes",
+        bytes(m.precopy_bytes),
+        p.map(|p| bytes(p.precopy_bytes)),
+    );
+    row(
+        "final-copy bytes",
+        bytes(m.final_bytes),
+        p.map(|p| bytes(p.final_bytes)),
+    );
+    row(
+        "resent bytes",
+        bytes(m.resent_bytes),
+        p.map(|p| bytes(p.resent_bytes)),
+    );
+    row(
+        "downtime",
+        format!("{:.3} s", x.downtime_s),
+        p.map(|p| format!("{:.3} s", p.downtime_s)),
+    );
+    row(
+        "total time",
+        format!("{:.3} s", m.total_time_s),
+        p.map(|p| format!("{:.3} s", p.total_time_s)),
+    );
+    row(
+        "rounds",
+        m.rounds.to_string(),
+        p.map(|p| p.rounds.to_string()),
+    );
+    row(
+        "pre-copy ended",
+        m.end_reason.name().to_string(),
+        p.map(|p| p.end_reason.name().to_string()),
+    );
+    println!("why: {}", m.end_reason);
+    println!(
+        "rate {:.1} Mbit/s · {} on the wire · verify {:.3} s · reconnects {} · repaired {}",
+        x.send_rate_bps / 1e6,
+        bytes(x.wire_bytes),
+        x.verify_s,
+        x.reconnects,
+        x.repaired_files
+    );
+    println!("verdict: {}", x.verdict);
+    if let Some(pid) = x.restarted_pid {
+        println!("restarted at the destination as pid {pid}");
+    }
 }

@@ -1,0 +1,188 @@
+//! The application being migrated: a command we spawn or a process we attach to, and its whole
+//! process tree (children found by walking `/proc/*/stat`).
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+/// The application.
+#[derive(Debug)]
+pub enum App {
+    /// Spawned by us, in its own process group.
+    Spawned(Child),
+    /// Attached by pid.
+    Attached(u32),
+}
+
+impl App {
+    /// Spawns `argv` in a new process group (so a terminal's ^C reaches us, not it).
+    pub fn spawn(argv: &[String]) -> io::Result<App> {
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .process_group(0)
+            .spawn()?;
+        Ok(App::Spawned(child))
+    }
+
+    /// The root process id.
+    pub fn pid(&self) -> u32 {
+        match self {
+            App::Spawned(child) => child.id(),
+            App::Attached(pid) => *pid,
+        }
+    }
+
+    /// `Some(description)` once the root process has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        match self {
+            App::Spawned(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status.to_string()),
+                Ok(None) => None,
+                Err(e) => Some(format!("unknown ({e})")),
+            },
+            App::Attached(pid) => match state(*pid) {
+                None | Some('Z') | Some('X') => Some("exited".into()),
+                Some(_) => None,
+            },
+        }
+    }
+
+    /// The command line and working directory, for a restart at the destination.
+    pub fn command(&self) -> io::Result<(Vec<Vec<u8>>, Vec<u8>)> {
+        use std::os::unix::ffi::OsStrExt;
+        let pid = self.pid();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))?;
+        let argv = cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))?;
+        Ok((argv, cwd.as_os_str().as_bytes().to_vec()))
+    }
+
+    /// SIGSTOPs the whole tree and waits until every process in it is stopped, so no write is
+    /// in flight when the final copy starts.
+    pub fn stop(&self) -> io::Result<()> {
+        let mut stopped = BTreeSet::new();
+        // A process may fork while we walk: walk again until no new one appears.
+        loop {
+            let tree = tree(self.pid());
+            let fresh: Vec<u32> = tree.difference(&stopped).copied().collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                signal(pid, Signal::STOP)?;
+                stopped.insert(pid);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for &pid in &stopped {
+            while matches!(state(pid), Some(s) if s != 'T' && s != 't' && s != 'Z') {
+                if Instant::now() > deadline {
+                    return Err(io::Error::other(format!("process {pid} did not stop")));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGCONTs the whole tree.
+    pub fn resume(&self) -> io::Result<()> {
+        for pid in tree(self.pid()) {
+            signal(pid, Signal::CONT)?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs the whole tree (and reaps the root if we spawned it).
+    pub fn kill(&mut self) -> io::Result<()> {
+        for pid in tree(self.pid()) {
+            signal(pid, Signal::KILL)?;
+        }
+        if let App::Spawned(child) = self {
+            child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+fn signal(pid: u32, sig: Signal) -> io::Result<()> {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return Ok(());
+    };
+    match kill_process(pid, sig) {
+        // Gone since we looked: nothing to signal.
+        Err(rustix::io::Errno::SRCH) => Ok(()),
+        other => other.map_err(io::Error::from),
+    }
+}
+
+/// `(pid, ppid, state)` from `/proc/PID/stat` (the name may hold spaces and parentheses).
+fn stat(pid: u32) -> Option<(u32, char)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+fn state(pid: u32) -> Option<char> {
+    stat(pid).map(|(_, s)| s)
+}
+
+/// `root` and all its descendants that exist now.
+fn tree(root: u32) -> BTreeSet<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                if let Some((ppid, _)) = stat(pid) {
+                    parents.push((pid, ppid));
+                }
+            }
+        }
+    }
+    let mut tree = BTreeSet::new();
+    if state(root).is_some() {
+        tree.insert(root);
+    }
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for &(pid, ppid) in &parents {
+            if tree.contains(&ppid) && tree.insert(pid) {
+                grew = true;
+            }
+        }
+    }
+    tree
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_and_resume_reach_grandchildren() {
+        let mut app =
+            App::spawn(&["sh".into(), "-c".into(), "sleep 30 & sleep 30; wait".into()]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let members = tree(app.pid());
+        assert!(members.len() >= 3, "{members:?}");
+        app.stop().unwrap();
+        assert!(members.iter().all(|&p| state(p) == Some('T')));
+        app.resume().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(members.iter().all(|&p| state(p) == Some('S')));
+        app.kill().unwrap();
+        assert!(app.exited().is_some());
+    }
+}

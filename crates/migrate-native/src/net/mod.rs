@@ -1,0 +1,24 @@
+//! Real migration over TCP: everything `send` and `receive` do besides parsing arguments.
+//!
+//! ```text
+//!  send                                              receive
+//!  Monitor ──counts──► migrate (core Policy) ──► Transport ═══TCP═══► receiver ──► Store (root)
+//!  App (SIGSTOP/SIGCONT of the tree)                  wire: precopy-proto frames
+//! ```
+//!
+//! - [`wire`]: framed connection, token bucket, handshake on both sides.
+//! - [`store`]: the receiver's root: safe path resolution, atomic verified writes.
+//! - [`receiver`]: the daemon, one thread per connection.
+//! - [`monitor`]: where per-period write counts come from (a trait; a stat-polling monitor now, the
+//!   ptrace tracer later).
+//! - [`app`]: the application's process tree.
+//! - [`transport`]: the sender's connection: files out, acks in, reconnect and resume.
+//! - [`migrate`]: the pre-copy loop, driven by the core's policy.
+
+pub mod app;
+pub mod migrate;
+pub mod monitor;
+pub mod receiver;
+pub mod store;
+pub mod transport;
+pub mod wire;

@@ -1,0 +1,211 @@
+//! The destination daemon: accepts connections forever, one thread each, so a bad or stuck peer
+//! only ever costs its own connection.
+
+use std::ffi::OsStr;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use precopy_proto::{Difference, ErrorCode, Key, Message, Reason, RelPath};
+
+use super::store::{Incoming, Store, StoreError};
+use super::wire::{server_handshake, unexpected, FrameReader, FrameWriter, WireError};
+
+/// A connection is dropped after this long without a frame.
+const IDLE: Duration = Duration::from_secs(120);
+/// Differing files listed in a verdict (the count is always exact).
+const MAX_LISTED: usize = 256;
+
+/// The daemon's shared state.
+#[derive(Debug)]
+pub struct Receiver {
+    /// The root and its verified files.
+    pub store: Store,
+    /// The handshake key.
+    pub key: Key,
+}
+
+impl Receiver {
+    /// Serves forever.
+    pub fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = match listener.accept() {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: wait and go on.
+                Err(e) => {
+                    eprintln!("receive: accept: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            let this = Arc::clone(&self);
+            std::thread::spawn(move || match this.session(stream) {
+                Ok(summary) => eprintln!("receive: {peer}: {summary}"),
+                Err(e) => eprintln!("receive: {peer}: {e}"),
+            });
+        }
+    }
+
+    fn session(&self, stream: TcpStream) -> Result<String, SessionError> {
+        stream.set_nodelay(true).map_err(WireError::from)?;
+        stream
+            .set_read_timeout(Some(IDLE))
+            .map_err(WireError::from)?;
+        let mut reader = FrameReader::new(stream.try_clone().map_err(WireError::from)?);
+        let mut writer = FrameWriter::new(stream, None);
+        server_handshake(&mut reader, &mut writer, &self.key)?;
+        let mut state = Session::default();
+        let result = self.frames(&mut reader, &mut writer, &mut state);
+        if let Err(e) = &result {
+            // Tell the peer why before closing (a frame error, a refused path, a full disk…).
+            let code = match e {
+                SessionError::Store(s) => Some(s.code()),
+                SessionError::Wire(WireError::Parse(_) | WireError::Unexpected(_)) => {
+                    Some(ErrorCode::Protocol)
+                }
+                SessionError::Restart(_) => Some(ErrorCode::Restart),
+                SessionError::Wire(_) => None,
+            };
+            if let Some(code) = code {
+                writer.send_error(code, &e.to_string());
+            }
+        }
+        result?;
+        Ok(format!(
+            "{} files stored, {} bytes; {}",
+            state.files, state.bytes, state.verdict
+        ))
+    }
+
+    fn frames(
+        &self,
+        reader: &mut FrameReader<TcpStream>,
+        writer: &mut FrameWriter,
+        state: &mut Session,
+    ) -> Result<(), SessionError> {
+        loop {
+            match reader.recv()? {
+                Message::FileStart(header) => {
+                    if state.incoming.is_some() {
+                        return Err(WireError::Unexpected("file-start").into());
+                    }
+                    state.incoming = Some((header.id, self.store.begin(&header)?));
+                }
+                Message::Chunk(data) => match state.incoming.as_mut() {
+                    Some((_, incoming)) => incoming.write(data)?,
+                    None => return Err(WireError::Unexpected("chunk").into()),
+                },
+                Message::FileEnd { id, size, hash } => match state.incoming.take() {
+                    Some((started, incoming)) if started == id => {
+                        incoming.finish(&self.store, size, &hash)?;
+                        state.files += 1;
+                        state.bytes += size;
+                        writer.send(&Message::FileAck { id })?;
+                    }
+                    _ => return Err(WireError::Unexpected("file-end").into()),
+                },
+                Message::Query(entries) => {
+                    let have = entries
+                        .iter()
+                        .map(|e| self.store.has(e.path, e.size, &e.hash))
+                        .collect();
+                    writer.send(&Message::Have(have))?;
+                }
+                Message::Manifest { last, entries } => {
+                    for e in &entries {
+                        state.manifest_files += 1;
+                        if let Some(reason) = self.store.compare(e.path, e.size, &e.hash) {
+                            state.differing.push((e.path.as_bytes().to_vec(), reason));
+                        }
+                    }
+                    if last {
+                        let verdict = verdict(state);
+                        writer.send(&verdict)?;
+                        state.verdict = match &verdict {
+                            Message::Verdict {
+                                differing: 0,
+                                files,
+                                ..
+                            } => {
+                                format!("all {files} files equal the manifest")
+                            }
+                            Message::Verdict {
+                                differing, files, ..
+                            } => {
+                                format!("{differing} of {files} files differ from the manifest")
+                            }
+                            _ => unreachable!(),
+                        };
+                        state.differing.clear();
+                        state.manifest_files = 0;
+                    }
+                }
+                Message::Restart { cwd, argv } => {
+                    let pid = self.restart(cwd, &argv)?;
+                    writer.send(&Message::Started { pid })?;
+                }
+                Message::Bye => return Ok(()),
+                other => return Err(unexpected(other).into()),
+            }
+        }
+    }
+
+    /// Starts the application at the destination: the working directory and every absolute
+    /// argument are mapped under the root. It runs detached from this daemon.
+    fn restart(&self, cwd: RelPath<'_>, argv: &[&[u8]]) -> Result<u32, SessionError> {
+        let map = |arg: &[u8]| -> PathBuf {
+            match precopy_proto::path::relative_of_absolute(arg) {
+                Ok(rel) => self.store.root().join(OsStr::from_bytes(&rel)),
+                Err(_) => PathBuf::from(OsStr::from_bytes(arg)),
+            }
+        };
+        let dir = self.store.root().join(OsStr::from_bytes(cwd.as_bytes()));
+        std::fs::create_dir_all(&dir).map_err(SessionError::Restart)?;
+        let child = std::process::Command::new(OsStr::from_bytes(argv[0]))
+            .args(argv[1..].iter().map(|a| map(a)))
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(SessionError::Restart)?;
+        Ok(child.id())
+    }
+}
+
+fn verdict(state: &Session) -> Message<'_> {
+    let list = state
+        .differing
+        .iter()
+        .take(MAX_LISTED)
+        .map(|(path, reason)| Difference {
+            path: RelPath::new(path).expect("came as a RelPath"),
+            reason: *reason,
+        })
+        .collect();
+    Message::Verdict {
+        files: state.manifest_files,
+        differing: state.differing.len() as u32,
+        list,
+    }
+}
+
+#[derive(Default)]
+struct Session {
+    incoming: Option<(u64, Incoming)>,
+    files: u64,
+    bytes: u64,
+    manifest_files: u32,
+    differing: Vec<(Vec<u8>, Reason)>,
+    verdict: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("restart: {0}")]
+    Restart(std::io::Error),
+}

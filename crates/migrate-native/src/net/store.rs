@@ -1,0 +1,473 @@
+//! The receiver's root directory: where a relative path may go, and how a file lands there.
+//!
+//! A [`RelPath`] cannot name `..` or an absolute path, but a symlink already under the root could
+//! still lead out. So every directory on the way is checked with `lstat` and must be a real
+//! directory (created if missing); files are opened with `O_NOFOLLOW`; and the final rename
+//! replaces a symlink at the target itself rather than following it. A file arrives in a
+//! temporary file beside its target, is fsynced and checked against its BLAKE3 hash, and only
+//! then renamed into place: a reader never sees a partial file.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use precopy_proto::{ErrorCode, FileHeader, Reason, RelPath};
+
+/// Suffix of temporary files (removed at start-up if a crash left any).
+const TMP_SUFFIX: &str = ".precopy-tmp";
+
+/// A refusal or failure, with the error code the sender gets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The path would leave the root.
+    #[error("refused path {path}: {why}")]
+    Refused {
+        /// The path as received.
+        path: String,
+        /// Why.
+        why: &'static str,
+    },
+    /// The bytes do not match the announced size or hash.
+    #[error("{path}: {why}")]
+    Integrity {
+        /// The file.
+        path: String,
+        /// What did not match.
+        why: String,
+    },
+    /// The file system failed (disk full, permissions…).
+    #[error("storing {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The failure.
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    /// The code of the error frame.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Refused { .. } => ErrorCode::Path,
+            StoreError::Integrity { .. } => ErrorCode::Integrity,
+            StoreError::Io { .. } => ErrorCode::Storage,
+        }
+    }
+}
+
+fn shown(rel: RelPath<'_>) -> String {
+    String::from_utf8_lossy(rel.as_bytes()).into_owned()
+}
+
+fn io_error(rel: RelPath<'_>) -> impl FnOnce(io::Error) -> StoreError {
+    let path = shown(rel);
+    move |source| StoreError::Io { path, source }
+}
+
+/// What the store remembers of a file it verified: enough to answer a resume query without
+/// hashing it again while nothing touched it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Verified {
+    size: u64,
+    ino: u64,
+    mtime: SystemTime,
+    ctime: (i64, i64),
+    hash: [u8; 32],
+}
+
+/// The root and the hashes it has verified (shared by every connection).
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    verified: Mutex<HashMap<Vec<u8>, Verified>>,
+}
+
+impl Store {
+    /// Opens `root` (created if missing) and removes temporary files a crash left behind.
+    pub fn open(root: &Path) -> io::Result<Store> {
+        fs::create_dir_all(root)?;
+        let root = root.canonicalize()?;
+        remove_stale_temporaries(&root)?;
+        Ok(Store {
+            root,
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The root, canonical.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory that holds `rel` (every step a real directory under the root, created if
+    /// `create`), and the file name.
+    fn parent_of<'p>(
+        &self,
+        rel: RelPath<'p>,
+        create: bool,
+    ) -> Result<Option<(PathBuf, &'p OsStr)>, StoreError> {
+        let components: Vec<&[u8]> = rel.components().collect();
+        let (name, dirs) = components.split_last().expect("a RelPath is not empty");
+        let mut dir = self.root.clone();
+        for component in dirs {
+            dir.push(OsStr::from_bytes(component));
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(StoreError::Refused {
+                        path: shown(rel),
+                        why: "a directory on the way is a symlink",
+                    })
+                }
+                Ok(_) => {
+                    return Err(StoreError::Refused {
+                        path: shown(rel),
+                        why: "a directory on the way is not a directory",
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    match fs::create_dir(&dir) {
+                        Ok(()) => {}
+                        // Another connection made it meanwhile: check it again next time round.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                                return Err(StoreError::Refused {
+                                    path: shown(rel),
+                                    why: "a directory on the way changed under us",
+                                });
+                            }
+                        }
+                        Err(e) => return Err(io_error(rel)(e)),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error(rel)(e)),
+            }
+        }
+        Ok(Some((dir, OsStr::from_bytes(name))))
+    }
+
+    /// Starts receiving a file: a temporary file beside the target.
+    pub fn begin(&self, header: &FileHeader<'_>) -> Result<Incoming, StoreError> {
+        let rel = header.path;
+        let (dir, name) = self
+            .parent_of(rel, true)?
+            .expect("created directories exist");
+        let target = dir.join(name);
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+            return Err(StoreError::Refused {
+                path: shown(rel),
+                why: "the target is a directory",
+            });
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".")
+            .suffix(TMP_SUFFIX)
+            .tempfile_in(&dir)
+            .map_err(io_error(rel))?;
+        Ok(Incoming {
+            rel: rel.as_bytes().to_vec(),
+            tmp,
+            dir,
+            target,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+            mode: header.mode & 0o777,
+            mtime: mtime_of(header.mtime_s, header.mtime_ns),
+        })
+    }
+
+    /// Whether `rel` is here with this size and hash; remembered hashes are used while the file's
+    /// inode, size and times are unchanged, otherwise it is read again.
+    pub fn has(&self, rel: RelPath<'_>, size: u64, hash: &[u8; 32]) -> bool {
+        match self.current(rel, false) {
+            Ok(Some((s, h))) => s == size && &h == hash,
+            _ => false,
+        }
+    }
+
+    /// Compares `rel` at the destination with a manifest entry, always reading it (the final
+    /// check is byte for byte, not from memory).
+    pub fn compare(&self, rel: RelPath<'_>, size: u64, hash: &[u8; 32]) -> Option<Reason> {
+        match self.current(rel, true) {
+            Ok(Some((s, _))) if s != size => Some(Reason::Size),
+            Ok(Some((_, h))) if &h != hash => Some(Reason::Hash),
+            Ok(Some(_)) => None,
+            Ok(None) => Some(Reason::Missing),
+            Err(StoreError::Refused { .. }) => Some(Reason::Refused),
+            Err(_) => Some(Reason::Missing),
+        }
+    }
+
+    /// Size and hash of the regular file at `rel`, `None` if absent.
+    fn current(
+        &self,
+        rel: RelPath<'_>,
+        reread: bool,
+    ) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        let Some((dir, name)) = self.parent_of(rel, false)? else {
+            return Ok(None);
+        };
+        let path = dir.join(name);
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // ELOOP: the last component is a symlink.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                return Err(StoreError::Refused {
+                    path: shown(rel),
+                    why: "the file is a symlink",
+                })
+            }
+            Err(e) => return Err(io_error(rel)(e)),
+        };
+        let meta = file.metadata().map_err(io_error(rel))?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let key = rel.as_bytes().to_vec();
+        let seen = Verified {
+            size: meta.len(),
+            ino: meta.ino(),
+            mtime: meta.modified().map_err(io_error(rel))?,
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            hash: [0; 32],
+        };
+        if !reread {
+            let cache = self.verified.lock().expect("no panics while held");
+            if let Some(v) = cache.get(&key) {
+                if (Verified {
+                    hash: v.hash,
+                    ..seen
+                }) == *v
+                {
+                    return Ok(Some((v.size, v.hash)));
+                }
+            }
+        }
+        let hash = hash_reader(file).map_err(io_error(rel))?;
+        self.remember(key, Verified { hash, ..seen });
+        Ok(Some((seen.size, hash)))
+    }
+
+    fn remember(&self, key: Vec<u8>, verified: Verified) {
+        self.verified
+            .lock()
+            .expect("no panics while held")
+            .insert(key, verified);
+    }
+}
+
+/// A file being received.
+#[derive(Debug)]
+pub struct Incoming {
+    rel: Vec<u8>,
+    tmp: tempfile::NamedTempFile,
+    dir: PathBuf,
+    target: PathBuf,
+    hasher: blake3::Hasher,
+    bytes: u64,
+    mode: u32,
+    mtime: SystemTime,
+}
+
+impl Incoming {
+    fn rel(&self) -> RelPath<'_> {
+        RelPath::new(&self.rel).expect("checked when received")
+    }
+
+    /// Appends data.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        let rel = RelPath::new(&self.rel).expect("checked when received");
+        self.tmp.write_all(data).map_err(io_error(rel))
+    }
+
+    /// Checks size and hash, sets mode and mtime, fsyncs, renames into place, fsyncs the directory.
+    pub fn finish(self, store: &Store, size: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
+        let rel = self.rel();
+        if self.bytes != size {
+            return Err(StoreError::Integrity {
+                path: shown(rel),
+                why: format!("received {} bytes, the sender says {size}", self.bytes),
+            });
+        }
+        if self.hasher.finalize() != blake3::Hash::from_bytes(*hash) {
+            return Err(StoreError::Integrity {
+                path: shown(rel),
+                why: "BLAKE3 hash differs from the sender's".into(),
+            });
+        }
+        let file = self.tmp.as_file();
+        file.set_permissions(fs::Permissions::from_mode(self.mode))
+            .map_err(io_error(rel))?;
+        file.set_modified(self.mtime).map_err(io_error(rel))?;
+        file.sync_all().map_err(io_error(rel))?;
+        let meta = file.metadata().map_err(io_error(rel))?;
+        let verified = Verified {
+            size,
+            ino: meta.ino(),
+            mtime: self.mtime,
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            hash: *hash,
+        };
+        let key = self.rel.clone();
+        self.tmp
+            .persist(&self.target)
+            .map_err(|e| io_error(RelPath::new(&key).expect("checked"))(e.error))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(RelPath::new(&key).expect("checked")))?;
+        store.remember(key, verified);
+        Ok(())
+    }
+}
+
+fn mtime_of(seconds: i64, nanos: u32) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(nanos));
+    if seconds >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds as u64) + nanos
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()) + nanos
+    }
+}
+
+/// BLAKE3 of everything `reader` yields.
+pub fn hash_reader(mut reader: impl Read) -> io::Result<[u8; 32]> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(*hasher.finalize().as_bytes()),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Deletes `.*.precopy-tmp` files under `dir`, never following symlinks.
+fn remove_stale_temporaries(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let name = entry.file_name();
+        if kind.is_dir() {
+            remove_stale_temporaries(&entry.path())?;
+        } else if kind.is_file()
+            && name.as_bytes().starts_with(b".")
+            && name.as_bytes().ends_with(TMP_SUFFIX.as_bytes())
+        {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(path: &[u8]) -> FileHeader<'_> {
+        FileHeader {
+            id: 1,
+            path: RelPath::new(path).unwrap(),
+            mode: 0o640,
+            mtime_s: 1_700_000_000,
+            mtime_ns: 5,
+            size: 5,
+        }
+    }
+
+    fn store_file(store: &Store, path: &[u8], data: &[u8]) -> Result<(), StoreError> {
+        let mut incoming = store.begin(&header(path))?;
+        incoming.write(data)?;
+        let hash = *blake3::hash(data).as_bytes();
+        incoming.finish(store, data.len() as u64, &hash)
+    }
+
+    #[test]
+    fn files_land_atomically_with_mode_and_mtime() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        store_file(&store, b"var/app/db", b"hello").unwrap();
+        let path = root.path().join("var/app/db");
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.mtime(), 1_700_000_000);
+        assert!(store.has(
+            RelPath::new(b"var/app/db").unwrap(),
+            5,
+            blake3::hash(b"hello").as_bytes()
+        ));
+        // Nothing but the file in its directory: no temporary left.
+        assert_eq!(
+            fs::read_dir(root.path().join("var/app")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_bad_hash_leaves_nothing_behind() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let mut incoming = store.begin(&header(b"a/f")).unwrap();
+        incoming.write(b"hello").unwrap();
+        let err = incoming.finish(&store, 5, &[0; 32]).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Integrity);
+        assert_eq!(fs::read_dir(root.path().join("a")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn symlinks_out_of_the_root_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("escape")).unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let err = store_file(&store, b"escape/evil", b"x").unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Path);
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+        // A symlink as the file itself is replaced, never written through.
+        let victim = outside.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, root.path().join("link")).unwrap();
+        assert_eq!(
+            store.compare(
+                RelPath::new(b"link").unwrap(),
+                4,
+                blake3::hash(b"keep").as_bytes()
+            ),
+            Some(Reason::Refused)
+        );
+        store_file(&store, b"link", b"new").unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert!(!fs::symlink_metadata(root.path().join("link"))
+            .unwrap()
+            .is_symlink());
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_at_start() {
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("d")).unwrap();
+        fs::write(root.path().join("d/.x.abc.precopy-tmp"), b"partial").unwrap();
+        fs::write(root.path().join("d/kept"), b"k").unwrap();
+        Store::open(root.path()).unwrap();
+        assert_eq!(fs::read_dir(root.path().join("d")).unwrap().count(), 1);
+    }
+}
