@@ -179,12 +179,25 @@ impl TraceOutput {
         if m.sharing.is_empty() {
             text += "no other process has these files open or mapped\n";
         }
-        for s in &m.sharing {
+        // The manifest has everything; stderr gets the first few of each list.
+        const SHOWN: usize = 10;
+        for s in m.sharing.iter().take(SHOWN) {
+            let mut files = s
+                .files
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if s.files.len() > 3 {
+                files += &format!(" and {} more", s.files.len() - 3);
+            }
+            text += &format!("shared with pid {} ({}): {files}\n", s.pid, s.command);
+        }
+        if m.sharing.len() > SHOWN {
             text += &format!(
-                "shared with pid {} ({}): {}\n",
-                s.pid,
-                s.command,
-                s.files.join(", ")
+                "… and {} more sharing process(es), listed in the manifest\n",
+                m.sharing.len() - SHOWN
             );
         }
         let added = m.files.len() - total;

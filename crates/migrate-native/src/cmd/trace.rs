@@ -1,15 +1,89 @@
-//! `migrate-native trace`: not built yet (see the issue tracker).
+//! `migrate-native trace`: run (or attach to) an application under ptrace and record which
+//! files it uses, as a trace (JSON Lines, replayable by `simulate --dataset`) and a manifest
+//! (JSON). The work is in the `precopy-trace` crate; this file maps arguments and writes files.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
+
+use crate::cmd::duration;
 
 /// Arguments of `trace`.
 #[derive(Debug, Args)]
-pub struct TraceArgs {}
+pub struct TraceArgs {
+    /// Monitoring period T: the manifest counts writes per period; the trace records it.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub period: f64,
+    /// Where to write the trace (JSON Lines).
+    #[arg(long, default_value = "trace.jsonl")]
+    pub out: PathBuf,
+    /// Where to write the manifest (JSON): every file with size, kind, writes per period,
+    /// first/last access, and the processes sharing them.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Leave out files matching GLOB (`*` also matches `/`). Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Record only files matching GLOB. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Add the other files of processes sharing ours to the manifest (transitively).
+    #[arg(long)]
+    pub follow_sharing: bool,
+    /// Attach to this running process (all its threads) instead of spawning; Ctrl-C detaches
+    /// and leaves it running. Every system call then stops, so it runs slower than a spawned one.
+    #[arg(long, conflicts_with = "command", required_unless_present = "command")]
+    pub pid: Option<i32>,
+    /// The command to run under trace, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
 
-/// Runs `trace`.
+/// Runs `trace`: the application's exit status is passed through (its code, or 128 + signal).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub fn run(args: TraceArgs) -> Result<ExitCode> {
+    use anyhow::Context;
+    use precopy_trace::paths::PathFilter;
+    use precopy_trace::{Target, TraceConfig, TraceError};
+
+    use crate::cmd::{bad_input, write_atomic};
+
+    if args.period <= 0.0 {
+        return Err(bad_input("--period must be positive"));
+    }
+    let filter = PathFilter::new(&args.include, &args.exclude).map_err(bad_input)?;
+    let target = match args.pid {
+        Some(pid) => Target::Pid(pid),
+        None => Target::Command(args.command),
+    };
+    let config = TraceConfig {
+        target,
+        period_s: args.period,
+        filter,
+        follow_sharing: args.follow_sharing,
+    };
+    let output = precopy_trace::record(&config).map_err(|e| match e {
+        TraceError::NoSuchProcess(_) | TraceError::Spawn { .. } => bad_input(e),
+        e => anyhow::Error::new(e),
+    })?;
+    write_atomic(&args.out, output.trace.as_bytes())?;
+    if let Some(path) = &args.manifest {
+        let json = serde_json::to_string_pretty(&output.manifest).context("manifest")?;
+        write_atomic(path, (json + "\n").as_bytes())?;
+    }
+    eprint!("migrate-native trace: {}", output.summary());
+    if output.manifest.files.is_empty() {
+        eprintln!("migrate-native trace: no files recorded: the trace cannot be replayed");
+    }
+    let code = output.exit.map_or(0, |e| e.shell_code());
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Runs `trace`: only Linux x86-64 is supported.
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 pub fn run(_args: TraceArgs) -> Result<ExitCode> {
-    bail!("`trace` is not implemented yet")
+    anyhow::bail!("`trace` needs Linux on x86-64 (ptrace and seccomp)")
 }
