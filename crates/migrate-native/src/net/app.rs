@@ -19,10 +19,16 @@ pub enum App {
 }
 
 impl App {
-    /// Spawns `argv` in a new process group (so a terminal's ^C reaches us, not it).
+    /// Spawns `argv` in a new process group (so a terminal's ^C reaches us, not it). Its stdout
+    /// goes to our stderr: our stdout is the summary (`--json`), and a long-lived application
+    /// must not hold the pipe of whoever reads it.
     pub fn spawn(argv: &[String]) -> io::Result<App> {
+        use std::os::fd::AsFd;
+        let stdout = std::io::stderr().as_fd().try_clone_to_owned()?;
         let child = Command::new(&argv[0])
             .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(stdout)
             .process_group(0)
             .spawn()?;
         Ok(App::Spawned(child))
@@ -124,7 +130,7 @@ fn signal(pid: u32, sig: Signal) -> io::Result<()> {
     }
 }
 
-/// `(pid, ppid, state)` from `/proc/PID/stat` (the name may hold spaces and parentheses).
+/// `(ppid, state)` from `/proc/PID/stat` (the name may hold spaces and parentheses).
 fn stat(pid: u32) -> Option<(u32, char)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];

@@ -1,0 +1,523 @@
+//! `send` and `receive` end to end on loopback, and the faults of issue 5: escaping paths, wrong
+//! tokens, garbage frames, a dropped connection, a restarted receiver, an application that exits.
+//! The network-namespace test (root only) is at the bottom.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use precopy_proto::handshake::client_proof;
+use precopy_proto::{parse, ErrorCode, FileHeader, Key, Message, RelPath};
+
+const BIN: &str = env!("CARGO_BIN_EXE_migrate-native");
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+struct Daemon {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token_file(dir: &Path) -> PathBuf {
+    let path = dir.join("token");
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    path
+}
+
+fn receiver(work: &Path, root: &Path, listen: &str) -> Daemon {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let log = work.join(format!(
+        "receiver-{}.log",
+        STARTED.fetch_add(1, Ordering::SeqCst)
+    ));
+    let mut child = Command::new(BIN)
+        .args(["receive", "--listen", listen, "--root"])
+        .arg(root)
+        .arg("--token-file")
+        .arg(token_file(work))
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    Daemon { child, addr, log }
+}
+
+/// A source tree: `cold` (ReadOnly) and `hot` + `warm` (ReadWrite) files.
+fn source_tree(work: &Path, cold: usize, rw: usize, size: usize) -> PathBuf {
+    let src = work.join("src");
+    for (dir, n) in [("cold", cold), ("hot", 4), ("warm", rw)] {
+        std::fs::create_dir_all(src.join(dir)).unwrap();
+        for i in 0..n {
+            let data: Vec<u8> = (0..size).map(|b| (b * 31 + i * 7) as u8).collect();
+            std::fs::write(src.join(dir).join(format!("f{i:03}")), data).unwrap();
+        }
+    }
+    src
+}
+
+/// A writer: hot files often, warm files now and then, until killed.
+fn writer_script(src: &Path, rw: usize) -> String {
+    format!(
+        "cd {} && i=0; while true; do i=$((i+1)); head -c 20000 /dev/urandom > hot/f00$((i%4)); \
+         if [ $((i%7)) = 0 ]; then head -c 20000 /dev/urandom > warm/f$(printf %03d $((i%{rw}))); fi; \
+         sleep 0.02; done",
+        src.display()
+    )
+}
+
+struct Sent {
+    ok: bool,
+    json: serde_json::Value,
+    stderr: String,
+}
+
+fn send(work: &Path, addr: &str, src: &Path, extra: &[&str], app: &[&str]) -> Sent {
+    static SENT: AtomicUsize = AtomicUsize::new(0);
+    let log = work.join(format!("send-{}.log", SENT.fetch_add(1, Ordering::SeqCst)));
+    let out = Command::new(BIN)
+        .args(["send", "--to", addr, "--json", "--period", "200ms"])
+        .arg("--token-file")
+        .arg(token_file(work))
+        .arg("--ro")
+        .arg(src.join("cold"))
+        .arg("--rw")
+        .arg(format!(
+            "{},{}",
+            src.join("hot").display(),
+            src.join("warm").display()
+        ))
+        .args(extra)
+        .arg("--")
+        .args(app)
+        // The application inherits stderr: a file, so no pipe waits for it to exit.
+        .stderr(std::fs::File::create(&log).unwrap())
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    if let Some(pid) = json["metrics"]["dataset"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("pid "))
+    {
+        // Resumed (or left stopped) at the source: end its whole group.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{pid}")])
+            .status();
+    }
+    Sent {
+        ok: out.status.success(),
+        json,
+        stderr: std::fs::read_to_string(&log).unwrap(),
+    }
+}
+
+/// Every file under `src` is at `root` + its absolute path, byte for byte.
+fn assert_same_tree(src: &Path, root: &Path) {
+    let mut n = 0;
+    let mut stack = vec![src.canonicalize().unwrap()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let there = root.join(path.strip_prefix("/").unwrap());
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(&there).unwrap_or_default(),
+                "{} differs at the destination",
+                path.display()
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 0);
+    assert!(
+        !has_temporaries(root),
+        "a temporary file is left at the destination"
+    );
+}
+
+fn has_temporaries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            has_temporaries(&path)
+        } else {
+            path.to_string_lossy().ends_with(".precopy-tmp")
+        }
+    })
+}
+
+#[test]
+fn loopback_proposed_and_baseline_migrate_identical_trees() {
+    for policy in ["proposed", "baseline"] {
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("dst");
+        let src = source_tree(work.path(), 30, 20, 40_000);
+        let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+        let script = writer_script(&src, 20);
+        let sent = send(
+            work.path(),
+            &daemon.addr,
+            &src,
+            &[
+                "--policy",
+                policy,
+                "--beta",
+                "4",
+                "--bwlimit",
+                "40Mbps",
+                "--then",
+                "stop",
+            ],
+            &["sh", "-c", &script],
+        );
+        assert!(sent.ok, "{policy}: {}", sent.stderr);
+        assert_same_tree(&src, &root);
+        let m = &sent.json["metrics"];
+        assert_eq!(m["policy"], policy);
+        assert!(m["precopy_bytes"].as_u64().unwrap() >= 30 * 40_000);
+        assert!(sent.json["measured"]["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("all 54 files equal"));
+        assert!(sent.json["prediction"]["downtime_s"].is_number());
+    }
+}
+
+/// Connects and authenticates by hand; returns the stream and the bytes read past the `Ready`.
+fn raw_session(addr: &str, token: &str) -> (TcpStream, Option<ErrorCode>) {
+    let key = Key::from_token(token.as_bytes()).unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let nonce = [3u8; 32];
+    write_frame(&mut stream, &Message::Hello { nonce });
+    let theirs = match read_frame(&mut stream) {
+        Some(Frame::Challenge(n)) => n,
+        _ => panic!("no challenge"),
+    };
+    write_frame(
+        &mut stream,
+        &Message::Auth {
+            proof: client_proof(&key, &nonce, &theirs),
+        },
+    );
+    match read_frame(&mut stream) {
+        Some(Frame::Ready) => (stream, None),
+        Some(Frame::Error(code)) => (stream, Some(code)),
+        _ => (stream, Some(ErrorCode::Other(0))),
+    }
+}
+
+enum Frame {
+    Challenge([u8; 32]),
+    Ready,
+    Error(ErrorCode),
+    Other,
+}
+
+fn write_frame(stream: &mut TcpStream, message: &Message<'_>) {
+    let mut wire = Vec::new();
+    message.emit(&mut wire).unwrap();
+    let _ = stream.write_all(&wire);
+}
+
+/// The next frame, or `None` once the peer closed.
+fn read_frame(stream: &mut TcpStream) -> Option<Frame> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 4096];
+    loop {
+        if let Ok(Some((message, _))) = parse(&buf) {
+            return Some(match message {
+                Message::Challenge { nonce, .. } => Frame::Challenge(nonce),
+                Message::Ready => Frame::Ready,
+                Message::Error { code, .. } => Frame::Error(code),
+                _ => Frame::Other,
+            });
+        }
+        match stream.read(&mut byte) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&byte[..n]),
+        }
+    }
+}
+
+/// A FileStart for `path` with the path bytes patched in after encoding (the encoder itself
+/// refuses such paths).
+fn file_start_raw(path: &[u8]) -> Vec<u8> {
+    let placeholder = vec![b'x'; path.len()];
+    let mut wire = Vec::new();
+    Message::FileStart(FileHeader {
+        id: 1,
+        path: RelPath::new(&placeholder).unwrap(),
+        mode: 0o644,
+        mtime_s: 0,
+        mtime_ns: 0,
+        size: 4,
+    })
+    .emit(&mut wire)
+    .unwrap();
+    wire[10 + 8 + 2..10 + 8 + 2 + path.len()].copy_from_slice(path);
+    wire
+}
+
+fn empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
+
+#[test]
+fn escaping_paths_are_refused_and_nothing_is_written_outside() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let outside = work.path().join("outside");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    let outside_rel = outside
+        .strip_prefix("/")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let dotdot = format!("../../../../../../{outside_rel}/evil");
+    let absolute = format!("{}/evil", outside.display());
+    for path in [
+        dotdot.as_str(),
+        absolute.as_str(),
+        "a/../../evil",
+        "escape/evil",
+    ] {
+        let (mut stream, refused) = raw_session(&daemon.addr, TOKEN);
+        assert_eq!(refused, None);
+        stream.write_all(&file_start_raw(path.as_bytes())).unwrap();
+        write_frame(&mut stream, &Message::Chunk(b"evil"));
+        match read_frame(&mut stream) {
+            Some(Frame::Error(code)) => assert!(
+                matches!(code, ErrorCode::Path | ErrorCode::Protocol),
+                "{path}: {code:?}"
+            ),
+            _ => panic!("{path}: no error frame"),
+        }
+        assert!(
+            read_frame(&mut stream).is_none(),
+            "{path}: connection left open"
+        );
+    }
+    assert!(empty(&outside), "something was written outside the root");
+}
+
+#[test]
+fn a_wrong_or_missing_token_closes_the_connection_and_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    let (mut stream, refused) = raw_session(&daemon.addr, "another-token-0123456789");
+    assert_eq!(refused, Some(ErrorCode::Auth));
+    stream.write_all(&file_start_raw(b"owned")).ok();
+    assert!(read_frame(&mut stream).is_none());
+    // No handshake at all: straight to a file.
+    let mut stream = TcpStream::connect(&daemon.addr).unwrap();
+    stream.write_all(&file_start_raw(b"owned")).unwrap();
+    assert!(matches!(
+        read_frame(&mut stream),
+        Some(Frame::Error(ErrorCode::Protocol)) | None
+    ));
+    assert!(read_frame(&mut stream).is_none());
+    assert!(empty(&root));
+    // The sender reports a receiver that does not know its token.
+    std::fs::write(work.path().join("wrong"), "yet-another-token-0123456789").unwrap();
+    let src = source_tree(work.path(), 1, 1, 10);
+    let out = Command::new(BIN)
+        .args(["send", "--to", &daemon.addr, "--token-file"])
+        .arg(work.path().join("wrong"))
+        .arg("--ro")
+        .arg(src.join("cold"))
+        .args(["--", "sleep", "30"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("authentication failed"));
+    assert!(empty(&root));
+}
+
+#[test]
+fn garbage_and_truncated_frames_get_an_error_and_the_daemon_survives() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    let inputs: [&[u8]; 4] = [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"PCMG\x01\x11\xff\xff\xff\xff",
+        b"PCMG\x01\x01\x00\x00\x00\x20abc",
+        &[0u8; 100_000],
+    ];
+    for input in inputs {
+        let mut stream = TcpStream::connect(&daemon.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(input);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // An error frame or a plain close, never a hang or a crash.
+        let _ = read_frame(&mut stream);
+    }
+    // After a bad session mid-handshake, a good one still works.
+    let (mut stream, refused) = raw_session(&daemon.addr, TOKEN);
+    assert_eq!(refused, None);
+    write_frame(&mut stream, &Message::Bye);
+    let src = source_tree(work.path(), 3, 2, 1000);
+    let sent = send(work.path(), &daemon.addr, &src, &[], &["sleep", "30"]);
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_same_tree(&src, &root);
+}
+
+/// Forwards connections to `to`; cuts the first one after `cut` bytes from the client.
+fn cutting_proxy(to: String, cut: usize) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cut_done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cut_done);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut server) = TcpStream::connect(&to) else {
+                return;
+            };
+            let limit = if flag.swap(true, Ordering::SeqCst) {
+                usize::MAX
+            } else {
+                cut
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16384];
+                let mut passed = 0;
+                loop {
+                    let n = match client.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n.min(limit - passed),
+                    };
+                    if server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    passed += n;
+                    if passed >= limit {
+                        break;
+                    }
+                }
+                let _ = server.shutdown(std::net::Shutdown::Both);
+                let _ = client.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    (addr, cut_done)
+}
+
+#[test]
+fn a_connection_dropped_mid_file_is_resumed() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let src = source_tree(work.path(), 10, 4, 300_000);
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    // 1 MB in: in the middle of the fourth file.
+    let (proxy, _) = cutting_proxy(daemon.addr.clone(), 1_000_000);
+    let sent = send(
+        work.path(),
+        &proxy,
+        &src,
+        &["--beta", "2"],
+        &["sleep", "30"],
+    );
+    assert!(sent.ok, "{}", sent.stderr);
+    assert!(sent.json["measured"]["reconnects"].as_u64().unwrap() >= 1);
+    assert_same_tree(&src, &root);
+}
+
+#[test]
+fn a_restarted_receiver_resumes_without_resending_verified_files() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let src = source_tree(work.path(), 40, 2, 100_000);
+    let first = receiver(work.path(), &root, "127.0.0.1:0");
+    let addr = first.addr.clone();
+    let sender = {
+        let (work, addr, src) = (work.path().to_path_buf(), addr.clone(), src.clone());
+        std::thread::spawn(move || {
+            send(
+                &work,
+                &addr,
+                &src,
+                &["--bwlimit", "8Mbps", "--beta", "2"],
+                &["sleep", "60"],
+            )
+        })
+    };
+    // 4.4 MB at 1 MB/s: kill the receiver about halfway, start a new one on the same port.
+    std::thread::sleep(Duration::from_millis(2000));
+    drop(first);
+    let second = receiver(work.path(), &root, &addr);
+    let sent = sender.join().unwrap();
+    assert!(sent.ok, "{}", sent.stderr);
+    assert!(sent.json["measured"]["reconnects"].as_u64().unwrap() >= 1);
+    assert_same_tree(&src, &root);
+    let log = std::fs::read_to_string(&second.log).unwrap();
+    let stored: u64 = log
+        .split(" files stored, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary in the second receiver's log: {log}"));
+    assert!(
+        stored < 3_500_000,
+        "the new receiver got {stored} bytes: verified files were resent"
+    );
+}
+
+#[test]
+fn an_application_that_exits_during_precopy_is_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let src = source_tree(work.path(), 20, 2, 200_000);
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    let sent = send(
+        work.path(),
+        &daemon.addr,
+        &src,
+        &["--bwlimit", "4Mbps"],
+        &["sh", "-c", "sleep 0.3; exit 3"],
+    );
+    assert!(!sent.ok);
+    assert!(
+        sent.stderr.contains("exited during pre-copy") && sent.stderr.contains("exit status: 3"),
+        "{}",
+        sent.stderr
+    );
+}
