@@ -32,7 +32,10 @@ enum Marker {
 
 fn marker(out: &mut String, m: Marker, x: f64, y: f64, colour: &str) {
     let _ = match m {
-        Marker::Circle => write!(out, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{colour}"/>"#),
+        Marker::Circle => write!(
+            out,
+            r#"<circle cx="{x:.1}" cy="{y:.1}" r="3.5" fill="{colour}"/>"#
+        ),
         Marker::Square => write!(
             out,
             r#"<rect x="{:.1}" y="{:.1}" width="7" height="7" fill="{colour}"/>"#,

@@ -8,7 +8,7 @@
 //! | `qemu` | iterations | path order | dirty bytes fit the downtime limit |
 //! | `clairvoyant` | periods | files not written again before its stop | its stop time |
 //! | `p-only`, `size-only`, `random` | periods | ablations of the proposed order | β test |
-//! | `sweep` (ours) | periods | proposed order, likely-rewritten files held back | all left fits one period |
+//! | `sweep` (ours) | periods | proposed order | β test, or one final sweep once all left fits |
 
 mod clairvoyant;
 mod expectation;
@@ -212,7 +212,7 @@ pub enum PolicyKind {
     SizeOnly,
     /// Ablation: random order.
     Random,
-    /// Ours: the proposed order, ended by one sweep as soon as everything left fits a period.
+    /// Ours: the proposed policy, ended by one sweep as soon as everything left fits a period.
     Sweep,
 }
 
@@ -255,9 +255,7 @@ impl PolicyKind {
             PolicyKind::ProbabilityOnly => "ablation: ascending p̂ only",
             PolicyKind::SizeOnly => "ablation: ascending size only",
             PolicyKind::Random => "ablation: random order",
-            PolicyKind::Sweep => {
-                "ours: proposed order, final sweep once all that is left fits a period"
-            }
+            PolicyKind::Sweep => "ours: proposed, but one final sweep once all that is left fits a period",
         }
     }
 
@@ -284,8 +282,6 @@ pub struct PolicyParams {
     pub downtime_limit_s: f64,
     /// QEMU-style iteration cap.
     pub qemu_max_iterations: u32,
-    /// Sweep: the largest accepted chance that a file sent before the sweep is written again.
-    pub sweep_risk: f64,
 }
 
 impl Default for PolicyParams {
@@ -297,7 +293,6 @@ impl Default for PolicyParams {
             baseline_iterations: 10,
             downtime_limit_s: 0.3,
             qemu_max_iterations: 30,
-            sweep_risk: 0.5,
         }
     }
 }
@@ -328,7 +323,7 @@ pub fn build(kind: PolicyKind, params: &PolicyParams, files: usize, seed: u64) -
             params.qemu_max_iterations,
         )),
         PolicyKind::Clairvoyant => Box::new(Clairvoyant::default()),
-        PolicyKind::Sweep => Box::new(Sweep::new(params.sweep_risk, params.estimator, beta, files)),
+        PolicyKind::Sweep => Box::new(Sweep::new(params.estimator, beta, files)),
         PolicyKind::Proposed
         | PolicyKind::ProbabilityOnly
         | PolicyKind::SizeOnly

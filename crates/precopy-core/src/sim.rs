@@ -4,10 +4,10 @@
 //! [`Simulation::step`] (one round: a monitoring period or an iteration; the last step is the final
 //! copy) or [`Simulation::run`]. Time advances only here; nothing reads a clock.
 //!
-//! Per round the engine asks the policy for an order (O(n log n) for the sort), then walks it:
-//! before each transfer starts it applies every write due by then (O(log n) each, from the write
-//! clock's heap), so the consistency rule — a copy is clean iff no write hit the file after its
-//! transfer started — holds exactly.
+//! Per round the engine asks the policy for an order (O(n + k log k): only the k files that fit in
+//! a period are sorted), then walks it: before each transfer starts it applies that file's writes
+//! due by then, and at the round's end every file's, so the consistency rule — a copy is clean iff
+//! no write hit the file after its transfer started — holds exactly, at O(n + writes) per round.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -73,8 +73,6 @@ pub enum ConfigError {
     Intensity(f64),
     /// An EWMA weight must be in (0, 1].
     Alpha(f64),
-    /// The sweep's hold-back risk must be in [0, 1].
-    Risk(f64),
     /// The QEMU downtime limit must be ≥ 0 and finite.
     DowntimeLimit(f64),
     /// An iteration or round cap must be at least 1.
@@ -93,7 +91,6 @@ impl fmt::Display for ConfigError {
             ConfigError::Tolerance(v) => write!(f, "beta tolerance {v} must be in [0, 1)"),
             ConfigError::Intensity(v) => write!(f, "write intensity {v} must be 0 or more"),
             ConfigError::Alpha(v) => write!(f, "EWMA alpha {v} must be in (0, 1]"),
-            ConfigError::Risk(v) => write!(f, "sweep hold-back risk {v} must be in [0, 1]"),
             ConfigError::DowntimeLimit(v) => write!(f, "downtime limit {v} s must be 0 or more"),
             ConfigError::Cap(name) => write!(f, "{name} must be at least 1"),
             ConfigError::Dataset(e) => write!(f, "data set: {e}"),
@@ -143,9 +140,6 @@ impl SimConfig {
             if !(alpha > 0.0 && alpha <= 1.0) {
                 return Err(ConfigError::Alpha(alpha));
             }
-        }
-        if !(0.0..=1.0).contains(&p.sweep_risk) {
-            return Err(ConfigError::Risk(p.sweep_risk));
         }
         if !finite_nonnegative(p.downtime_limit_s) {
             return Err(ConfigError::DowntimeLimit(p.downtime_limit_s));
@@ -394,7 +388,7 @@ impl Simulation {
             if deadline.is_some_and(|d| begin >= d) {
                 break;
             }
-            world.apply_writes(begin, &mut report);
+            world.catch_up(planned.file, begin, &mut report);
             let id = planned.file as usize;
             if !world.files[id].status.needs_send() {
                 continue;
@@ -411,7 +405,7 @@ impl Simulation {
             Some(d) => d,
             None => sent_by,
         };
-        world.apply_writes(end, &mut report);
+        world.catch_up_all(end, &mut report);
         world.now = end;
         report.end = end;
         report.unsent_bytes = world.unsent_bytes;
@@ -509,10 +503,12 @@ impl World {
         }
     }
 
-    /// Applies every write due by `until`: counts it, and makes a clean copy dirty.
-    fn apply_writes(&mut self, until: f64, report: &mut RoundReport) {
-        while let Some((at, file)) = self.clock.next_until(until) {
-            let id = file as usize;
+    /// Applies `file`'s writes due by `until`: counts them, and makes a clean copy dirty. Lazy
+    /// per file is exact: only the file's own transfers change its status, and each transfer is
+    /// preceded by a catch-up to its start.
+    fn catch_up(&mut self, file: u32, until: f64, report: &mut RoundReport) {
+        let id = file as usize;
+        while let Some(at) = self.clock.next_until(file, until) {
             self.counts[id] = self.counts[id].saturating_add(1);
             self.last_write[id] = at;
             report.writes += 1;
@@ -524,6 +520,16 @@ impl World {
                 report.dirtied.push(Dirtied { file, at });
             }
         }
+    }
+
+    /// Applies every file's writes due by `until` (a round's end).
+    fn catch_up_all(&mut self, until: f64, report: &mut RoundReport) {
+        for file in 0..self.files.len() as u32 {
+            self.catch_up(file, until, report);
+        }
+        report
+            .dirtied
+            .sort_unstable_by(|a, b| a.at.total_cmp(&b.at).then(a.file.cmp(&b.file)));
     }
 
     /// Starts a file's transfer at `start` and records it in the report.

@@ -2,12 +2,9 @@
 //!
 //! Each file owns an independent, seeded stream of write times, so a file's writes do not depend
 //! on the order in which the engine looks at files, and a clairvoyant reference can replay any
-//! file's future by cloning its stream. The merge is a binary heap keyed by the next write time:
-//! O(log n) per write.
+//! file's future by cloning its stream.
 
-use alloc::collections::BinaryHeap;
 use alloc::vec::Vec;
-use core::cmp::{Ordering, Reverse};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
@@ -146,34 +143,18 @@ fn exponential(rng: &mut Pcg64Mcg, rate: f64) -> f64 {
     -libm::log(1.0 - u) / rate
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Due(f64, u32);
-
-impl Eq for Due {}
-
-impl PartialOrd for Due {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Due {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
-    }
-}
-
-/// Merges every file's write stream into one time-ordered sequence of writes.
+/// Every file's write stream. The engine pulls each file's writes lazily, up to the time it needs
+/// that file's state: before sending it, and at every round end. No global event queue is needed,
+/// since a file's status only changes through its own writes and its own transfers.
 #[derive(Debug, Clone)]
 pub struct WriteClock {
     streams: Vec<WriteStream>,
-    due: BinaryHeap<Reverse<Due>>,
 }
 
 impl WriteClock {
     /// Builds the streams of a data set: recorded writes are replayed, synthetic ones drawn.
     pub fn new(dataset: &Dataset, model: &WriteModel, seed: u64) -> WriteClock {
-        let streams: Vec<WriteStream> = match &dataset.writes {
+        let streams = match &dataset.writes {
             Writes::Synthetic => dataset
                 .files
                 .iter()
@@ -193,27 +174,15 @@ impl WriteClock {
                 })
                 .collect(),
         };
-        let due = streams
-            .iter()
-            .enumerate()
-            .filter_map(|(id, s)| s.peek().map(|t| Reverse(Due(t, id as u32))))
-            .collect();
-        WriteClock { streams, due }
+        WriteClock { streams }
     }
 
-    /// Pops the next write at or before `until`: (time, file).
-    pub fn next_until(&mut self, until: f64) -> Option<(f64, u32)> {
-        let Reverse(Due(time, file)) = *self.due.peek()?;
-        if time > until {
-            return None;
-        }
-        self.due.pop();
+    /// Pops `file`'s next write if it is due at or before `until`.
+    pub fn next_until(&mut self, file: u32, until: f64) -> Option<f64> {
         let stream = &mut self.streams[file as usize];
+        let at = stream.peek().filter(|&t| t <= until)?;
         stream.advance();
-        if let Some(next) = stream.peek() {
-            self.due.push(Reverse(Due(next, file)));
-        }
-        Some((time, file))
+        Some(at)
     }
 
     /// A file's stream, for look-ahead.
@@ -240,20 +209,22 @@ mod tests {
     }
 
     #[test]
-    fn clock_yields_writes_in_time_order() {
+    fn clock_yields_each_files_writes_in_time_order() {
         let data = Preset::Fixed.dataset(0.01).unwrap();
         let model = WriteModel {
             mapping: RateMapping::Linear,
             intensity: 1.0,
         };
         let mut clock = WriteClock::new(&data, &model, 1);
-        let mut last = 0.0;
         let mut n = 0;
-        while let Some((t, file)) = clock.next_until(50.0) {
-            assert!(t >= last && t <= 50.0);
-            assert_eq!(data.files[file as usize].kind, Kind::ReadWrite);
-            last = t;
-            n += 1;
+        for (id, file) in data.files.iter().enumerate() {
+            let mut last = 0.0;
+            while let Some(t) = clock.next_until(id as u32, 50.0) {
+                assert!(t >= last && t <= 50.0);
+                assert_eq!(file.kind, Kind::ReadWrite);
+                last = t;
+                n += 1;
+            }
         }
         // 50 files at 0.2/s and 50 at 0.8/s over 50 s: 2,500 expected.
         assert!((2200..2800).contains(&n), "{n}");

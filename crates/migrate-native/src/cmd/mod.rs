@@ -48,7 +48,12 @@ pub fn duration(text: &str) -> Result<f64, String> {
 
 /// clap value parser: a duration that may be zero.
 pub fn duration_or_zero(text: &str) -> Result<f64, String> {
-    if text.trim().trim_end_matches(|c: char| c.is_alphabetic()).parse::<f64>() == Ok(0.0) {
+    if text
+        .trim()
+        .trim_end_matches(|c: char| c.is_alphabetic())
+        .parse::<f64>()
+        == Ok(0.0)
+    {
         return Ok(0.0);
     }
     duration(text)
@@ -61,8 +66,9 @@ fn estimator(text: &str) -> Result<Estimator, String> {
             .map_err(|_| format!("estimator `{text}`: alpha is not a number"))?;
         return Ok(Estimator::Ewma { alpha });
     }
-    Estimator::from_name(text)
-        .ok_or_else(|| format!("estimator `{text}`: expected share, ewma, ewma:ALPHA or cumulative"))
+    Estimator::from_name(text).ok_or_else(|| {
+        format!("estimator `{text}`: expected share, ewma, ewma:ALPHA or cumulative")
+    })
 }
 
 fn rate_mapping(text: &str) -> Result<RateMapping, String> {
@@ -103,9 +109,6 @@ pub struct ModelArgs {
     /// QEMU-style downtime limit.
     #[arg(long, default_value = "300ms", value_parser = duration_or_zero)]
     pub downtime_limit: f64,
-    /// Sweep's hold-back risk in [0, 1] (1 holds nothing back).
-    #[arg(long, default_value_t = PolicyParams::default().sweep_risk)]
-    pub sweep_risk: f64,
     /// Safety cap on pre-copy rounds.
     #[arg(long, default_value_t = SimConfig::default().max_rounds)]
     pub max_rounds: u32,
@@ -131,7 +134,6 @@ impl ModelArgs {
                 estimator: self.estimator,
                 baseline_iterations: self.baseline_iterations,
                 downtime_limit_s: self.downtime_limit,
-                sweep_risk: self.sweep_risk,
                 ..defaults
             },
         }

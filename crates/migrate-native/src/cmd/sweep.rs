@@ -122,9 +122,9 @@ impl Estimate {
 /// Two-sided 95% quantile of Student's t with `df` degrees of freedom.
 fn t95(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060,
-        2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
     ];
     TABLE.get(df.wrapping_sub(1)).copied().unwrap_or(1.96)
 }
@@ -181,7 +181,10 @@ pub fn run_cells(
         .par_iter()
         .map(|&(c, seed)| {
             let cell = &cells[c];
-            let config = SimConfig { seed, ..cell.config };
+            let config = SimConfig {
+                seed,
+                ..cell.config
+            };
             let sim = SimBuilder::new(datasets[cell.dataset].1.clone(), cell.policy)
                 .config(config)
                 .build()
@@ -342,7 +345,10 @@ mod tests {
 
     #[test]
     fn bandwidth_lists() {
-        assert_eq!(bandwidth_list("5..20:5").unwrap().0, [5e6, 10e6, 15e6, 20e6]);
+        assert_eq!(
+            bandwidth_list("5..20:5").unwrap().0,
+            [5e6, 10e6, 15e6, 20e6]
+        );
         assert_eq!(bandwidth_list("5,1Gbps").unwrap().0, [5e6, 1e9]);
         assert!(bandwidth_list("20..5:5").is_err());
         assert!(bandwidth_list("5..x").is_err());

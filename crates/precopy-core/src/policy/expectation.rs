@@ -47,10 +47,7 @@ impl BetaTest {
 
     /// Records U at a period's end and runs the test.
     pub fn record(&mut self, unsent_bytes: u64) -> Option<EndReason> {
-        self.history.push_back(unsent_bytes);
-        if self.history.len() > self.beta as usize {
-            self.history.pop_front();
-        }
+        self.push(unsent_bytes);
         let ratio = self.ratio()?;
         let band = 1.0 - self.tolerance..=1.0 + self.tolerance;
         band.contains(&ratio).then_some(EndReason::Beta {
@@ -58,6 +55,25 @@ impl BetaTest {
             beta: self.beta,
             tolerance: self.tolerance,
         })
+    }
+
+    /// Records U without testing; the oldest value falls out after β.
+    pub fn push(&mut self, unsent_bytes: u64) {
+        self.history.push_back(unsent_bytes);
+        if self.history.len() > self.beta as usize {
+            self.history.pop_front();
+        }
+    }
+
+    /// The accepted band's half-width.
+    pub fn tolerance(&self) -> f64 {
+        self.tolerance
+    }
+
+    /// Mean of the U values held.
+    pub fn mean(&self) -> f64 {
+        let n = self.history.len().max(1) as f64;
+        self.history.iter().map(|&u| u as f64).sum::<f64>() / n
     }
 
     /// mean(newest β/2) / mean(oldest β/2), once β values exist and the older mean is positive.
