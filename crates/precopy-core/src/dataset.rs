@@ -55,7 +55,19 @@ pub enum SizeSpec {
     },
 }
 
+/// The most files a data set may have: enough for the 1,000,000-file benchmark with room to spare,
+/// small enough that a hostile data-set file cannot exhaust memory.
+pub const MAX_FILES: u64 = 10_000_000;
+
 impl SizeSpec {
+    /// How many distinct sizes (checked before they are listed).
+    fn count(&self) -> u64 {
+        match *self {
+            SizeSpec::Fixed(_) => 1,
+            SizeSpec::Range { min, max, step } => (max - min) / step + 1,
+        }
+    }
+
     fn sizes(&self) -> Vec<u64> {
         match *self {
             SizeSpec::Fixed(size) => alloc::vec![size],
@@ -118,7 +130,7 @@ pub enum DatasetError {
     },
     /// The scale factor is not positive and finite.
     Scale(f64),
-    /// More files than the simulator's 32-bit file ids can name.
+    /// More than [`MAX_FILES`] files.
     TooManyFiles,
     /// The data-set file could not be parsed.
     Parse {
@@ -147,7 +159,7 @@ impl fmt::Display for DatasetError {
             DatasetError::Scale(scale) => {
                 write!(f, "scale {scale} must be a positive, finite number")
             }
-            DatasetError::TooManyFiles => f.write_str("more than 4,294,967,295 files"),
+            DatasetError::TooManyFiles => write!(f, "more than {MAX_FILES} files"),
             DatasetError::Parse { line, message } => write!(f, "line {line}: {message}"),
         }
     }
@@ -280,12 +292,22 @@ impl Dataset {
             return Err(DatasetError::Scale(scale));
         }
         let mut files = Vec::new();
+        let mut total: u64 = 0;
+        let mut counts = Vec::with_capacity(groups.len());
         for group in groups {
             group.validate()?;
-            if group.count == 0 {
-                continue;
+            let count = if group.count == 0 {
+                0
+            } else {
+                libm::round(f64::from(group.count) * scale).max(1.0) as u64
+            };
+            total = total.saturating_add(count.saturating_mul(group.size.count()));
+            if total > MAX_FILES {
+                return Err(DatasetError::TooManyFiles);
             }
-            let count = libm::round(f64::from(group.count) * scale).max(1.0) as u64;
+            counts.push(count);
+        }
+        for (group, count) in groups.iter().zip(counts) {
             for size in group.size.sizes() {
                 for index in 0..count {
                     files.push(FileSpec {
@@ -294,9 +316,6 @@ impl Dataset {
                         kind: group.kind,
                         access_probability: group.probability,
                     });
-                }
-                if files.len() > u32::MAX as usize {
-                    return Err(DatasetError::TooManyFiles);
                 }
             }
         }
@@ -312,7 +331,7 @@ impl Dataset {
         if files.is_empty() {
             return Err(DatasetError::Empty);
         }
-        if files.len() > u32::MAX as usize {
+        if files.len() as u64 > MAX_FILES {
             return Err(DatasetError::TooManyFiles);
         }
         for file in &files {

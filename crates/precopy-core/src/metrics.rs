@@ -64,8 +64,11 @@ pub enum EndReason {
         /// The stop time in seconds.
         at: f64,
     },
-    /// Sweep: everything left fitted in one period and was sent; stopped when it was on the wire.
-    Swept,
+    /// Sweep: everything left fitted in one period; sweeps of it stopped shrinking U.
+    Swept {
+        /// Sweeps done.
+        sweeps: u32,
+    },
     /// The safety cap on rounds was hit: pre-copy did not converge by itself.
     SafetyCap {
         /// Rounds done.
@@ -82,7 +85,7 @@ impl EndReason {
             EndReason::IterationLimit { .. } => "iteration-limit",
             EndReason::Converged { .. } => "converged",
             EndReason::Horizon { .. } => "horizon",
-            EndReason::Swept => "swept",
+            EndReason::Swept { .. } => "swept",
             EndReason::SafetyCap { .. } => "safety-cap",
         }
     }
@@ -114,7 +117,10 @@ impl fmt::Display for EndReason {
                 "dirty bytes {remaining_bytes} fit the downtime limit ({limit_bytes} bytes)"
             ),
             EndReason::Horizon { at } => write!(f, "clairvoyant stop time {at:.1} s reached"),
-            EndReason::Swept => f.write_str("everything left fitted in one period and was swept"),
+            EndReason::Swept { sweeps } => write!(
+                f,
+                "everything left fitted in one period: {sweeps} sweeps, until one no longer cut U by 10 %"
+            ),
             EndReason::SafetyCap { rounds } => {
                 write!(
                     f,

@@ -5,21 +5,31 @@
 //! within ±1 %. Once the link can carry everything that is not cleanly at the destination within
 //! one period, waiting only churns. Sweep plans exactly as the proposed policy does, but in the
 //! first ReadWrite period where everything left (RO and RW, plus whatever is still on the wire)
-//! fits, it sends all of it in ascending update expectation, hot files last, and stops the
-//! application the moment the last transfer ends rather than at the period's end: the stale window
-//! is one sweep, never more than a period. Where the link never catches up it is the proposed
-//! policy, β test included.
+//! fits, it sends all of it in ascending update expectation, hot files last, ending the round the
+//! moment the last transfer ends rather than at the period's end. Like the iterations of memory
+//! pre-copy, each further sweep sends only what the previous one left dirty, so sweeps shrink;
+//! it stops the application after the first sweep that did not cut U by [`SHRINK`] (or after
+//! [`MAX_SWEEPS`]). Where the link never catches up it is the proposed policy, β test included.
 
 use super::expectation::{period_phase, rw_by_expectation, rw_capacity};
 use super::{unsent_read_only, BetaTest, Plan, Policy, Rounds, View};
 use crate::metrics::{EndReason, Phase, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
+/// Sweeps at most this many times (the paper's baseline iteration count).
+pub const MAX_SWEEPS: u32 = 10;
+
+/// Another sweep follows only if the last one cut U by at least 10 %.
+pub const SHRINK: f64 = 0.9;
+
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct Sweep {
     estimates: UpdateEstimates,
     end_test: BetaTest,
+    /// Sweeps done so far, and U when the current one started.
+    sweeps: u32,
+    sweep_start_bytes: u64,
     sweeping: bool,
 }
 
@@ -29,6 +39,8 @@ impl Sweep {
         Sweep {
             estimates: UpdateEstimates::new(estimator, files),
             end_test,
+            sweeps: 0,
+            sweep_start_bytes: 0,
             sweeping: false,
         }
     }
@@ -52,7 +64,8 @@ impl Policy for Sweep {
             .filter(|f| f.status.needs_send())
             .map(|f| view.transfer_time(f.size))
             .sum();
-        self.sweeping = phase == Phase::ReadWrite && busy + left <= view.period;
+        self.sweeping = self.sweeps > 0 || (phase == Phase::ReadWrite && busy + left <= view.period);
+        self.sweep_start_bytes = view.unsent_bytes;
         let mut order = unsent_read_only(view);
         let keep = if self.sweeping {
             view.files.len()
@@ -71,7 +84,11 @@ impl Policy for Sweep {
     fn end_of_round(&mut self, view: &View<'_>, report: &RoundReport) -> Option<EndReason> {
         self.estimates.observe(view.counts, report.end - report.start);
         if self.sweeping {
-            Some(EndReason::Swept)
+            self.sweeps += 1;
+            let shrunk = (report.unsent_bytes as f64) < SHRINK * self.sweep_start_bytes as f64;
+            (!shrunk || self.sweeps >= MAX_SWEEPS).then_some(EndReason::Swept {
+                sweeps: self.sweeps,
+            })
         } else if report.phase == Phase::ReadWrite {
             self.end_test.record(report.unsent_bytes)
         } else {

@@ -1,6 +1,7 @@
 //! Integration tests of the simulation core: one binary, one module per concern.
 
 mod determinism;
+mod fuzz_regressions;
 mod properties;
 mod schedules;
 

@@ -153,19 +153,21 @@ fn qemu_stops_when_dirty_bytes_fit_the_downtime_limit() {
 }
 
 #[test]
-fn sweep_sends_everything_left_and_stops_when_it_is_on_the_wire() {
+fn sweep_sends_everything_left_and_sweeps_until_u_stops_shrinking() {
     let mut sim = build(abc(), PolicyKind::Sweep, hand_config());
     sim.step().unwrap();
-    // Period 1: /c and /b take 2 s, exactly one period: the sweep sends both and stops.
+    // Period 1: /c and /b take 2 s, exactly one period: the first sweep sends both.
     let r1 = sim.step().unwrap();
     assert_eq!(transfers(&r1), [(C, 2.0, 3.0), (B, 3.0, 4.0)]);
-    assert_eq!(r1.ended, Some(EndReason::Swept));
+    // U went from 2000 to 1000 (/c written at 3.5), so a second sweep follows at once,
+    // ending as soon as /c is on the wire, not at the period's end.
+    assert_eq!(r1.ended, None);
+    let r2 = sim.step().unwrap();
+    assert_eq!(transfers(&r2), [(C, 4.0, 5.0)]);
+    assert_eq!((r2.start, r2.end), (4.0, 5.0));
+    assert_eq!(r2.ended, Some(EndReason::NothingLeft));
     let m = sim.run();
-    // /c was written at 3.5, after its transfer started: it is the final copy.
-    assert_eq!(
-        (m.precopy_bytes, m.final_bytes, m.downtime_s),
-        (4000, 1000, 1.0)
-    );
+    assert_eq!((m.precopy_bytes, m.final_bytes, m.total_time_s), (5000, 0, 5.0));
 }
 
 #[test]
