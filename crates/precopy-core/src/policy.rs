@@ -347,19 +347,19 @@ pub(crate) fn unsent_read_only(view: &View<'_>) -> Vec<Planned> {
 /// Keeps the `keep` first files in ascending key, then size, then id (a total, platform-independent
 /// order), sorted. Selecting before sorting makes a period's plan O(n + k log k), not O(n log n).
 pub(crate) fn sorted_prefix(order: &mut Vec<Planned>, files: &[FileView], keep: usize) {
-    let by_key = |a: &Planned, b: &Planned| {
-        a.key
-            .total_cmp(&b.key)
-            .then(
-                files[a.file as usize]
-                    .size
-                    .cmp(&files[b.file as usize].size),
-            )
-            .then(a.file.cmp(&b.file))
+    // Sort (key, size, id) tuples: no lookups into `files` inside the comparisons.
+    let mut keyed: Vec<(f64, u64, u32)> = order
+        .iter()
+        .map(|p| (p.key, files[p.file as usize].size, p.file))
+        .collect();
+    let by_key = |a: &(f64, u64, u32), b: &(f64, u64, u32)| {
+        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
-    if keep < order.len() {
-        order.select_nth_unstable_by(keep, by_key);
-        order.truncate(keep);
+    if keep < keyed.len() {
+        keyed.select_nth_unstable_by(keep, by_key);
+        keyed.truncate(keep);
     }
-    order.sort_unstable_by(by_key);
+    keyed.sort_unstable_by(by_key);
+    order.clear();
+    order.extend(keyed.into_iter().map(|(key, _, file)| Planned { file, key }));
 }

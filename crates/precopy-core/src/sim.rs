@@ -525,7 +525,9 @@ impl World {
     /// Applies every file's writes due by `until` (a round's end).
     fn catch_up_all(&mut self, until: f64, report: &mut RoundReport) {
         for file in 0..self.files.len() as u32 {
-            self.catch_up(file, until, report);
+            if self.clock.is_due(file, until) {
+                self.catch_up(file, until, report);
+            }
         }
         report
             .dirtied

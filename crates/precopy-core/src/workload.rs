@@ -149,6 +149,9 @@ fn exponential(rng: &mut Pcg64Mcg, rate: f64) -> f64 {
 #[derive(Debug, Clone)]
 pub struct WriteClock {
     streams: Vec<WriteStream>,
+    /// Each stream's next write time (∞ if none), kept flat so scanning every file at a round's
+    /// end is a tight loop over numbers rather than a walk through the streams.
+    next: Vec<f64>,
 }
 
 impl WriteClock {
@@ -172,16 +175,30 @@ impl WriteClock {
                     times: t.as_slice().into(),
                     index: 0,
                 })
-                .collect(),
+                .collect::<Vec<_>>(),
         };
-        WriteClock { streams }
+        let next = streams
+            .iter()
+            .map(|s| s.peek().unwrap_or(f64::INFINITY))
+            .collect();
+        WriteClock { streams, next }
+    }
+
+    /// Whether `file` has a write due at or before `until`.
+    pub fn is_due(&self, file: u32, until: f64) -> bool {
+        self.next[file as usize] <= until
     }
 
     /// Pops `file`'s next write if it is due at or before `until`.
     pub fn next_until(&mut self, file: u32, until: f64) -> Option<f64> {
-        let stream = &mut self.streams[file as usize];
-        let at = stream.peek().filter(|&t| t <= until)?;
+        let id = file as usize;
+        let at = self.next[id];
+        if at > until {
+            return None;
+        }
+        let stream = &mut self.streams[id];
         stream.advance();
+        self.next[id] = stream.peek().unwrap_or(f64::INFINITY);
         Some(at)
     }
 

@@ -206,9 +206,12 @@ fn claims_report(results: &[CellResult], policies: &[PolicyKind]) -> String {
 }
 
 fn signed(pct: f64) -> String {
-    if pct.is_finite() {
-        format!("{pct:+.0}%")
-    } else {
+    if !pct.is_finite() {
         "n/a".to_string()
+    } else if pct.abs() < 0.5 {
+        // Also keeps "-0%" out of the tables.
+        "±0%".to_string()
+    } else {
+        format!("{pct:+.0}%")
     }
 }
