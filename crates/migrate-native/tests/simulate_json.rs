@@ -7,13 +7,25 @@ fn migrate_native(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn json_has_the_metrics_and_the_series() {
-    let args = ["simulate", "--scale", "0.02", "--bandwidth", "30Mbps", "--seed", "5"];
+    let args = [
+        "simulate",
+        "--scale",
+        "0.02",
+        "--bandwidth",
+        "30Mbps",
+        "--seed",
+        "5",
+    ];
     let json: serde_json::Value =
         serde_json::from_str(&migrate_native(&[&args[..], &["--json"]].concat())).unwrap();
     for key in [
@@ -30,7 +42,11 @@ fn json_has_the_metrics_and_the_series() {
     }
     let rounds = json["rounds"].as_u64().unwrap();
     let series = json["series"].as_array().unwrap();
-    assert_eq!(series.len() as u64, rounds + 1, "pre-copy rounds plus the final copy");
+    assert_eq!(
+        series.len() as u64,
+        rounds + 1,
+        "pre-copy rounds plus the final copy"
+    );
     assert_eq!(json["config"]["seed"], 5);
 
     let csv = migrate_native(&[&args[..], &["--csv"]].concat());
@@ -53,6 +69,8 @@ fn json_has_the_metrics_and_the_series() {
 
 #[test]
 fn same_seed_same_json() {
-    let args = ["simulate", "--scale", "0.02", "--policy", "baseline", "--json"];
+    let args = [
+        "simulate", "--scale", "0.02", "--policy", "baseline", "--json",
+    ];
     assert_eq!(migrate_native(&args), migrate_native(&args));
 }

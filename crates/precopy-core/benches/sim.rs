@@ -9,7 +9,11 @@ fn paper_run(c: &mut Criterion) {
     group.sample_size(20);
     for preset in Preset::ALL {
         let dataset = preset.dataset(1.0).unwrap();
-        for policy in [PolicyKind::Baseline, PolicyKind::Proposed, PolicyKind::Sweep] {
+        for policy in [
+            PolicyKind::Baseline,
+            PolicyKind::Proposed,
+            PolicyKind::Sweep,
+        ] {
             for mbps in [10.0, 50.0] {
                 let id = BenchmarkId::new(format!("{}/{}", preset.name(), policy.name()), mbps);
                 group.bench_with_input(id, &mbps, |b, &mbps| {

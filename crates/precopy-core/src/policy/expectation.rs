@@ -116,7 +116,7 @@ impl ExpectationPolicy {
             key,
             estimates: UpdateEstimates::new(estimator, files),
             end_test,
-            rng: Pcg64Mcg::seed_from_u64(seed ^ 0x5EED_0F0D_E5),
+            rng: Pcg64Mcg::seed_from_u64(seed ^ 0x005E_ED0F_0DE5),
         }
     }
 }
