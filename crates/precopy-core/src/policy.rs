@@ -255,7 +255,9 @@ impl PolicyKind {
             PolicyKind::ProbabilityOnly => "ablation: ascending p̂ only",
             PolicyKind::SizeOnly => "ablation: ascending size only",
             PolicyKind::Random => "ablation: random order",
-            PolicyKind::Sweep => "ours: proposed, but one final sweep once all that is left fits a period",
+            PolicyKind::Sweep => {
+                "ours: proposed, but one final sweep once all that is left fits a period"
+            }
         }
     }
 
@@ -361,5 +363,9 @@ pub(crate) fn sorted_prefix(order: &mut Vec<Planned>, files: &[FileView], keep: 
     }
     keyed.sort_unstable_by(by_key);
     order.clear();
-    order.extend(keyed.into_iter().map(|(key, _, file)| Planned { file, key }));
+    order.extend(
+        keyed
+            .into_iter()
+            .map(|(key, _, file)| Planned { file, key }),
+    );
 }

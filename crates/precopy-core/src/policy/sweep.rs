@@ -64,7 +64,8 @@ impl Policy for Sweep {
             .filter(|f| f.status.needs_send())
             .map(|f| view.transfer_time(f.size))
             .sum();
-        self.sweeping = self.sweeps > 0 || (phase == Phase::ReadWrite && busy + left <= view.period);
+        self.sweeping =
+            self.sweeps > 0 || (phase == Phase::ReadWrite && busy + left <= view.period);
         self.sweep_start_bytes = view.unsent_bytes;
         let mut order = unsent_read_only(view);
         let keep = if self.sweeping {
@@ -82,7 +83,8 @@ impl Policy for Sweep {
     }
 
     fn end_of_round(&mut self, view: &View<'_>, report: &RoundReport) -> Option<EndReason> {
-        self.estimates.observe(view.counts, report.end - report.start);
+        self.estimates
+            .observe(view.counts, report.end - report.start);
         if self.sweeping {
             self.sweeps += 1;
             let shrunk = (report.unsent_bytes as f64) < SHRINK * self.sweep_start_bytes as f64;

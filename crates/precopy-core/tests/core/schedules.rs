@@ -167,7 +167,10 @@ fn sweep_sends_everything_left_and_sweeps_until_u_stops_shrinking() {
     assert_eq!((r2.start, r2.end), (4.0, 5.0));
     assert_eq!(r2.ended, Some(EndReason::NothingLeft));
     let m = sim.run();
-    assert_eq!((m.precopy_bytes, m.final_bytes, m.total_time_s), (5000, 0, 5.0));
+    assert_eq!(
+        (m.precopy_bytes, m.final_bytes, m.total_time_s),
+        (5000, 0, 5.0)
+    );
 }
 
 #[test]
