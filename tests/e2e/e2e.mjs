@@ -1,0 +1,150 @@
+// End-to-end test of the simulator in Debian's Chromium, driven like a user would.
+//   node e2e.mjs URL OUT_DIR EXPECTED_DIR
+// EXPECTED_DIR holds `migrate-native simulate --json` outputs written by run.sh:
+//   fixed-<policy>.json and trace-<policy>.json.
+import { chromium } from 'playwright-core';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+
+const [url, out, expectedDir] = process.argv.slice(2);
+const here = dirname(fileURLToPath(import.meta.url));
+mkdirSync(out, { recursive: true });
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+];
+
+const expected = (name) => JSON.parse(readFileSync(join(expectedDir, `${name}.json`), 'utf8'));
+let step = 0;
+const log = (what) => console.log(`e2e ${++step}: ${what}`);
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
+const page = await context.newPage();
+const errors = [];
+page.on('pageerror', (e) => errors.push(String(e)));
+page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+
+async function runToEnd() {
+  await page.click('#finish');
+  await page.waitForFunction(() => document.querySelector('#play-status')?.textContent === 'finished',
+    null, { timeout: 120_000 });
+}
+
+// The figures the page shows for one policy, from the results table's data attributes.
+async function shown(policy) {
+  return page.$eval(`#results-table tr[data-policy="${policy}"]`, (tr) => ({ ...tr.dataset }));
+}
+
+function compare(policy, row, cli) {
+  const pairs = [
+    ['precopyBytes', cli.precopy_bytes], ['finalBytes', cli.final_bytes],
+    ['downtimeS', cli.downtime_s], ['totalTimeS', cli.total_time_s],
+    ['precopyTimeS', cli.precopy_time_s], ['rounds', cli.rounds],
+    ['resentBytes', cli.resent_bytes], ['resentFiles', cli.resent_files],
+  ];
+  for (const [key, want] of pairs) {
+    // Both sides print the shortest text that round-trips the same f64: equal numbers, exactly.
+    assert.equal(Number(row[key]), want, `${policy} ${key}: page ${row[key]}, CLI ${want}`);
+  }
+  assert.equal(row.endReason, cli.end_reason.kind, `${policy} end reason`);
+}
+
+async function downloadJson(selector) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
+  return JSON.parse(readFileSync(await download.path(), 'utf8'));
+}
+
+try {
+  log('open the page');
+  await page.goto(url);
+  await page.waitForSelector('h1');
+  await page.screenshot({ path: join(out, '01-start.png') });
+
+  log('configure through the controls: fixed, scale 0.1, 20 Mbps, seed 3, baseline + proposed');
+  await page.selectOption('#dataset', 'fixed');
+  await page.fill('#scale', '0.1');
+  await page.fill('#bandwidth', '20');
+  await page.fill('#seed', '3');
+  for (const p of ['baseline', 'proposed']) assert.ok(await page.isChecked(`#policy-${p}`), p);
+  for (const p of ['sweep', 'qemu', 'clairvoyant']) assert.ok(!(await page.isChecked(`#policy-${p}`)), p);
+
+  log('run, watch a few seconds, then run to the end');
+  await page.click('#run');
+  await page.waitForTimeout(2500);
+  await page.screenshot({ path: join(out, '02-playing.png'), fullPage: true });
+  assert.equal(await page.locator('.lane').count(), 2);
+  await runToEnd();
+  await page.screenshot({ path: join(out, '03-finished.png'), fullPage: true });
+
+  log('the figures on the page equal migrate-native simulate --json, exactly');
+  for (const policy of ['baseline', 'proposed']) compare(policy, await shown(policy), expected(`fixed-${policy}`));
+  const reason = await page.$eval('.lane[data-policy="proposed"] .end-reason', (e) => e.dataset.endReason);
+  assert.match(reason, /^mean of last 5 \/ first 5 = 1\.\d{4}, within \[0\.99, 1\.01\]$/);
+
+  log('the JSON export equals the CLI output, series and configuration included');
+  const exported = await downloadJson('#export-json');
+  assert.deepEqual(exported, [expected('fixed-baseline'), expected('fixed-proposed')]);
+
+  log('the link reproduces the configuration');
+  const link = await page.$eval('#share-link', (a) => a.href);
+  assert.match(link, /scale=0\.1/);
+  assert.equal(page.url(), link, 'the address bar holds the run');
+  const linked = await context.newPage();
+  await linked.goto(link);
+  await linked.waitForSelector('#scale');
+  assert.equal(await linked.inputValue('#scale'), '0.1');
+  assert.equal(await linked.inputValue('#seed'), '3');
+  assert.equal(await linked.inputValue('#bandwidth'), '20');
+  await linked.close();
+
+  log('a bad value shows an inline error and disables Run');
+  await page.fill('#beta', '3');
+  const message = await page.textContent('#beta-msg');
+  assert.match(message, /even/);
+  assert.ok(await page.isDisabled('#run'));
+  await page.screenshot({ path: join(out, '04-bad-input.png') });
+  await page.fill('#beta', '10');
+  assert.ok(await page.isEnabled('#run'));
+
+  log('a malformed trace names its line');
+  await page.selectOption('#dataset', 'trace');
+  await page.setInputFiles('#import-file', join(here, 'fixtures', 'bad-trace.jsonl'));
+  await page.waitForSelector('#import-error');
+  assert.match(await page.textContent('#import-error'), /line 4: write to read-only file id 0/);
+  assert.ok(await page.isDisabled('#run'));
+
+  log('import a trace and replay it');
+  await page.setInputFiles('#import-file', join(here, 'fixtures', 'small-trace.jsonl'));
+  await page.waitForSelector('#trace-summary');
+  assert.match(await page.textContent('#trace-summary'), /12 files, 1289 writes/);
+  await page.click('#run');
+  await runToEnd();
+  for (const policy of ['baseline', 'proposed']) compare(policy, await shown(policy), expected(`trace-${policy}`));
+  await page.screenshot({ path: join(out, '05-trace.png'), fullPage: true });
+
+  log('the paper view computes the figures in slices, with progress');
+  await page.click('#tab-paper');
+  await page.fill('#paper-seeds', '2');
+  await page.fill('#paper-scale', '0.1');
+  await page.click('#paper-start');
+  await page.waitForSelector('#paper-progress');
+  await page.waitForFunction(() => document.querySelector('#paper-progress')?.dataset.finished === 'true',
+    null, { timeout: 300_000 });
+  assert.equal(await page.locator('#claims-table tbody tr').count(), 5);
+  assert.equal(await page.locator('svg[id^="figure-"]').count(), 4);
+  await page.screenshot({ path: join(out, '06-paper.png'), fullPage: true });
+
+  assert.deepEqual(errors, [], 'no errors in the console');
+  console.log('e2e: all checks passed; screenshots in', out);
+} catch (e) {
+  await page.screenshot({ path: join(out, 'failure.png'), fullPage: true }).catch(() => {});
+  console.error('e2e: FAILED:', e.message);
+  if (errors.length) console.error('page errors:', errors);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,711 @@
+//! The configuration form as typed ([`Draft`]), its validation into a runnable [`Config`], and its
+//! encoding in the page's URL so that a link reproduces a run.
+//!
+//! Every field keeps the user's text; validation never rewrites it, it only says what is wrong.
+
+use std::rc::Rc;
+
+use precopy_core::dataset::{Dataset, DatasetError, Group, GroupsFile, Kind, Preset, SizeSpec};
+use precopy_core::trace::{Trace, FORMAT as TRACE_FORMAT};
+use precopy_core::units::{parse_bandwidth, parse_duration, parse_size};
+use precopy_core::{Estimator, PolicyKind, PolicyParams, SimConfig, WriteModel};
+
+/// The largest data set the page accepts, in files (memory and frame time stay reasonable).
+pub const MAX_FILES: u64 = 250_000;
+
+/// Where the files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// One of the paper's data sets.
+    Preset(Preset),
+    /// Groups edited in the table.
+    Custom,
+    /// A trace recorded by `migrate-native trace`, replayed.
+    Trace,
+}
+
+impl SourceKind {
+    /// The name used in the URL and the form.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Preset(p) => p.name(),
+            SourceKind::Custom => "custom",
+            SourceKind::Trace => "trace",
+        }
+    }
+
+    /// Parses [`SourceKind::name`].
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        match name {
+            "custom" => Some(SourceKind::Custom),
+            "trace" => Some(SourceKind::Trace),
+            other => Preset::from_name(other).map(SourceKind::Preset),
+        }
+    }
+}
+
+/// One row of the custom groups table, as typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    /// Group name (used in the generated paths).
+    pub name: String,
+    /// Files per size.
+    pub count: String,
+    /// A size (`200KB`) or a range (`100KB..1MB/100KB`).
+    pub size: String,
+    /// ReadOnly or ReadWrite.
+    pub kind: Kind,
+    /// Access probability, 0..1 (0 for ReadOnly).
+    pub probability: String,
+}
+
+impl GroupRow {
+    fn from_group(group: &Group) -> GroupRow {
+        GroupRow {
+            name: group.name.clone(),
+            count: group.count.to_string(),
+            size: match group.size {
+                SizeSpec::Fixed(size) => size.to_string(),
+                SizeSpec::Range { min, max, step } => format!("{min}..{max}/{step}"),
+            },
+            kind: group.kind,
+            probability: group.probability.to_string(),
+        }
+    }
+}
+
+/// A trace file the user imported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedTrace {
+    /// The file's name.
+    pub file_name: String,
+    /// The parsed trace.
+    pub trace: Rc<Trace>,
+}
+
+/// A text field of the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Scale factor of the data set.
+    Scale,
+    /// Link rate.
+    Bandwidth,
+    /// β of the end test.
+    Beta,
+    /// Monitoring period.
+    Period,
+    /// Global write intensity.
+    Intensity,
+    /// EWMA weight (only with the EWMA estimator).
+    Alpha,
+    /// Seed of the write processes.
+    Seed,
+    /// Per-file overhead.
+    Overhead,
+    /// Which policies run (not a text field; only carries errors).
+    Policies,
+    /// The data set as a whole (not a text field; only carries errors).
+    Dataset,
+    /// One cell of the groups table.
+    Group(usize, GroupField),
+}
+
+/// A column of the groups table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupField {
+    /// Name.
+    Name,
+    /// Count.
+    Count,
+    /// Size.
+    Size,
+    /// Probability.
+    Probability,
+}
+
+/// The form as typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// Data-set source.
+    pub source: SourceKind,
+    /// Scale factor (1 = the paper's size).
+    pub scale: String,
+    /// Link rate; a bare number is Mbps.
+    pub bandwidth: String,
+    /// β (even, ≥ 2).
+    pub beta: String,
+    /// Monitoring period; a bare number is seconds.
+    pub period: String,
+    /// Writes per second at p = 1.
+    pub intensity: String,
+    /// p̂ estimator name: share, ewma or cumulative.
+    pub estimator: String,
+    /// EWMA weight in (0, 1].
+    pub alpha: String,
+    /// Seed.
+    pub seed: String,
+    /// Per-file overhead in milliseconds.
+    pub overhead_ms: String,
+    /// Policies to compare, in [`PolicyKind::ALL`] order.
+    pub policies: Vec<PolicyKind>,
+    /// The custom groups table.
+    pub groups: Vec<GroupRow>,
+    /// The imported trace, if any.
+    pub trace: Option<ImportedTrace>,
+}
+
+impl Default for Draft {
+    /// The paper's fixed-size data set at 20 Mbps with the core's default model.
+    fn default() -> Self {
+        let sim = SimConfig::default();
+        Draft {
+            source: SourceKind::Preset(Preset::Fixed),
+            scale: "1".into(),
+            bandwidth: "20".into(),
+            beta: sim.params.beta.to_string(),
+            period: sim.period_s.to_string(),
+            intensity: sim.write_model.intensity.to_string(),
+            estimator: "share".into(),
+            alpha: "0.5".into(),
+            seed: sim.seed.to_string(),
+            overhead_ms: "0".into(),
+            policies: vec![PolicyKind::Baseline, PolicyKind::Proposed],
+            groups: Preset::Variable
+                .groups()
+                .iter()
+                .map(GroupRow::from_group)
+                .collect(),
+            trace: None,
+        }
+    }
+}
+
+/// A validated, runnable configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the files come from.
+    pub source: Source,
+    /// Scale factor (ignored for traces).
+    pub scale: f64,
+    /// Model and policy parameters; `sim.seed` is the seed.
+    pub sim: SimConfig,
+    /// Policies to compare.
+    pub policies: Vec<PolicyKind>,
+}
+
+/// A validated data-set source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A paper preset.
+    Preset(Preset),
+    /// Custom groups.
+    Groups(Vec<Group>),
+    /// A replayed trace.
+    Trace(Rc<Trace>),
+}
+
+impl Config {
+    /// Builds the data set to migrate.
+    pub fn dataset(&self) -> Result<Dataset, DatasetError> {
+        match &self.source {
+            Source::Preset(preset) => preset.dataset(self.scale),
+            Source::Groups(groups) => Dataset::from_groups("custom", groups, self.scale),
+            Source::Trace(trace) => trace.dataset(),
+        }
+    }
+}
+
+/// Problems found in a draft: one message per field, in form order.
+pub type Errors = Vec<(Field, String)>;
+
+/// The value, or NaN after recording the message.
+fn take(errors: &mut Errors, field: Field, result: Result<f64, String>) -> f64 {
+    result.unwrap_or_else(|message| {
+        errors.push((field, message));
+        f64::NAN
+    })
+}
+
+fn number(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Parses a group size: `200KB` or `min..max/step`.
+fn size_spec(text: &str) -> Result<SizeSpec, String> {
+    let text = text.trim();
+    let size = |t: &str| parse_size(t).map_err(|e| format!("size `{}`: {e}", t.trim()));
+    match text.split_once("..") {
+        None => size(text).map(SizeSpec::Fixed),
+        Some((min, rest)) => {
+            let (max, step) = rest
+                .split_once('/')
+                .ok_or("a range is written min..max/step, e.g. 100KB..1MB/100KB")?;
+            let (min, max, step) = (size(min)?, size(max)?, size(step)?);
+            if min > max {
+                return Err("the range's min is above its max".into());
+            }
+            Ok(SizeSpec::Range { min, max, step })
+        }
+    }
+}
+
+impl Draft {
+    /// Validates every field; all problems are reported at once.
+    pub fn validate(&self) -> Result<Config, Errors> {
+        let mut errors = Errors::new();
+        let errs = &mut errors;
+
+        let scale = take(
+            errs,
+            Field::Scale,
+            match number(&self.scale) {
+                Some(v) if v > 0.0 && v <= 10.0 => Ok(v),
+                _ => Err("scale must be a number above 0 and at most 10".into()),
+            },
+        );
+        let bandwidth = take(
+            errs,
+            Field::Bandwidth,
+            match parse_bandwidth(&self.bandwidth) {
+                Ok(bps) if (1e6..=1e9).contains(&bps) => Ok(bps),
+                Ok(_) => Err("bandwidth must be between 1 and 1000 Mbps".into()),
+                Err(e) => Err(format!("bandwidth: {e} (e.g. 20 or 20Mbps)")),
+            },
+        );
+        let beta = take(
+            errs,
+            Field::Beta,
+            match self.beta.trim().parse::<u32>() {
+                Ok(b) if b >= 2 && b % 2 == 0 => Ok(f64::from(b)),
+                Ok(b) => Err(format!(
+                    "β must be an even whole number of at least 2 (got {b})"
+                )),
+                Err(_) => Err("β must be an even whole number of at least 2".into()),
+            },
+        );
+        let period = take(
+            errs,
+            Field::Period,
+            parse_duration(&self.period)
+                .map_err(|e| format!("period: {e} (seconds, e.g. 10 or 500ms)")),
+        );
+        let intensity = take(
+            errs,
+            Field::Intensity,
+            match number(&self.intensity) {
+                Some(v) if v >= 0.0 => Ok(v),
+                _ => Err("write intensity must be a number ≥ 0 (writes/s at p = 1)".into()),
+            },
+        );
+        let estimator = match self.estimator.as_str() {
+            "ewma" => {
+                let alpha = take(
+                    errs,
+                    Field::Alpha,
+                    match number(&self.alpha) {
+                        Some(a) if a > 0.0 && a <= 1.0 => Ok(a),
+                        _ => Err("α must be in (0, 1]".into()),
+                    },
+                );
+                Estimator::Ewma { alpha }
+            }
+            name => Estimator::from_name(name).unwrap_or(Estimator::Share),
+        };
+        let seed = match self.seed.trim().parse::<u64>() {
+            Ok(seed) => seed,
+            Err(_) => {
+                errs.push((Field::Seed, "seed must be a whole number ≥ 0".into()));
+                0
+            }
+        };
+        let overhead_ms = take(
+            errs,
+            Field::Overhead,
+            match number(&self.overhead_ms) {
+                Some(v) if v >= 0.0 => Ok(v),
+                _ => Err("overhead must be a number of milliseconds ≥ 0".into()),
+            },
+        );
+        if self.policies.is_empty() {
+            errs.push((Field::Policies, "choose at least one policy".into()));
+        }
+        let source = self.validate_source(scale, errs);
+
+        let sim = SimConfig {
+            bandwidth_bps: bandwidth,
+            period_s: period,
+            overhead_s: overhead_ms / 1000.0,
+            seed,
+            write_model: WriteModel {
+                intensity,
+                ..WriteModel::default()
+            },
+            params: PolicyParams {
+                beta: beta as u32,
+                estimator,
+                ..PolicyParams::default()
+            },
+            ..SimConfig::default()
+        };
+        match source {
+            Some(source) if errors.is_empty() => Ok(Config {
+                source,
+                scale,
+                sim,
+                policies: self.policies.clone(),
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    fn validate_source(&self, scale: f64, errors: &mut Errors) -> Option<Source> {
+        match self.source {
+            SourceKind::Preset(preset) => Some(Source::Preset(preset)),
+            SourceKind::Trace => match &self.trace {
+                Some(t) => Some(Source::Trace(t.trace.clone())),
+                None => {
+                    errors.push((Field::Dataset, "import a trace file first".into()));
+                    None
+                }
+            },
+            SourceKind::Custom => {
+                let groups = self.validate_groups(errors)?;
+                let files: f64 = groups
+                    .iter()
+                    .map(|g| {
+                        let sizes = match g.size {
+                            SizeSpec::Fixed(_) => 1,
+                            SizeSpec::Range { min, max, step } => (max - min) / step.max(1) + 1,
+                        };
+                        (f64::from(g.count) * scale).round().max(1.0) * sizes as f64
+                    })
+                    .sum();
+                if groups.iter().all(|g| g.count == 0) {
+                    errors.push((Field::Dataset, "the groups hold no files".into()));
+                    None
+                } else if files > MAX_FILES as f64 {
+                    errors.push((
+                        Field::Dataset,
+                        format!("{files} files: the page handles at most {MAX_FILES}"),
+                    ));
+                    None
+                } else {
+                    Some(Source::Groups(groups))
+                }
+            }
+        }
+    }
+
+    fn validate_groups(&self, errors: &mut Errors) -> Option<Vec<Group>> {
+        if self.groups.is_empty() {
+            errors.push((Field::Dataset, "add at least one group".into()));
+            return None;
+        }
+        let before = errors.len();
+        let mut groups = Vec::new();
+        for (i, row) in self.groups.iter().enumerate() {
+            let name = row.name.trim();
+            // `/` would break the generated paths, `:` and `;` the URL encoding.
+            if name.is_empty() || name.contains(['/', ':', ';']) {
+                errors.push((
+                    Field::Group(i, GroupField::Name),
+                    "a name without `/`, `:` or `;`".into(),
+                ));
+            }
+            let count = row.count.trim().parse::<u32>().unwrap_or_else(|_| {
+                errors.push((
+                    Field::Group(i, GroupField::Count),
+                    "a whole number ≥ 0".into(),
+                ));
+                0
+            });
+            let size = size_spec(&row.size).unwrap_or_else(|message| {
+                errors.push((Field::Group(i, GroupField::Size), message));
+                SizeSpec::Fixed(1)
+            });
+            let probability = match (number(&row.probability), row.kind) {
+                (Some(p), Kind::ReadWrite) if (0.0..=1.0).contains(&p) => p,
+                (Some(p), Kind::ReadOnly) if p == 0.0 => p,
+                (_, Kind::ReadOnly) => {
+                    errors.push((
+                        Field::Group(i, GroupField::Probability),
+                        "ReadOnly files are never written: 0".into(),
+                    ));
+                    0.0
+                }
+                _ => {
+                    errors.push((
+                        Field::Group(i, GroupField::Probability),
+                        "a probability in [0, 1]".into(),
+                    ));
+                    0.0
+                }
+            };
+            groups.push(Group {
+                name: name.to_string(),
+                count,
+                size,
+                kind: row.kind,
+                probability,
+            });
+        }
+        (errors.len() == before).then_some(groups)
+    }
+
+    /// Imports a data-set file: a trace (JSON Lines) or a groups file (JSON). On success the
+    /// form switches to that source; the error names the line.
+    pub fn import(&mut self, file_name: &str, text: &str) -> Result<(), String> {
+        let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        if first.contains(TRACE_FORMAT) {
+            let trace = Trace::parse(text).map_err(|e| format!("{file_name}: {e}"))?;
+            trace.dataset().map_err(|e| format!("{file_name}: {e}"))?;
+            self.trace = Some(ImportedTrace {
+                file_name: file_name.to_string(),
+                trace: Rc::new(trace),
+            });
+            self.source = SourceKind::Trace;
+        } else {
+            let groups = GroupsFile::parse(text).map_err(|e| format!("{file_name}: {e}"))?;
+            self.groups = groups.groups.iter().map(GroupRow::from_group).collect();
+            self.source = SourceKind::Custom;
+        }
+        Ok(())
+    }
+
+    /// The URL query (without `?`) that reproduces this form. A trace cannot travel in a URL;
+    /// its link says `data=trace` and asks for the file again.
+    pub fn to_query(&self) -> String {
+        let mut pairs: Vec<(&str, String)> = vec![
+            ("data", self.source.name().into()),
+            ("scale", self.scale.clone()),
+            ("bw", self.bandwidth.clone()),
+            ("beta", self.beta.clone()),
+            ("period", self.period.clone()),
+            ("intensity", self.intensity.clone()),
+            ("est", self.estimator.clone()),
+        ];
+        if self.estimator == "ewma" {
+            pairs.push(("alpha", self.alpha.clone()));
+        }
+        pairs.push(("seed", self.seed.clone()));
+        pairs.push(("overhead", self.overhead_ms.clone()));
+        let policies: Vec<&str> = self.policies.iter().map(|p| p.name()).collect();
+        pairs.push(("policies", policies.join(",")));
+        if self.source == SourceKind::Custom {
+            let rows: Vec<String> = self
+                .groups
+                .iter()
+                .map(|g| {
+                    let kind = if g.kind == Kind::ReadOnly { "ro" } else { "rw" };
+                    format!(
+                        "{}:{}:{}:{}:{}",
+                        g.name, g.count, g.size, kind, g.probability
+                    )
+                })
+                .collect();
+            pairs.push(("groups", rows.join(";")));
+        }
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// A form from a URL query (with or without `?`); missing or unknown keys keep defaults.
+    pub fn from_query(query: &str) -> Draft {
+        let mut draft = Draft::default();
+        for pair in query.trim_start_matches('?').split('&') {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            let value = decode(value);
+            match key {
+                "data" => {
+                    if let Some(source) = SourceKind::from_name(&value) {
+                        draft.source = source;
+                    }
+                }
+                "scale" => draft.scale = value,
+                "bw" => draft.bandwidth = value,
+                "beta" => draft.beta = value,
+                "period" => draft.period = value,
+                "intensity" => draft.intensity = value,
+                "est" => draft.estimator = value,
+                "alpha" => draft.alpha = value,
+                "seed" => draft.seed = value,
+                "overhead" => draft.overhead_ms = value,
+                "policies" => {
+                    let named: Vec<PolicyKind> =
+                        value.split(',').filter_map(PolicyKind::from_name).collect();
+                    draft.policies = PolicyKind::ALL
+                        .into_iter()
+                        .filter(|p| named.contains(p))
+                        .collect();
+                }
+                "groups" => {
+                    draft.groups = value
+                        .split(';')
+                        .filter(|row| !row.is_empty())
+                        .map(|row| {
+                            let mut cells = row.split(':');
+                            let mut next = || cells.next().unwrap_or("").to_string();
+                            let (name, count, size, kind, probability) =
+                                (next(), next(), next(), next(), next());
+                            GroupRow {
+                                name,
+                                count,
+                                size,
+                                kind: if kind == "ro" {
+                                    Kind::ReadOnly
+                                } else {
+                                    Kind::ReadWrite
+                                },
+                                probability,
+                            }
+                        })
+                        .collect();
+                }
+                _ => {}
+            }
+        }
+        draft
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986) and a few readable ones.
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' | b':' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// Reverses [`encode`] (and `+` as space); malformed escapes are kept as typed.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn error_of(draft: &Draft, field: Field) -> Option<String> {
+        draft
+            .validate()
+            .err()
+            .and_then(|errors| errors.into_iter().find(|(f, _)| *f == field))
+            .map(|(_, message)| message)
+    }
+
+    #[wasm_bindgen_test]
+    fn defaults_are_valid_and_match_the_core() {
+        let config = Draft::default().validate().unwrap();
+        assert_eq!(
+            config.sim,
+            SimConfig {
+                bandwidth_bps: 20e6,
+                ..SimConfig::default()
+            }
+        );
+        assert_eq!(config.dataset().unwrap().files.len(), 11_000);
+    }
+
+    #[wasm_bindgen_test]
+    fn bad_fields_are_named() {
+        let draft = Draft {
+            beta: "3".into(),
+            bandwidth: "2000".into(),
+            scale: "0".into(),
+            seed: "-1".into(),
+            policies: vec![],
+            ..Draft::default()
+        };
+        assert!(error_of(&draft, Field::Beta).unwrap().contains("even"));
+        assert!(error_of(&draft, Field::Bandwidth)
+            .unwrap()
+            .contains("1000 Mbps"));
+        assert!(error_of(&draft, Field::Scale).is_some());
+        assert!(error_of(&draft, Field::Seed).is_some());
+        assert!(error_of(&draft, Field::Policies).is_some());
+        assert_eq!(error_of(&draft, Field::Period), None);
+    }
+
+    #[wasm_bindgen_test]
+    fn groups_validate_per_cell() {
+        let mut draft = Draft {
+            source: SourceKind::Custom,
+            ..Draft::default()
+        };
+        assert!(draft.validate().is_ok());
+        draft.groups[0].probability = "0.5".into(); // group 0 is ReadOnly
+        draft.groups[1].size = "10KB..5KB/1KB".into();
+        let errors = draft.validate().unwrap_err();
+        let fields: Vec<Field> = errors.iter().map(|e| e.0).collect();
+        assert_eq!(
+            fields,
+            [
+                Field::Group(0, GroupField::Probability),
+                Field::Group(1, GroupField::Size)
+            ]
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn the_query_round_trips() {
+        let draft = Draft {
+            source: SourceKind::Custom,
+            scale: "0.1".into(),
+            bandwidth: "20 Mbps".into(),
+            seed: "3".into(),
+            estimator: "ewma".into(),
+            alpha: "0.25".into(),
+            policies: vec![PolicyKind::Baseline, PolicyKind::Sweep],
+            ..Draft::default()
+        };
+        let query = draft.to_query();
+        assert!(query.contains("bw=20%20Mbps"), "{query}");
+        assert_eq!(Draft::from_query(&format!("?{query}")), draft);
+    }
+
+    #[wasm_bindgen_test]
+    fn imports_name_the_line() {
+        let mut draft = Draft::default();
+        let bad =
+            "{\"type\":\"header\",\"format\":\"precopy-trace\",\"version\":1,\"period_s\":1}\n\
+                   {\"type\":\"file\",\"id\":0,\"path\":\"/a\",\"size\":1,\"kind\":\"ro\"}\n\
+                   {\"type\":\"write\",\"t\":1,\"id\":0}";
+        let message = draft.import("t.jsonl", bad).unwrap_err();
+        assert!(message.contains("line 3"), "{message}");
+        let groups = r#"{"groups": [{"name": "a", "count": 2, "size": 1000, "kind": "rw", "probability": 0.5}]}"#;
+        draft.import("g.json", groups).unwrap();
+        assert_eq!(draft.source, SourceKind::Custom);
+        assert_eq!(draft.validate().unwrap().dataset().unwrap().files.len(), 2);
+    }
+}

@@ -1,0 +1,462 @@
+//! The app's state, the actions that change it, and the reducer (one `use_reducer` at the top).
+//!
+//! The simulations are not `Clone` (they hold their policy as a trait object), so a running
+//! comparison lives behind `Rc<RefCell<…>>` and a `frame` counter tells components it moved.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use precopy_core::dataset::Kind;
+use precopy_core::PolicyKind;
+use yew::Reducible;
+
+use crate::config::{Config, Draft, Errors, Field, GroupField, GroupRow, SourceKind};
+use crate::paper::{PaperRun, PaperSettings};
+use crate::playback::Comparison;
+
+/// Simulated seconds per wall-clock second the speed menu offers.
+pub const SPEEDS: [f64; 6] = [10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0];
+/// The speed a run starts with.
+pub const DEFAULT_SPEED: f64 = 100.0;
+/// Main-thread time one tick of "run to end" or one slice of the paper view may take.
+pub const WORK_BUDGET_MS: f64 = 12.0;
+/// A tick never moves the clock by more than this much wall time (e.g. after a hidden tab).
+const MAX_TICK_MS: f64 = 100.0;
+
+/// The page's two views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// Configure and watch one comparison.
+    Simulator,
+    /// The paper's figures.
+    Paper,
+}
+
+/// Everything the page shows.
+#[derive(Clone)]
+pub struct State {
+    /// The form as typed.
+    pub draft: Draft,
+    /// The form, validated.
+    pub checked: Result<Rc<Config>, Rc<Errors>>,
+    /// Why the last import failed (names the line).
+    pub import_error: Option<String>,
+    /// The comparison being watched.
+    pub session: Option<Rc<RefCell<Comparison>>>,
+    /// The configuration it was started with.
+    pub session_config: Option<Rc<Config>>,
+    /// Why the last run could not start.
+    pub session_error: Option<String>,
+    /// Bumped whenever the comparison moves.
+    pub frame: u64,
+    /// The clock runs.
+    pub playing: bool,
+    /// "Run to end": as fast as the work budget allows.
+    pub fast_forward: bool,
+    /// Simulated seconds per wall-clock second.
+    pub speed: f64,
+    last_tick_ms: Option<f64>,
+    /// The view shown.
+    pub tab: Tab,
+    /// The URL query of the running comparison (the shareable link).
+    pub link: Option<String>,
+    /// Paper view: seeds per point, as typed.
+    pub paper_seeds: String,
+    /// Paper view: data-set scale, as typed.
+    pub paper_scale: String,
+    /// Paper view: the sweep (running or done).
+    pub paper: Option<Rc<RefCell<PaperRun>>>,
+    /// Paper view: slices keep coming.
+    pub paper_running: bool,
+    /// Paper view: when the sweep started, and how long it took once done (ms).
+    pub paper_timing: (f64, Option<f64>),
+    /// Bumped whenever the paper sweep moves.
+    pub paper_frame: u64,
+}
+
+impl State {
+    /// The initial state from the page's URL query.
+    pub fn from_query(query: &str) -> State {
+        let draft = Draft::from_query(query);
+        State {
+            checked: check(&draft),
+            draft,
+            import_error: None,
+            session: None,
+            session_config: None,
+            session_error: None,
+            frame: 0,
+            playing: false,
+            fast_forward: false,
+            speed: DEFAULT_SPEED,
+            last_tick_ms: None,
+            tab: if query.contains("view=paper") {
+                Tab::Paper
+            } else {
+                Tab::Simulator
+            },
+            link: None,
+            paper_seeds: "5".into(),
+            paper_scale: "1".into(),
+            paper: None,
+            paper_running: false,
+            paper_timing: (0.0, None),
+            paper_frame: 0,
+        }
+    }
+
+    /// The message for one field, if it is wrong.
+    pub fn error(&self, field: Field) -> Option<String> {
+        match &self.checked {
+            Ok(_) => None,
+            Err(errors) => errors
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map(|(_, m)| m.clone()),
+        }
+    }
+
+    /// The paper view's settings, or what is wrong with them.
+    pub fn paper_settings(&self) -> Result<PaperSettings, String> {
+        let seeds = self
+            .paper_seeds
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|s| (1..=20).contains(s))
+            .ok_or("seeds: a whole number from 1 to 20")?;
+        let scale = self
+            .paper_scale
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && *s <= 2.0)
+            .ok_or("scale: a number above 0 and at most 2")?;
+        let base = match &self.checked {
+            Ok(config) => config.sim,
+            Err(_) => return Err("fix the simulator's settings first (they set the model)".into()),
+        };
+        Ok(PaperSettings { seeds, scale, base })
+    }
+}
+
+fn check(draft: &Draft) -> Result<Rc<Config>, Rc<Errors>> {
+    draft.validate().map(Rc::new).map_err(Rc::new)
+}
+
+/// The page's clock, in milliseconds.
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+/// Marks a point on the performance timeline (for the frame-time benchmark).
+pub fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        // A timeline that refuses a mark only loses a measurement.
+        let _ = p.mark(name);
+    }
+}
+
+/// What can happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A text field changed.
+    Edit(Field, String),
+    /// The data-set source changed.
+    SetSource(SourceKind),
+    /// The p̂ estimator changed.
+    SetEstimator(String),
+    /// A policy was ticked or unticked.
+    TogglePolicy(PolicyKind),
+    /// A group's kind changed.
+    SetGroupKind(usize, Kind),
+    /// A row was added to the groups table.
+    AddGroup,
+    /// A row was removed from the groups table.
+    RemoveGroup(usize),
+    /// A file was read: a trace or a groups file.
+    Imported {
+        /// The file's name.
+        name: String,
+        /// Its text.
+        text: String,
+    },
+    /// Build the comparison from the form and play it.
+    Run,
+    /// Resume the clock.
+    Play,
+    /// Stop the clock.
+    Pause,
+    /// Move to the next round end of any policy.
+    Step,
+    /// Play to the end as fast as possible.
+    Finish,
+    /// Back to time 0 with the same configuration.
+    Reset,
+    /// One animation tick.
+    Tick,
+    /// A new speed.
+    SetSpeed(f64),
+    /// Switch views.
+    ShowTab(Tab),
+    /// Paper view: seeds field changed.
+    PaperSeeds(String),
+    /// Paper view: scale field changed.
+    PaperScale(String),
+    /// Paper view: start (or restart) the sweep.
+    PaperStart,
+    /// Paper view: stop the sweep.
+    PaperStop,
+    /// Paper view: one slice of work.
+    PaperWork,
+}
+
+impl Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut s = (*self).clone();
+        match action {
+            Action::Edit(field, value) => {
+                edit(&mut s.draft, field, value);
+                s.checked = check(&s.draft);
+            }
+            Action::SetSource(source) => {
+                s.draft.source = source;
+                s.checked = check(&s.draft);
+            }
+            Action::SetEstimator(name) => {
+                s.draft.estimator = name;
+                s.checked = check(&s.draft);
+            }
+            Action::TogglePolicy(kind) => {
+                let mut chosen: Vec<PolicyKind> = s.draft.policies.clone();
+                if chosen.contains(&kind) {
+                    chosen.retain(|p| *p != kind);
+                } else {
+                    chosen.push(kind);
+                }
+                s.draft.policies = PolicyKind::ALL
+                    .into_iter()
+                    .filter(|p| chosen.contains(p))
+                    .collect();
+                s.checked = check(&s.draft);
+            }
+            Action::SetGroupKind(row, kind) => {
+                if let Some(g) = s.draft.groups.get_mut(row) {
+                    g.kind = kind;
+                    if kind == Kind::ReadOnly {
+                        g.probability = "0".into();
+                    }
+                }
+                s.checked = check(&s.draft);
+            }
+            Action::AddGroup => {
+                s.draft.groups.push(GroupRow {
+                    name: format!("g{}", s.draft.groups.len() + 1),
+                    count: "100".into(),
+                    size: "200KB".into(),
+                    kind: Kind::ReadWrite,
+                    probability: "0.5".into(),
+                });
+                s.checked = check(&s.draft);
+            }
+            Action::RemoveGroup(row) => {
+                if row < s.draft.groups.len() {
+                    s.draft.groups.remove(row);
+                }
+                s.checked = check(&s.draft);
+            }
+            Action::Imported { name, text } => {
+                s.import_error = s.draft.import(&name, &text).err();
+                s.checked = check(&s.draft);
+            }
+            Action::Run => match s.checked.clone() {
+                Ok(config) => start(&mut s, config, true),
+                Err(_) => s.session_error = Some("fix the highlighted fields first".into()),
+            },
+            Action::Reset => {
+                if let Some(config) = s.session_config.clone() {
+                    start(&mut s, config, false);
+                }
+            }
+            Action::Play => {
+                s.playing = s.session.is_some();
+                s.last_tick_ms = None;
+            }
+            Action::Pause => {
+                s.playing = false;
+                s.fast_forward = false;
+            }
+            Action::Step => {
+                s.playing = false;
+                s.fast_forward = false;
+                if let Some(session) = &s.session {
+                    session.borrow_mut().step_round();
+                    s.frame += 1;
+                }
+            }
+            Action::Finish => {
+                s.playing = s.session.is_some();
+                s.fast_forward = true;
+            }
+            Action::Tick => tick(&mut s),
+            Action::SetSpeed(speed) => s.speed = speed,
+            Action::ShowTab(tab) => s.tab = tab,
+            Action::PaperSeeds(text) => s.paper_seeds = text,
+            Action::PaperScale(text) => s.paper_scale = text,
+            Action::PaperStart => {
+                if let Ok(settings) = s.paper_settings() {
+                    if let Ok(run) = PaperRun::new(settings) {
+                        s.paper = Some(Rc::new(RefCell::new(run)));
+                        s.paper_running = true;
+                        s.paper_timing = (now_ms(), None);
+                        s.paper_frame += 1;
+                    }
+                }
+            }
+            Action::PaperStop => s.paper_running = false,
+            Action::PaperWork => {
+                if let (true, Some(run)) = (s.paper_running, &s.paper) {
+                    let mut run = run.borrow_mut();
+                    run.work(WORK_BUDGET_MS, &now_ms);
+                    if run.is_done() {
+                        s.paper_running = false;
+                        s.paper_timing.1 = Some(now_ms() - s.paper_timing.0);
+                    }
+                    s.paper_frame += 1;
+                }
+            }
+        }
+        Rc::new(s)
+    }
+}
+
+fn edit(draft: &mut Draft, field: Field, value: String) {
+    let target = match field {
+        Field::Scale => &mut draft.scale,
+        Field::Bandwidth => &mut draft.bandwidth,
+        Field::Beta => &mut draft.beta,
+        Field::Period => &mut draft.period,
+        Field::Intensity => &mut draft.intensity,
+        Field::Alpha => &mut draft.alpha,
+        Field::Seed => &mut draft.seed,
+        Field::Overhead => &mut draft.overhead_ms,
+        Field::Group(row, column) => {
+            let Some(g) = draft.groups.get_mut(row) else {
+                return;
+            };
+            match column {
+                GroupField::Name => &mut g.name,
+                GroupField::Count => &mut g.count,
+                GroupField::Size => &mut g.size,
+                GroupField::Probability => &mut g.probability,
+            }
+        }
+        Field::Policies | Field::Dataset => return,
+    };
+    *target = value;
+}
+
+fn start(s: &mut State, config: Rc<Config>, play: bool) {
+    match Comparison::new(&config) {
+        Ok(comparison) => {
+            s.session = Some(Rc::new(RefCell::new(comparison)));
+            s.session_error = None;
+            s.link = Some(s.draft.to_query());
+            s.session_config = Some(config);
+            s.playing = play;
+            s.fast_forward = false;
+            s.last_tick_ms = None;
+            s.frame += 1;
+        }
+        Err(e) => s.session_error = Some(e),
+    }
+}
+
+fn tick(s: &mut State) {
+    let (true, Some(session)) = (s.playing, &s.session) else {
+        return;
+    };
+    mark("tick");
+    let now = now_ms();
+    let elapsed = s
+        .last_tick_ms
+        .map_or(16.0, |last| (now - last).min(MAX_TICK_MS));
+    s.last_tick_ms = Some(now);
+    let mut comparison = session.borrow_mut();
+    if s.fast_forward {
+        while !comparison.is_done() && now_ms() - now < WORK_BUDGET_MS {
+            comparison.step_round();
+        }
+    } else {
+        comparison.advance_by(elapsed / 1000.0 * s.speed);
+    }
+    if comparison.is_done() {
+        s.playing = false;
+        s.fast_forward = false;
+    }
+    s.frame += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    fn reduce(state: Rc<State>, actions: impl IntoIterator<Item = Action>) -> Rc<State> {
+        actions.into_iter().fold(state, Reducible::reduce)
+    }
+
+    #[wasm_bindgen_test]
+    fn a_bad_value_blocks_run_until_fixed() {
+        let state = Rc::new(State::from_query(""));
+        let state = reduce(state, [Action::Edit(Field::Beta, "3".into()), Action::Run]);
+        assert!(state.error(Field::Beta).is_some());
+        assert!(state.session.is_none());
+        let state = reduce(state, [Action::Edit(Field::Beta, "4".into()), Action::Run]);
+        assert!(state.error(Field::Beta).is_none());
+        assert!(state.session.is_some() && state.playing);
+        assert!(state.link.as_deref().unwrap().contains("beta=4"));
+    }
+
+    #[wasm_bindgen_test]
+    fn step_finish_and_reset() {
+        let state = Rc::new(State::from_query("scale=0.02&policies=proposed,baseline"));
+        let state = reduce(state, [Action::Run, Action::Pause, Action::Step]);
+        let clock = state.session.as_ref().unwrap().borrow().clock();
+        assert!(clock > 0.0 && !state.playing);
+        let mut state = reduce(state, [Action::Finish]);
+        while state.playing {
+            state = reduce(state, [Action::Tick]);
+        }
+        assert!(state.session.as_ref().unwrap().borrow().is_done());
+        let state = reduce(state, [Action::Reset]);
+        let session = state.session.as_ref().unwrap().borrow();
+        assert_eq!(session.clock(), 0.0);
+        assert_eq!(session.lanes().len(), 2);
+    }
+
+    #[wasm_bindgen_test]
+    fn policies_keep_display_order() {
+        let state = Rc::new(State::from_query(""));
+        let state = reduce(
+            state,
+            [
+                Action::TogglePolicy(PolicyKind::Clairvoyant),
+                Action::TogglePolicy(PolicyKind::Sweep),
+                Action::TogglePolicy(PolicyKind::Baseline),
+            ],
+        );
+        assert_eq!(
+            state.draft.policies,
+            [
+                PolicyKind::Proposed,
+                PolicyKind::Sweep,
+                PolicyKind::Clairvoyant
+            ]
+        );
+    }
+}
