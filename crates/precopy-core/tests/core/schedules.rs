@@ -1,7 +1,8 @@
 //! Small cases whose schedules are worked out by hand in the comments.
 
+use precopy_core::dataset::Writes;
 use precopy_core::metrics::Transfer;
-use precopy_core::{EndReason, Kind, PolicyKind, RoundReport};
+use precopy_core::{Dataset, EndReason, FileSpec, Kind, PolicyKind, RoundReport, SimConfig};
 
 use super::{build, hand_config, recorded};
 
@@ -204,4 +205,73 @@ fn transfers_never_overlap_and_phases_follow_the_paper() {
     }
     use precopy_core::Phase::*;
     assert_eq!(phases, [ReadOnly, ReadWrite, ReadWrite, Final]);
+}
+
+/// /r (ReadOnly, 5000 B) fills period 0 alone (period 5 s). Meanwhile /x (1000 B) is written
+/// twice and /y (3000 B) once: p̂(x) = 2/3, p̂(y) = 1/3, E(x) = 667 < E(y) = 1000.
+fn ablation_plan(policy: PolicyKind) -> Vec<(u32, f64)> {
+    let files = vec![
+        FileSpec {
+            path: "/r".into(),
+            size: 5000,
+            kind: Kind::ReadOnly,
+            access_probability: 0.0,
+        },
+        FileSpec {
+            path: "/x".into(),
+            size: 1000,
+            kind: Kind::ReadWrite,
+            access_probability: 0.0,
+        },
+        FileSpec {
+            path: "/y".into(),
+            size: 3000,
+            kind: Kind::ReadWrite,
+            access_probability: 0.0,
+        },
+    ];
+    let writes = Writes::Recorded(vec![vec![], vec![1.0, 2.0], vec![3.0]]);
+    let dataset = Dataset::new("ablation".into(), files, writes).unwrap();
+    let config = SimConfig {
+        period_s: 5.0,
+        ..hand_config()
+    };
+    let mut sim = build(dataset, policy, config);
+    let r0 = sim.step().unwrap();
+    assert_eq!(transfers(&r0), [(0, 0.0, 5.0)]);
+    let r1 = sim.step().unwrap();
+    r1.plan.iter().map(|p| (p.file, p.key)).collect()
+}
+
+#[test]
+fn ablations_order_by_their_own_key() {
+    let (x, y) = (1, 2);
+    let close = |plan: Vec<(u32, f64)>, expected: [(u32, f64); 2]| {
+        assert_eq!(plan.len(), 2);
+        for (got, want) in plan.iter().zip(expected) {
+            assert_eq!(got.0, want.0, "{plan:?}");
+            assert!((got.1 - want.1).abs() < 1e-9, "{plan:?}");
+        }
+    };
+    close(
+        ablation_plan(PolicyKind::Proposed),
+        [(x, 2000.0 / 3.0), (y, 1000.0)],
+    );
+    close(
+        ablation_plan(PolicyKind::ProbabilityOnly),
+        [(y, 1.0 / 3.0), (x, 2.0 / 3.0)],
+    );
+    close(
+        ablation_plan(PolicyKind::SizeOnly),
+        [(x, 1000.0), (y, 3000.0)],
+    );
+    let random_files = || -> Vec<u32> {
+        let plan = ablation_plan(PolicyKind::Random);
+        assert!(plan.iter().all(|p| p.1.is_nan()), "random order has no key");
+        plan.iter().map(|p| p.0).collect()
+    };
+    let mut files = random_files();
+    assert_eq!(files, random_files(), "seeded");
+    files.sort_unstable();
+    assert_eq!(files, [x, y]);
 }
