@@ -160,6 +160,11 @@ impl Link {
     pub(crate) fn transfer_time(&self, size: u64) -> f64 {
         size as f64 * 8.0 / self.bandwidth_bps + self.overhead_s
     }
+
+    /// Seconds for `files` files totalling `bytes`, back to back.
+    pub(crate) fn bulk_time(&self, bytes: u64, files: usize) -> f64 {
+        bytes as f64 * 8.0 / self.bandwidth_bps + files as f64 * self.overhead_s
+    }
 }
 
 /// A round's plan.
@@ -333,27 +338,74 @@ pub fn build(kind: PolicyKind, params: &PolicyParams, files: usize, seed: u64) -
     }
 }
 
-/// ReadOnly files not yet sent, in id (path) order: what every period-based policy sends first.
-pub(crate) fn unsent_read_only(view: &View<'_>) -> Vec<Planned> {
-    view.files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.kind == Kind::ReadOnly && f.status == Status::Unsent)
-        .map(|(id, _)| Planned {
-            file: id as u32,
-            key: f64::NAN,
-        })
-        .collect()
+/// One pass over the files: what a period-based plan is chosen from.
+pub(crate) struct Candidates {
+    /// Unsent ReadOnly files, in id (path) order: every period-based policy sends them first.
+    pub(crate) read_only: Vec<Planned>,
+    /// ReadWrite files that still have to go, as (key, size, id), unordered.
+    pub(crate) read_write: Vec<(f64, u64, u32)>,
+    /// Link time to send all of them.
+    pub(crate) seconds: f64,
+    /// How many ReadWrite files could still start in this period after the ReadOnly ones.
+    pub(crate) capacity: usize,
 }
 
-/// Keeps the `keep` first files in ascending key, then size, then id (a total, platform-independent
-/// order), sorted. Selecting before sorting makes a period's plan O(n + k log k), not O(n log n).
-pub(crate) fn sorted_prefix(order: &mut Vec<Planned>, files: &[FileView], keep: usize) {
-    // Sort (key, size, id) tuples: no lookups into `files` inside the comparisons.
-    let mut keyed: Vec<(f64, u64, u32)> = order
-        .iter()
-        .map(|p| (p.key, files[p.file as usize].size, p.file))
-        .collect();
+impl Candidates {
+    /// Gathers the files that still have to go, keying ReadWrite ones by `key(id, size)`.
+    pub(crate) fn gather(view: &View<'_>, key: impl Fn(u32, u64) -> f64) -> Candidates {
+        let mut read_only = Vec::new();
+        let mut read_write = Vec::new();
+        let mut bytes = 0u64;
+        let mut smallest = u64::MAX;
+        for (id, f) in view.files.iter().enumerate() {
+            if !f.status.needs_send() {
+                continue;
+            }
+            let id = id as u32;
+            bytes += f.size;
+            match f.kind {
+                Kind::ReadOnly => read_only.push(Planned {
+                    file: id,
+                    key: f64::NAN,
+                }),
+                Kind::ReadWrite => {
+                    smallest = smallest.min(f.size);
+                    read_write.push((key(id, f.size), f.size, id));
+                }
+            }
+        }
+        let capacity = view
+            .period_capacity(smallest.min(1 << 62))
+            .saturating_sub(read_only.len());
+        let count = read_only.len() + read_write.len();
+        Candidates {
+            seconds: view.link.bulk_time(bytes, count),
+            read_only,
+            read_write,
+            capacity,
+        }
+    }
+
+    /// ReadOnly while any ReadOnly file is unsent (paper step B), then ReadWrite.
+    pub(crate) fn phase(&self) -> Phase {
+        if self.read_only.is_empty() {
+            Phase::ReadWrite
+        } else {
+            Phase::ReadOnly
+        }
+    }
+
+    /// The ReadOnly files, then the first `keep` ReadWrite ones in ascending key.
+    pub(crate) fn into_order(self, keep: usize) -> Vec<Planned> {
+        let mut order = self.read_only;
+        order.extend(sorted_prefix(self.read_write, keep));
+        order
+    }
+}
+
+/// The `keep` first of `keyed` in ascending key, then size, then id (a total, platform-independent
+/// order). Selecting before sorting makes a period's plan O(n + k log k), not O(n log n).
+pub(crate) fn sorted_prefix(mut keyed: Vec<(f64, u64, u32)>, keep: usize) -> Vec<Planned> {
     let by_key = |a: &(f64, u64, u32), b: &(f64, u64, u32)| {
         a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
     };
@@ -362,10 +414,8 @@ pub(crate) fn sorted_prefix(order: &mut Vec<Planned>, files: &[FileView], keep: 
         keyed.truncate(keep);
     }
     keyed.sort_unstable_by(by_key);
-    order.clear();
-    order.extend(
-        keyed
-            .into_iter()
-            .map(|(key, _, file)| Planned { file, key }),
-    );
+    keyed
+        .into_iter()
+        .map(|(key, _, file)| Planned { file, key })
+        .collect()
 }

@@ -6,8 +6,8 @@
 
 use alloc::vec::Vec;
 
-use super::{Plan, Policy, Rounds, View};
-use crate::metrics::{EndReason, Planned, RoundReport};
+use super::{Candidates, Plan, Policy, Rounds, View};
+use crate::metrics::{EndReason, RoundReport};
 
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
@@ -44,22 +44,14 @@ impl Policy for Clairvoyant {
             (stop, last_write)
         });
         // A file is safe once its last write before the stop is in the past.
-        let mut order: Vec<Planned> = view
-            .files
-            .iter()
-            .zip(last_write.iter())
-            .enumerate()
-            .filter(|(_, (f, &last))| f.status.needs_send() && last < view.now)
-            .map(|(id, (_, &last))| Planned {
-                file: id as u32,
-                key: last,
-            })
-            .collect();
-        let keep = view.period_capacity(1);
-        super::sorted_prefix(&mut order, view.files, keep);
+        let mut candidates = Candidates::gather(view, |id, _| last_write[id as usize]);
+        candidates
+            .read_write
+            .retain(|&(last, _, _)| last < view.now);
+        let keep = candidates.capacity;
         Plan {
-            phase: super::expectation::period_phase(view),
-            order,
+            phase: candidates.phase(),
+            order: candidates.into_order(keep),
             skip_redirtied: false,
             end_when_sent: false,
         }

@@ -3,13 +3,11 @@
 //! period's writes; pre-copy ends by the β test.
 
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use super::{sorted_prefix, unsent_read_only, Plan, Policy, Rounds, Status, View};
-use crate::dataset::Kind;
+use super::{Candidates, Plan, Policy, Rounds, View};
 use crate::metrics::{EndReason, Phase, Planned, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
@@ -121,54 +119,21 @@ impl ExpectationPolicy {
     }
 }
 
-/// ReadWrite files that still have to go, keyed by update expectation p̂ × size, the first `keep`
-/// of them in ascending order.
-pub(crate) fn rw_by_expectation(
-    view: &View<'_>,
-    estimates: &UpdateEstimates,
-    keep: usize,
-) -> Vec<Planned> {
-    let mut order = rw_keyed(view, |id, size| estimates.probability(id) * size as f64);
-    sorted_prefix(&mut order, view.files, keep);
-    order
-}
-
-/// ReadWrite files that still have to go, with their keys, unordered.
-fn rw_keyed(view: &View<'_>, key: impl Fn(u32, u64) -> f64) -> Vec<Planned> {
-    view.files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.kind == Kind::ReadWrite && f.status.needs_send())
-        .map(|(id, f)| Planned {
-            file: id as u32,
-            key: key(id as u32, f.size),
-        })
-        .collect()
-}
-
-/// How many more files this period can take after `already` planned ones.
-pub(crate) fn rw_capacity(view: &View<'_>, already: usize) -> usize {
-    let smallest = view
-        .files
-        .iter()
-        .filter(|f| f.kind == Kind::ReadWrite && f.status.needs_send())
-        .map(|f| f.size)
-        .min()
-        .unwrap_or(1);
-    view.period_capacity(smallest).saturating_sub(already)
-}
-
-/// The phase of a period-based round: ReadOnly while any ReadOnly file is unsent.
-pub(crate) fn period_phase(view: &View<'_>) -> Phase {
-    let ro_left = view
-        .files
-        .iter()
-        .any(|f| f.kind == Kind::ReadOnly && f.status == Status::Unsent);
-    if ro_left {
-        Phase::ReadOnly
-    } else {
-        Phase::ReadWrite
+impl ExpectationPolicy {
+    /// The key of a ReadWrite file: what the ablations vary.
+    fn key(&self, id: u32, size: u64) -> f64 {
+        match self.key {
+            OrderKey::Expectation => expectation(&self.estimates, id, size),
+            OrderKey::Probability => self.estimates.probability(id),
+            OrderKey::Size => size as f64,
+            OrderKey::Random => f64::NAN,
+        }
     }
+}
+
+/// Update expectation E = p̂ × size.
+pub(crate) fn expectation(estimates: &UpdateEstimates, id: u32, size: u64) -> f64 {
+    estimates.probability(id) * size as f64
 }
 
 impl Policy for ExpectationPolicy {
@@ -186,28 +151,23 @@ impl Policy for ExpectationPolicy {
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
-        let phase = period_phase(view);
-        let mut order = unsent_read_only(view);
-        let keep = rw_capacity(view, order.len());
-        let rw = match self.key {
-            OrderKey::Expectation => rw_by_expectation(view, &self.estimates, keep),
-            OrderKey::Probability | OrderKey::Size => {
-                let estimates = &self.estimates;
-                let mut rw = match self.key {
-                    OrderKey::Probability => rw_keyed(view, |id, _| estimates.probability(id)),
-                    _ => rw_keyed(view, |_, size| size as f64),
-                };
-                sorted_prefix(&mut rw, view.files, keep);
-                rw
-            }
-            OrderKey::Random => {
-                let mut rw = rw_keyed(view, |_, _| f64::NAN);
-                rw.shuffle(&mut self.rng);
-                rw.truncate(keep);
-                rw
-            }
+        let mut candidates = Candidates::gather(view, |id, size| self.key(id, size));
+        let phase = candidates.phase();
+        let keep = candidates.capacity;
+        let order = if self.key == OrderKey::Random {
+            candidates.read_write.shuffle(&mut self.rng);
+            candidates.read_write.truncate(keep);
+            let mut order = candidates.read_only;
+            order.extend(
+                candidates
+                    .read_write
+                    .iter()
+                    .map(|&(key, _, file)| Planned { file, key }),
+            );
+            order
+        } else {
+            candidates.into_order(keep)
         };
-        order.extend(rw);
         Plan {
             phase,
             order,

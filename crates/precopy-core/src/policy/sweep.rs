@@ -11,8 +11,8 @@
 //! it stops the application after the first sweep that did not cut U by [`SHRINK`] (or after
 //! [`MAX_SWEEPS`]). Where the link never catches up it is the proposed policy, β test included.
 
-use super::expectation::{period_phase, rw_by_expectation, rw_capacity};
-use super::{unsent_read_only, BetaTest, Plan, Policy, Rounds, View};
+use super::expectation::expectation;
+use super::{BetaTest, Candidates, Plan, Policy, Rounds, View};
 use crate::metrics::{EndReason, Phase, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
@@ -56,27 +56,21 @@ impl Policy for Sweep {
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
-        let phase = period_phase(view);
+        let estimates = &self.estimates;
+        let candidates = Candidates::gather(view, |id, size| expectation(estimates, id, size));
+        let phase = candidates.phase();
         let busy = (view.link_free_at - view.now).max(0.0);
-        let left: f64 = view
-            .files
-            .iter()
-            .filter(|f| f.status.needs_send())
-            .map(|f| view.transfer_time(f.size))
-            .sum();
-        self.sweeping =
-            self.sweeps > 0 || (phase == Phase::ReadWrite && busy + left <= view.period);
+        self.sweeping = self.sweeps > 0
+            || (phase == Phase::ReadWrite && busy + candidates.seconds <= view.period);
         self.sweep_start_bytes = view.unsent_bytes;
-        let mut order = unsent_read_only(view);
         let keep = if self.sweeping {
-            view.files.len()
+            candidates.read_write.len()
         } else {
-            rw_capacity(view, order.len())
+            candidates.capacity
         };
-        order.extend(rw_by_expectation(view, &self.estimates, keep));
         Plan {
             phase,
-            order,
+            order: candidates.into_order(keep),
             skip_redirtied: false,
             end_when_sent: self.sweeping,
         }
