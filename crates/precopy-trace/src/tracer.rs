@@ -340,6 +340,17 @@ impl Tracer {
             .filter(|s| s.traced())
             .and_then(|s| syscall::build(s, regs.args, &mut ProcMemory { pid: tid }));
         let entry = match (call, self.mode) {
+            // close releases the fd whatever it returns: report it now and save the exit stop.
+            (Some(call @ Call::Close { .. }), mode) => {
+                let record = SyscallRecord {
+                    tid,
+                    call,
+                    ret: 0,
+                    opened: None,
+                };
+                self.queue.push_back(Stop::Syscall(record));
+                (mode == Mode::EverySyscall).then_some(Entry::Other)
+            }
             (Some(call), _) => Some(Entry::Traced(call)),
             (None, Mode::EverySyscall) => Some(Entry::Other),
             // No exit stop needed.
