@@ -201,6 +201,50 @@ pub struct RoundReport {
     pub ended: Option<EndReason>,
 }
 
+impl RoundReport {
+    /// A round that has not sent anything yet.
+    pub fn empty(index: u32, phase: Phase, start: f64, unsent_bytes: u64) -> RoundReport {
+        RoundReport {
+            index,
+            phase,
+            start,
+            end: start,
+            unsent_bytes,
+            bytes_sent: 0,
+            files_sent: 0,
+            resent_bytes: 0,
+            bytes_dirtied: 0,
+            writes: 0,
+            skipped: 0,
+            transfers: Vec::new(),
+            dirtied: Vec::new(),
+            plan: Vec::new(),
+            ended: None,
+        }
+    }
+}
+
+/// Why pre-copy ends after a round, if it does: nothing left beats the policy's own test, which
+/// beats the safety cap on rounds. Shared by the simulator and the real sender.
+pub fn end_of_precopy(
+    unsent_bytes: u64,
+    policy_end: Option<EndReason>,
+    rounds_done: u32,
+    max_rounds: u32,
+) -> Option<EndReason> {
+    if unsent_bytes == 0 {
+        Some(EndReason::NothingLeft)
+    } else if policy_end.is_some() {
+        policy_end
+    } else if rounds_done >= max_rounds {
+        Some(EndReason::SafetyCap {
+            rounds: rounds_done,
+        })
+    } else {
+        None
+    }
+}
+
 /// One point of the per-round series (for charts and CSV).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -275,4 +319,60 @@ pub struct Metrics {
     pub end_reason: EndReason,
     /// Per-round series, pre-copy rounds then the final copy.
     pub series: Vec<RoundPoint>,
+}
+
+impl Metrics {
+    /// Nothing sent yet.
+    pub fn new(
+        policy: &str,
+        dataset: &str,
+        bandwidth_bps: f64,
+        seed: u64,
+        files: u32,
+        total_bytes: u64,
+    ) -> Metrics {
+        Metrics {
+            policy: String::from(policy),
+            dataset: String::from(dataset),
+            bandwidth_bps,
+            seed,
+            files,
+            total_bytes,
+            precopy_bytes: 0,
+            precopy_files: 0,
+            final_bytes: 0,
+            final_files: 0,
+            resent_bytes: 0,
+            resent_files: 0,
+            downtime_s: 0.0,
+            precopy_time_s: 0.0,
+            total_time_s: 0.0,
+            rounds: 0,
+            end_reason: EndReason::NothingLeft,
+            series: Vec::new(),
+        }
+    }
+
+    /// Adds a finished pre-copy round (its `ended` already decided).
+    pub fn record_precopy_round(&mut self, report: &RoundReport) {
+        self.precopy_bytes += report.bytes_sent;
+        self.precopy_files += report.files_sent;
+        self.resent_bytes += report.resent_bytes;
+        self.resent_files += report.transfers.iter().filter(|t| t.resend).count() as u32;
+        self.rounds = report.index + 1;
+        if let Some(reason) = report.ended {
+            self.end_reason = reason;
+            self.precopy_time_s = report.end;
+        }
+        self.series.push(RoundPoint::from(report));
+    }
+
+    /// Adds the final copy, which started when the application was stopped at `stop`.
+    pub fn record_final_copy(&mut self, report: &RoundReport, stop: f64) {
+        self.final_bytes = report.bytes_sent;
+        self.final_files = report.files_sent;
+        self.downtime_s = report.end - stop;
+        self.total_time_s = report.end;
+        self.series.push(RoundPoint::from(report));
+    }
 }

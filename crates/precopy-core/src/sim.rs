@@ -10,13 +10,12 @@
 //! no write hit the file after its transfer started — holds exactly, at O(n + writes) per round.
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::dataset::{Dataset, DatasetError};
-use crate::metrics::{Dirtied, EndReason, Metrics, Phase, RoundPoint, RoundReport, Transfer};
+use crate::metrics::{end_of_precopy, Dirtied, Metrics, Phase, RoundReport, Transfer};
 use crate::policy::{self, FileView, Link, Policy, PolicyKind, PolicyParams, Rounds, Status, View};
 use crate::workload::{WriteClock, WriteModel};
 
@@ -229,26 +228,14 @@ impl SimBuilder {
             .collect();
         let unsent_bytes = files.iter().map(|f| f.size).sum();
         let policy = policy::build(self.policy, &config.params, n, config.seed);
-        let metrics = Metrics {
-            policy: String::from(policy.name()),
-            dataset: self.dataset.name.clone(),
-            bandwidth_bps: config.bandwidth_bps,
-            seed: config.seed,
-            files: n as u32,
-            total_bytes: unsent_bytes,
-            precopy_bytes: 0,
-            precopy_files: 0,
-            final_bytes: 0,
-            final_files: 0,
-            resent_bytes: 0,
-            resent_files: 0,
-            downtime_s: 0.0,
-            precopy_time_s: 0.0,
-            total_time_s: 0.0,
-            rounds: 0,
-            end_reason: EndReason::NothingLeft,
-            series: Vec::new(),
-        };
+        let metrics = Metrics::new(
+            policy.name(),
+            &self.dataset.name,
+            config.bandwidth_bps,
+            config.seed,
+            n as u32,
+            unsent_bytes,
+        );
         let world = World {
             clock: WriteClock::new(&self.dataset, &config.write_model, config.seed),
             dataset: self.dataset,
@@ -411,31 +398,17 @@ impl Simulation {
         report.unsent_bytes = world.unsent_bytes;
         report.plan = plan.order;
 
-        let m = &mut self.metrics;
-        m.precopy_bytes += report.bytes_sent;
-        m.precopy_files += report.files_sent;
-        m.resent_bytes += report.resent_bytes;
-        m.resent_files += report.transfers.iter().filter(|t| t.resend).count() as u32;
-        m.rounds = world.round + 1;
-
         let policy_end = self.policy.end_of_round(&world.view(), &report);
-        report.ended = if world.unsent_bytes == 0 {
-            Some(EndReason::NothingLeft)
-        } else if policy_end.is_some() {
-            policy_end
-        } else if world.round + 1 >= world.config.max_rounds {
-            Some(EndReason::SafetyCap {
-                rounds: world.round + 1,
-            })
-        } else {
-            None
-        };
-        if let Some(reason) = report.ended {
-            m.end_reason = reason;
-            m.precopy_time_s = end;
+        report.ended = end_of_precopy(
+            world.unsent_bytes,
+            policy_end,
+            world.round + 1,
+            world.config.max_rounds,
+        );
+        if report.ended.is_some() {
             self.stage = Stage::FinalCopy;
         }
-        m.series.push(RoundPoint::from(&report));
+        self.metrics.record_precopy_round(&report);
         world.round += 1;
         report
     }
@@ -457,12 +430,7 @@ impl Simulation {
         report.unsent_bytes = world.unsent_bytes;
         world.now = end;
         world.round += 1;
-        let m = &mut self.metrics;
-        m.final_bytes = report.bytes_sent;
-        m.final_files = report.files_sent;
-        m.downtime_s = end - stop;
-        m.total_time_s = end;
-        m.series.push(RoundPoint::from(&report));
+        self.metrics.record_final_copy(&report, stop);
         self.stage = Stage::Done;
         report
     }
@@ -484,23 +452,7 @@ impl World {
     }
 
     fn empty_report(&self, phase: Phase, start: f64) -> RoundReport {
-        RoundReport {
-            index: self.round,
-            phase,
-            start,
-            end: start,
-            unsent_bytes: self.unsent_bytes,
-            bytes_sent: 0,
-            files_sent: 0,
-            resent_bytes: 0,
-            bytes_dirtied: 0,
-            writes: 0,
-            skipped: 0,
-            transfers: Vec::new(),
-            dirtied: Vec::new(),
-            plan: Vec::new(),
-            ended: None,
-        }
+        RoundReport::empty(self.round, phase, start, self.unsent_bytes)
     }
 
     /// Applies `file`'s writes due by `until`: counts them, and makes a clean copy dirty. Lazy
