@@ -61,5 +61,7 @@ pub use dataset::{Dataset, DatasetError, FileSpec, Group, Kind, Preset, SizeSpec
 pub use metrics::{EndReason, Metrics, Phase, RoundPoint, RoundReport};
 pub use monitor::Estimator;
 pub use policy::{PolicyKind, PolicyParams, Status};
+#[cfg(feature = "serde")]
+pub use sim::RunReport;
 pub use sim::{ConfigError, SimBuilder, SimConfig, Simulation};
 pub use workload::{RateMapping, WriteModel};

@@ -265,6 +265,26 @@ pub struct RoundPoint {
     pub files_sent: u32,
 }
 
+impl RoundPoint {
+    /// The CSV header of [`RoundPoint::csv_row`].
+    pub const CSV_HEADER: &'static str =
+        "round,phase,time_s,unsent_bytes,bytes_sent,bytes_dirtied,files_sent";
+
+    /// One CSV row (no newline); `simulate --csv` and the web app's export share it.
+    pub fn csv_row(&self) -> String {
+        alloc::format!(
+            "{},{},{},{},{},{},{}",
+            self.round,
+            self.phase.label(),
+            self.time,
+            self.unsent_bytes,
+            self.bytes_sent,
+            self.bytes_dirtied,
+            self.files_sent
+        )
+    }
+}
+
 impl From<&RoundReport> for RoundPoint {
     fn from(r: &RoundReport) -> RoundPoint {
         RoundPoint {

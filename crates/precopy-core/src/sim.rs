@@ -153,6 +153,18 @@ impl SimConfig {
     }
 }
 
+/// A finished run as `migrate-native simulate --json` prints it and the web app exports it:
+/// the metrics, flattened, and the configuration that produced them.
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct RunReport<'a> {
+    /// The run's figures.
+    #[serde(flatten)]
+    pub metrics: &'a Metrics,
+    /// Its configuration.
+    pub config: &'a SimConfig,
+}
+
 /// Describes a run; [`SimBuilder::build`] validates it into a [`Simulation`].
 ///
 /// ```

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use precopy_core::units::format_bytes;
-use precopy_core::{Metrics, PolicyKind, SimBuilder, SimConfig};
+use precopy_core::{Metrics, PolicyKind, RoundPoint, RunReport, SimBuilder, SimConfig};
 
 use super::{bad_input, bandwidth, DatasetSource, ModelArgs};
 
@@ -58,21 +58,13 @@ pub fn simulate(
     Ok(sim.run())
 }
 
-/// The JSON document: metrics and the configuration that produced them.
-#[derive(serde::Serialize)]
-struct Report<'a> {
-    #[serde(flatten)]
-    metrics: &'a Metrics,
-    config: &'a SimConfig,
-}
-
 /// Runs `simulate`.
 pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let config = args.model.config(args.bandwidth, args.seed);
     let metrics = simulate(&args.dataset, args.policy, config, args.model.scale)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let report = Report {
+        let report = RunReport {
             metrics: &metrics,
             config: &config,
         };
@@ -88,22 +80,9 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
 
 /// The per-round series as CSV.
 pub fn write_series_csv(out: &mut impl Write, metrics: &Metrics) -> Result<()> {
-    writeln!(
-        out,
-        "round,phase,time_s,unsent_bytes,bytes_sent,bytes_dirtied,files_sent"
-    )?;
+    writeln!(out, "{}", RoundPoint::CSV_HEADER)?;
     for p in &metrics.series {
-        writeln!(
-            out,
-            "{},{},{},{},{},{},{}",
-            p.round,
-            p.phase.label(),
-            p.time,
-            p.unsent_bytes,
-            p.bytes_sent,
-            p.bytes_dirtied,
-            p.files_sent
-        )?;
+        writeln!(out, "{}", p.csv_row())?;
     }
     Ok(())
 }
