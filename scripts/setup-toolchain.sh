@@ -96,12 +96,17 @@ log "wasm-opt ok (binaryen $BINARYEN_VERSION)"
 
 # ---------------------------------------------------------------------------------------------
 # cargo install with Debian's cargo 1.96 (trunk 0.22 needs a newer compiler than rustup's stable),
-# and none of the wasm build settings (build-std would apply to the host build).
+# and none of the wasm build settings (build-std would apply to the host build). The build
+# directory is kept under $PRECOPY_TOOLS/build until the install succeeds, so an interrupted
+# install (trunk's last crate alone takes about 10 min) resumes where it stopped.
+installed_something=0
 debian_cargo_install() {
-    env -u RUSTC_BOOTSTRAP -u CARGO_UNSTABLE_BUILD_STD -u CARGO_TARGET_DIR -u RUSTUP_TOOLCHAIN \
+    env -u RUSTC_BOOTSTRAP -u CARGO_UNSTABLE_BUILD_STD -u RUSTUP_TOOLCHAIN \
         -u CARGO_BUILD_TARGET -u RUSTFLAGS \
         PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc \
+        CARGO_TARGET_DIR="$PRECOPY_TOOLS/build" \
         /usr/bin/cargo install --root "$PRECOPY_TOOLS" "$@" </dev/null
+    installed_something=1
 }
 tool_version() { # tool_version BIN -> second word of `BIN --version`, or nothing
     [[ -x "$PRECOPY_TOOLS/bin/$1" ]] || return 0
@@ -124,3 +129,8 @@ if [[ "$(tool_version trunk)" != "$TRUNK_VERSION" ]]; then
     debian_cargo_install --force trunk --version "$TRUNK_VERSION" --locked --ignore-rust-version
 fi
 log "trunk ok ($TRUNK_VERSION)"
+
+if [[ $installed_something -eq 1 ]]; then
+    # Everything is installed: the build directory (1-2 GB) is no longer needed.
+    rm -rf "$PRECOPY_TOOLS/build"
+fi
