@@ -33,6 +33,7 @@ await page.waitForSelector('#run');
 await page.click('#run');
 await page.evaluate(() => {
   performance.clearMeasures('frame');
+  performance.clearMeasures('charts');
   window.__gaps = [];
   let last = performance.now();
   const loop = (t) => { window.__gaps.push(t - last); last = t; window.__raf = requestAnimationFrame(loop); };
@@ -43,6 +44,7 @@ const animation = await page.evaluate(() => {
   cancelAnimationFrame(window.__raf);
   return {
     frames: performance.getEntriesByName('frame').map((e) => e.duration),
+    charts: performance.getEntriesByName('charts').map((e) => e.duration),
     gaps: window.__gaps.slice(1),
     clock: Number(document.querySelector('#clock').dataset.clock),
   };
@@ -51,11 +53,13 @@ await page.screenshot({ path: join(out, 'bench-animation.png') });
 result.animation = {
   work_ms: stats(animation.frames),
   frame_interval_ms: stats(animation.gaps),
+  chart_update_ms: stats(animation.charts),
   simulated_seconds: animation.clock,
   over_16ms: animation.frames.filter((d) => d > 16).length,
 };
 console.log('animation: per-frame work (ms)', result.animation.work_ms);
 console.log('animation: frame intervals (ms)', result.animation.frame_interval_ms);
+console.log('animation: chart updates (ms)', result.animation.chart_update_ms);
 
 // ---- 2. paper view at the paper's scale
 await page.click('#tab-paper');

@@ -1,5 +1,7 @@
 //! The root component: one `use_reducer` holds the state; children get data and callbacks.
 
+use std::rc::Rc;
+
 use precopy_core::units::format_bytes;
 use yew::prelude::*;
 
@@ -7,7 +9,7 @@ use crate::components::{
     ConfigPanel, Controls, LanePanel, LaneSeries, LaneView, LiveCharts, PaperHandle, PaperView,
     ResultsTable,
 };
-use crate::state::{Action, State, Tab};
+use crate::state::{measure, now_ms, Action, State, Tab};
 
 /// The page heading.
 pub const TITLE: &str = "Pre-copy migration simulator";
@@ -30,16 +32,6 @@ fn set_query(query: &str) {
     }
 }
 
-/// Closes the frame opened by the last tick: the measure covers the reducer, the render and the
-/// canvas drawing (children's effects run before this one).
-fn measure_frame() {
-    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
-        if p.measure_with_start_mark("frame", "tick").is_ok() {
-            p.clear_marks_with_mark_name("tick");
-        }
-    }
-}
-
 #[function_component(Intro)]
 fn intro() -> Html {
     html! {
@@ -59,10 +51,24 @@ fn intro() -> Html {
     }
 }
 
+/// While playing, the charts take new rounds at most this often (ms): at high speeds rounds
+/// finish many times a second, and redrawing the SVG for each would crowd the frame budget.
+const CHART_REFRESH_MS: f64 = 250.0;
+
+/// The chart data last handed to the charts.
+#[derive(Default)]
+struct ChartCache {
+    at: f64,
+    identity: usize,
+    finished: usize,
+    lanes: Vec<LaneSeries>,
+}
+
 /// The root component.
 #[function_component(App)]
 pub fn app() -> Html {
     let state = use_reducer(|| State::from_query(&location_search()));
+    let charts = use_mut_ref(ChartCache::default);
     let on_action = {
         let state = state.clone();
         Callback::from(move |action: Action| state.dispatch(action))
@@ -72,7 +78,9 @@ pub fn app() -> Html {
             set_query(query);
         }
     });
-    use_effect_with(state.frame, |_| measure_frame());
+    // Closes the frame opened by the last tick: the measure covers the reducer, the render and
+    // the canvas drawing (children's effects run before this one).
+    use_effect_with(state.frame, |_| measure("frame", "tick"));
 
     let tab_button = |tab: Tab, id: &'static str, label: &'static str| {
         let on_action = on_action.clone();
@@ -97,17 +105,35 @@ pub fn app() -> Html {
                     .iter()
                     .map(|l| LaneView::of(l, total, config.sim.period_s))
                     .collect();
-                let series: Vec<LaneSeries> = cmp
-                    .lanes()
-                    .iter()
-                    .map(|l| LaneSeries {
-                        kind: l.kind(),
-                        points: l.points(),
-                        beta: l.beta(),
-                        metrics: l.metrics(),
-                        total,
-                    })
-                    .collect();
+                let series = {
+                    let mut cache = charts.borrow_mut();
+                    let identity = Rc::as_ptr(state.session.as_ref().expect("a session")) as usize;
+                    let finished = cmp.lanes().iter().filter(|l| l.is_finished()).count();
+                    let now = now_ms();
+                    let stale = cache.identity != identity
+                        || cache.finished != finished
+                        || !state.playing
+                        || now - cache.at >= CHART_REFRESH_MS;
+                    if stale {
+                        *cache = ChartCache {
+                            at: now,
+                            identity,
+                            finished,
+                            lanes: cmp
+                                .lanes()
+                                .iter()
+                                .map(|l| LaneSeries {
+                                    kind: l.kind(),
+                                    points: l.points(),
+                                    beta: l.beta(),
+                                    metrics: l.metrics(),
+                                    total,
+                                })
+                                .collect(),
+                        };
+                    }
+                    cache.lanes.clone()
+                };
                 let rows: Vec<_> = cmp
                     .lanes()
                     .iter()

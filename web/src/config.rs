@@ -65,12 +65,23 @@ impl GroupRow {
             name: group.name.clone(),
             count: group.count.to_string(),
             size: match group.size {
-                SizeSpec::Fixed(size) => size.to_string(),
-                SizeSpec::Range { min, max, step } => format!("{min}..{max}/{step}"),
+                SizeSpec::Fixed(size) => size_text(size),
+                SizeSpec::Range { min, max, step } => {
+                    format!("{}..{}/{}", size_text(min), size_text(max), size_text(step))
+                }
             },
             kind: group.kind,
             probability: group.probability.to_string(),
         }
+    }
+}
+
+/// A size as a person would type it: `200KB` when it is a whole number of KB, else bytes.
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000 && b % 1_000_000 == 0 => format!("{}MB", b / 1_000_000),
+        b if b >= 1000 && b % 1000 == 0 => format!("{}KB", b / 1000),
+        b => b.to_string(),
     }
 }
 

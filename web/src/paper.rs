@@ -245,6 +245,9 @@ pub fn reported_text(reported: Reported) -> String {
 
 /// Our reduction range as text in the paper's convention (a reduction is negative).
 pub fn ours_text(a: &Assessment) -> String {
+    if !(a.ours_min_pct.is_finite() && a.ours_max_pct.is_finite()) {
+        return "n/a: the baseline sends 0 bytes at some bandwidth".into();
+    }
     let signed = |pct: f64| {
         let change = -pct;
         if change <= 0.0 {

@@ -159,6 +159,16 @@ pub fn mark(name: &str) {
     }
 }
 
+/// Measures from `start_mark` to now as `name`, and clears the mark so that the next measure
+/// needs a new one.
+pub fn measure(name: &str, start_mark: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        if p.measure_with_start_mark(name, start_mark).is_ok() {
+            p.clear_marks_with_mark_name(start_mark);
+        }
+    }
+}
+
 /// What can happen.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {

@@ -130,8 +130,10 @@ pub fn line_chart(props: &LineChartProps) -> Html {
             font-family="system-ui, sans-serif" font-size="11">
             <text x="8" y="16" class="chart-title" font-size="13" font-weight="600">{ props.title.clone() }</text>
             { legend(&kinds) }
-            { for props.bands.iter().map(|b| {
+            { for props.bands.iter().enumerate().map(|(i, b)| {
                 let (x0, x1) = (px(b.x0), px(b.x1.max(b.x0)));
+                // One label line per band, so that bands over the same rounds stay readable.
+                let label_y = TOP + 11.0 + 12.0 * i as f64;
                 html! {
                     <g class="band">
                         <rect x={x0.to_string()} y={TOP.to_string()} width={(x1 - x0).max(1.0).to_string()}
@@ -142,10 +144,10 @@ pub fn line_chart(props: &LineChartProps) -> Html {
                         }
                         // Labels of bands in the right half hang to the left of the band's end.
                         if x0 > (LEFT + W) / 2.0 {
-                            <text x={(x1 - 3.0).to_string()} y={(TOP + 11.0).to_string()} fill={b.color}
+                            <text x={(x1 - 3.0).to_string()} y={label_y.to_string()} fill={b.color}
                                 font-size="10" text-anchor="end">{ b.label.clone() }</text>
                         } else {
-                            <text x={(x0 + 3.0).to_string()} y={(TOP + 11.0).to_string()} fill={b.color}
+                            <text x={(x0 + 3.0).to_string()} y={label_y.to_string()} fill={b.color}
                                 font-size="10">{ b.label.clone() }</text>
                         }
                     </g>

@@ -7,6 +7,7 @@ use super::{Bar, BarChart, ChartBand, LineChart, Series, SvgButton};
 use crate::format;
 use crate::palette::{policy_label, policy_style};
 use crate::playback::Point;
+use crate::state::{mark, measure};
 
 /// One policy's data for the live charts.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +58,9 @@ fn beta_window(lane: &LaneSeries) -> Option<ChartBand> {
 /// downtime per policy. Updated once per finished round.
 #[function_component(LiveCharts)]
 pub fn live_charts(props: &LiveChartsProps) -> Html {
+    // The cost of a chart update, for the benchmark (measured after the DOM is updated).
+    mark("charts");
+    use_effect(|| measure("charts", "charts"));
     let series = |value: fn(&Point) -> u64, start_at_total: bool| -> Rc<Vec<Series>> {
         Rc::new(
             props
