@@ -29,7 +29,7 @@ page.on('pageerror', (e) => errors.push(String(e)));
 page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
 
 async function runToEnd() {
-  await page.click('#finish');
+  if (await page.textContent('#play-status') !== 'finished') await page.click('#finish');
   await page.waitForFunction(() => document.querySelector('#play-status')?.textContent === 'finished',
     null, { timeout: 120_000 });
 }
@@ -74,7 +74,8 @@ try {
 
   log('run, watch a few seconds, then run to the end');
   await page.click('#run');
-  await page.waitForTimeout(2500);
+  await page.selectOption('#speed', '30');
+  await page.waitForTimeout(3000);
   await page.screenshot({ path: join(out, '02-playing.png'), fullPage: true });
   assert.equal(await page.locator('.lane').count(), 2);
   await runToEnd();

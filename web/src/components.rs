@@ -11,7 +11,7 @@ mod live_charts;
 mod paper_view;
 mod results;
 
-pub use charts::{Bar, BarChart, ChartBand, LineChart, Series};
+pub use charts::{marker, Bar, BarChart, ChartBand, LineChart, Series};
 pub use config_panel::ConfigPanel;
 pub use controls::Controls;
 pub use field::TextField;

@@ -183,7 +183,7 @@ impl FileMap {
         let total: u64 = self.sections.iter().flat_map(|s| s.1.iter()).sum();
         let mean = total as f64 / cells.max(1) as f64;
         let area = width * width * TARGET_ASPECT / cells.max(1) as f64;
-        let pitch = area.sqrt().floor().clamp(2.0, 18.0);
+        let pitch = area.sqrt().floor().clamp(2.0, 28.0);
         let gap = 1.0;
         let h = pitch - gap;
         let mut rects = Vec::with_capacity(cells);

@@ -6,7 +6,7 @@ use precopy_core::PolicyKind;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::{GroupsEditor, TextField};
+use super::{marker, GroupsEditor, TextField};
 use crate::config::{Draft, Errors, Field, SourceKind};
 use crate::format;
 use crate::palette::{policy_label, policy_style};
@@ -250,9 +250,10 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                                 <input type="checkbox" id={id.clone()} {checked}
                                     onchange={Callback::from(move |_| act.emit(Action::TogglePolicy(kind)))} />
                                 <label for={id} title={kind.describe()}>
-                                    <svg class="swatch" width="28" height="10" aria-hidden="true">
-                                        <line x1="1" y1="5" x2="27" y2="5" stroke={style.color}
+                                    <svg class="swatch" width="28" height="12" aria-hidden="true">
+                                        <line x1="1" y1="6" x2="27" y2="6" stroke={style.color}
                                             stroke-width="2.5" stroke-dasharray={style.dash} />
+                                        { marker(style.marker, 14.0, 6.0, style.color) }
                                     </svg>
                                     <span class="policy-name">{ policy_label(kind) }</span>
                                     <span class="policy-desc">{ kind.describe() }</span>

@@ -2,7 +2,7 @@ use precopy_core::dataset::Kind;
 use precopy_core::{Phase, PolicyKind};
 use yew::prelude::*;
 
-use super::{FileMapCanvas, MapHandle};
+use super::{marker, FileMapCanvas, MapHandle};
 use crate::format;
 use crate::palette::{policy_label, policy_style, CellState};
 use crate::playback::{Lane, NextUp};
@@ -165,9 +165,10 @@ pub fn lane_panel(props: &LanePanelProps) -> Html {
         <article class="lane" data-policy={v.kind.name()} data-finished={v.finished.to_string()}>
             <header class="lane-head" style={format!("border-top-color:{}", style.color)}>
                 <h3>
-                    <svg class="swatch" width="28" height="10" aria-hidden="true">
-                        <line x1="1" y1="5" x2="27" y2="5" stroke={style.color} stroke-width="2.5"
+                    <svg class="swatch" width="28" height="12" aria-hidden="true">
+                        <line x1="1" y1="6" x2="27" y2="6" stroke={style.color} stroke-width="2.5"
                             stroke-dasharray={style.dash} />
+                        { marker(style.marker, 14.0, 6.0, style.color) }
                     </svg>
                     { policy_label(v.kind) }
                 </h3>
