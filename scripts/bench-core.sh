@@ -12,7 +12,7 @@ echo "== criterion: one paper-scale run per policy"
 cargo bench -p precopy-core --bench sim -- --noplot
 
 echo "== paper sweep: 2 data sets x 5..100 Mbps step 5 x baseline+proposed x 10 seeds, one core"
-/usr/bin/time -f "paper sweep: %e s wall, %M KB peak" env RAYON_NUM_THREADS=1 \
+/usr/bin/time -f "paper sweep: %e s wall, %U s user CPU, %M KB peak" env RAYON_NUM_THREADS=1 \
   "$bin" paper --out "$work/paper" --seeds 10 --policies baseline,proposed >/dev/null
 
 echo "== 1,000,000 files (1 KB to 10 KB, 10% ReadOnly) at 100 Mbps, proposed"
@@ -23,5 +23,5 @@ cat > "$work/million.json" <<'JSON'
   {"name": "hot",  "count": 45000, "size": {"min": 1000, "max": 10000, "step": 1000}, "kind": "rw", "probability": 0.8}
 ]}
 JSON
-/usr/bin/time -f "million files: %e s wall, %M KB peak" \
+/usr/bin/time -f "million files: %e s wall, %U s user CPU, %M KB peak" \
   "$bin" simulate --dataset "$work/million.json" --bandwidth 100Mbps --policy proposed
