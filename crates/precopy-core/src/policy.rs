@@ -261,7 +261,7 @@ impl PolicyKind {
             PolicyKind::SizeOnly => "ablation: ascending size only",
             PolicyKind::Random => "ablation: random order",
             PolicyKind::Sweep => {
-                "ours: proposed, but one final sweep once all that is left fits a period"
+                "ours: proposed, then sweeps of all that is left once it fits a period"
             }
         }
     }
