@@ -40,6 +40,12 @@ pub enum TraceError {
     /// The seccomp filter could not be compiled.
     #[error("seccomp filter: {0}")]
     Filter(String),
+    /// The fanotify write monitor could not start.
+    #[error(
+        "fanotify write monitor: {0} (it needs CAP_SYS_ADMIN, i.e. root; \
+         `--write-monitor ptrace` works without it)"
+    )]
+    Fanotify(Errno),
     /// An `--include` or `--exclude` glob is malformed.
     #[error("glob `{glob}`: {message}")]
     Glob {

@@ -57,6 +57,7 @@
 pub mod arch;
 pub mod decode;
 pub mod error;
+pub mod notify;
 pub mod paths;
 pub mod record;
 pub mod seccomp;
@@ -67,4 +68,4 @@ pub mod syscall;
 pub mod tracer;
 
 pub use error::TraceError;
-pub use session::{record, Target, TraceConfig, TraceOutput};
+pub use session::{record, Target, TraceConfig, TraceOutput, WriteMonitor};

@@ -5,7 +5,7 @@
 //! file record (dense ids in first-seen order), then the open and write records in time order,
 //! then `end`. The caller writes it atomically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use precopy_core::dataset::Kind;
 use precopy_core::trace::{Record, WriteOp};
@@ -28,7 +28,8 @@ struct FileState {
 pub struct Recording {
     files: Vec<FileState>,
     ids: HashMap<String, u32>,
-    /// Open and write records, in time order.
+    /// Open and write records, in the order they were pushed (the write monitor's events may
+    /// come a little late: they are sorted by time on output).
     events: Vec<Record>,
 }
 
@@ -47,10 +48,19 @@ pub enum Origin {
 pub struct PeriodWrites {
     /// Period index: the period covers `[index × period_s, (index + 1) × period_s)`.
     pub period: u64,
-    /// Update calls (writes, truncates, fallocates, renames, unlinks).
+    /// Update calls (writes, truncates, fallocates, renames, unlinks). With the fanotify
+    /// monitor, each write record is a window with writes, not a call.
     pub calls: u64,
-    /// Bytes written by write-family calls.
+    /// Bytes written by write-family calls (0 with the fanotify monitor: it sees no lengths).
     pub bytes: u64,
+    /// Of `calls`, those made by processes outside the traced tree (only the fanotify monitor
+    /// sees them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub others: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One file of the manifest.
@@ -72,12 +82,15 @@ pub struct ManifestFile {
     pub first_access_s: Option<f64>,
     /// Last access, seconds since tracing began.
     pub last_access_s: Option<f64>,
-    /// Update calls in total.
+    /// Update calls in total (write records: windows with writes for the fanotify monitor).
     pub write_calls: u64,
     /// Bytes written in total.
     pub bytes_written: u64,
     /// Per-period activity (periods without updates are left out).
     pub periods: Vec<PeriodWrites>,
+    /// Processes outside the traced tree that wrote the file (fanotify monitor only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_writers: Vec<u32>,
 }
 
 /// Everything `migrate-native trace` learnt, as JSON.
@@ -93,6 +106,12 @@ pub struct Manifest {
     pub duration_s: f64,
     /// Every process of the traced tree.
     pub processes: Vec<i32>,
+    /// How writes were observed: `ptrace` (every call) or `fanotify` (windows with writes).
+    #[serde(default)]
+    pub write_monitor: String,
+    /// The fanotify window, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_s: Option<f64>,
     /// The files, traced ones first in first-seen order (trace ids), then shared ones by path.
     pub files: Vec<ManifestFile>,
     /// Other processes using the files.
@@ -185,11 +204,10 @@ impl Recording {
             kind: kind(f.written),
             mmap_shared: f.mmap_shared,
         }));
-        lines.extend(self.events.iter().cloned());
-        let last = self.events.last().map_or(0.0, |r| match r {
-            Record::Open { t, .. } | Record::Write { t, .. } => *t,
-            _ => 0.0,
-        });
+        let mut events = self.events.clone();
+        events.sort_by(|a, b| time(a).total_cmp(&time(b)));
+        let last = events.last().map_or(0.0, time);
+        lines.extend(events);
         lines.push(Record::End {
             t: info.duration_s.max(last),
         });
@@ -198,31 +216,48 @@ impl Recording {
         text
     }
 
-    /// The manifest's entries for the traced files, in id order.
+    /// The manifest's entries for the traced files, in id order. `tree` holds the traced
+    /// processes: updates by any other pid are counted as `others`.
     pub fn manifest_files(
         &self,
         period_s: f64,
         size: impl Fn(&str) -> Option<u64>,
+        tree: &BTreeSet<i32>,
     ) -> Vec<ManifestFile> {
         let mut periods: Vec<BTreeMap<u64, PeriodWrites>> = vec![BTreeMap::new(); self.files.len()];
+        let mut others: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); self.files.len()];
         for record in &self.events {
-            if let Record::Write { t, id, op, len, .. } = record {
+            if let Record::Write {
+                t,
+                id,
+                op,
+                len,
+                pid,
+                ..
+            } = record
+            {
                 let period = (t / period_s).floor() as u64;
                 let entry = periods[*id as usize].entry(period).or_insert(PeriodWrites {
                     period,
                     calls: 0,
                     bytes: 0,
+                    others: 0,
                 });
                 entry.calls += 1;
                 if *op == WriteOp::Write {
                     entry.bytes += len.unwrap_or(0);
+                }
+                if let Some(pid) = pid.filter(|p| !tree.contains(&(*p as i32))) {
+                    entry.others += 1;
+                    others[*id as usize].insert(pid);
                 }
             }
         }
         self.files
             .iter()
             .zip(periods)
-            .map(|(f, periods)| {
+            .zip(others)
+            .map(|((f, periods), others)| {
                 let periods: Vec<PeriodWrites> = periods.into_values().collect();
                 let size = size(&f.path);
                 ManifestFile {
@@ -237,9 +272,17 @@ impl Recording {
                     write_calls: periods.iter().map(|p| p.calls).sum(),
                     bytes_written: periods.iter().map(|p| p.bytes).sum(),
                     periods,
+                    other_writers: others.into_iter().collect(),
                 }
             })
             .collect()
+    }
+}
+
+fn time(record: &Record) -> f64 {
+    match record {
+        Record::Open { t, .. } | Record::Write { t, .. } => *t,
+        _ => 0.0,
     }
 }
 
@@ -296,7 +339,7 @@ mod tests {
         assert_eq!(trace.duration_s, 2.0);
         trace.dataset().unwrap();
 
-        let files = r.manifest_files(1.0, |p| (p == "/a").then_some(20));
+        let files = r.manifest_files(1.0, |p| (p == "/a").then_some(20), &[1].into());
         assert_eq!((files[0].write_calls, files[0].bytes_written), (3, 20));
         let periods: Vec<_> = files[0]
             .periods
@@ -319,7 +362,7 @@ mod tests {
                 path: "/m".into(),
             },
         );
-        let files = r.manifest_files(1.0, |_| Some(1));
+        let files = r.manifest_files(1.0, |_| Some(1), &[1].into());
         assert!(files[0].mmap_shared);
         assert_eq!(files[0].kind, Kind::ReadWrite);
     }

@@ -1,17 +1,19 @@
-//! One tracing session from start to outputs: the loop, the decoder and the recording wired
-//! together. A second source of write events (issue 6's fanotify monitor) would feed the same
-//! [`Recording`] from here.
+//! One tracing session from start to outputs: the loop, the decoder, the write monitor and the
+//! recording wired together. With [`WriteMonitor::Fanotify`], writes come from
+//! [`crate::notify::Monitor`] instead of stops, and feed the same [`Recording`].
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::unistd::Pid;
 use precopy_core::dataset::Kind;
 
 use crate::decode::Decoder;
+use crate::decode::FileEvent;
 use crate::error::TraceError;
+use crate::notify::{Monitor, WriteEvent};
 use crate::paths::PathFilter;
 use crate::record::{Manifest, ManifestFile, Origin, Recording, RecordingInfo};
 use crate::sharing;
@@ -27,6 +29,33 @@ pub enum Target {
     Pid(i32),
 }
 
+/// How writes to the recorded files are observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMonitor {
+    /// Every write-family call stops the application (exact counts, offsets and lengths).
+    Ptrace,
+    /// The application stops only on opens and fd-table, path and process-tree changes;
+    /// writes are seen through fanotify without stopping it (counts per window, no offsets).
+    /// Needs `CAP_SYS_ADMIN`. An attached process (`--pid`) stops on every call anyway, so
+    /// it is always traced with [`WriteMonitor::Ptrace`].
+    #[default]
+    Fanotify,
+}
+
+impl WriteMonitor {
+    /// The name used on the command line and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteMonitor::Ptrace => "ptrace",
+            WriteMonitor::Fanotify => "fanotify",
+        }
+    }
+}
+
+/// The default fanotify window: after a file's write is reported, its further writes are not
+/// reported for this long (see [`crate::notify`]).
+pub const DEFAULT_WINDOW_S: f64 = 0.01;
+
 /// A tracing session's settings.
 #[derive(Debug, Clone)]
 pub struct TraceConfig {
@@ -38,6 +67,24 @@ pub struct TraceConfig {
     pub filter: PathFilter,
     /// Add the files of processes sharing ours to the manifest, transitively.
     pub follow_sharing: bool,
+    /// How writes are observed.
+    pub write_monitor: WriteMonitor,
+    /// The fanotify window, seconds ([`DEFAULT_WINDOW_S`]).
+    pub window_s: f64,
+}
+
+impl TraceConfig {
+    /// Defaults: period 1 s, every path, no sharing closure, the fanotify monitor.
+    pub fn new(target: Target) -> TraceConfig {
+        TraceConfig {
+            target,
+            period_s: 1.0,
+            filter: PathFilter::default(),
+            follow_sharing: false,
+            write_monitor: WriteMonitor::default(),
+            window_s: DEFAULT_WINDOW_S,
+        }
+    }
 }
 
 /// The results of a session.
@@ -53,6 +100,23 @@ pub struct TraceOutput {
     pub detached: bool,
 }
 
+/// Fanotify's events as updates (of files the filter records; a deleted file's path does not
+/// pass it).
+fn push_writes(recording: &mut Recording, filter: &PathFilter, events: Vec<WriteEvent>) {
+    for WriteEvent { t, pid, path } in events {
+        if filter.allows(&path) {
+            let update = FileEvent::Updated {
+                pid,
+                path,
+                op: precopy_core::trace::WriteOp::Write,
+                offset: None,
+                len: None,
+            };
+            recording.push(t, update);
+        }
+    }
+}
+
 fn size(path: &str) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
 }
@@ -60,9 +124,16 @@ fn size(path: &str) -> Option<u64> {
 /// Traces until the process tree exits (or, attached, until SIGINT), then builds the outputs.
 pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
     let start = Instant::now();
+    let monitor = match (&config.target, config.write_monitor) {
+        (Target::Command(_), WriteMonitor::Fanotify) => {
+            let window = Duration::from_secs_f64(config.window_s.max(0.0));
+            Some(Monitor::start(start, window, config.filter.clone())?)
+        }
+        _ => None,
+    };
     let (mut tracer, command, pid) = match &config.target {
         Target::Command(command) => {
-            let tracer = Tracer::spawn(command)?;
+            let tracer = Tracer::spawn_with(command, monitor.as_ref().map(Monitor::marks))?;
             // Ctrl-C reaches the application through its process group; the tracer stays to
             // see it exit. SAFETY: SIG_IGN installs no handler code.
             for sig in [Signal::SIGINT, Signal::SIGQUIT] {
@@ -94,7 +165,17 @@ pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
         for event in decoder.decode(&stop) {
             recording.push(t, event);
         }
+        if let Some(monitor) = &monitor {
+            push_writes(&mut recording, &config.filter, monitor.take());
+        }
     }
+    let write_monitor = match monitor {
+        Some(monitor) => {
+            push_writes(&mut recording, &config.filter, monitor.finish());
+            WriteMonitor::Fanotify
+        }
+        None => WriteMonitor::Ptrace,
+    };
     let info = RecordingInfo {
         period_s: config.period_s,
         command,
@@ -102,7 +183,7 @@ pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
         duration_s: start.elapsed().as_secs_f64(),
     };
     let trace = recording.trace(&info, size);
-    let mut files = recording.manifest_files(config.period_s, size);
+    let mut files = recording.manifest_files(config.period_s, size, decoder.processes());
 
     let processes = sharing::scan(decoder.processes());
     let ours: BTreeSet<String> = recording.paths().map(str::to_string).collect();
@@ -123,6 +204,8 @@ pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
         period_s: info.period_s,
         duration_s: info.duration_s,
         processes: decoder.processes().iter().copied().collect(),
+        write_monitor: write_monitor.name().to_string(),
+        window_s: (write_monitor == WriteMonitor::Fanotify).then_some(config.window_s),
         files,
         sharing,
     };
@@ -152,6 +235,7 @@ fn shared_file(path: String, writable: bool) -> ManifestFile {
         write_calls: 0,
         bytes_written: 0,
         periods: Vec::new(),
+        other_writers: Vec::new(),
     }
 }
 
@@ -162,16 +246,30 @@ impl TraceOutput {
         let traced = m.files.iter().filter(|f| f.origin == Origin::Traced);
         let rw = traced.clone().filter(|f| f.kind == Kind::ReadWrite).count();
         let total = traced.clone().count();
-        let calls: u64 = traced.map(|f| f.write_calls).sum();
+        let calls: u64 = traced.clone().map(|f| f.write_calls).sum();
+        let updates = match m.window_s {
+            Some(w) => format!(
+                "{calls} windows of {:.0} ms with writes (fanotify)",
+                w * 1e3
+            ),
+            None => format!("{calls} update calls"),
+        };
         let mut text = format!(
-            "traced {} process(es) for {:.2} s: {} files ({} read-only, {} read-write), {} update calls\n",
+            "traced {} process(es) for {:.2} s: {} files ({} read-only, {} read-write), {updates}\n",
             m.processes.len(),
             m.duration_s,
             total,
             total - rw,
             rw,
-            calls
         );
+        let outside: BTreeSet<u32> = traced.flat_map(|f| f.other_writers.clone()).collect();
+        if !outside.is_empty() {
+            let pids: Vec<String> = outside.iter().map(u32::to_string).collect();
+            text += &format!(
+                "written also by process(es) outside the traced tree: {}\n",
+                pids.join(", ")
+            );
+        }
         let mapped = m.files.iter().filter(|f| f.mmap_shared).count();
         if mapped > 0 {
             text += &format!("{mapped} file(s) mapped shared and writable: writes through the mapping are not counted\n");

@@ -46,6 +46,24 @@ impl Sys {
     pub fn traced(self) -> bool {
         !matches!(self, Sys::Clone | Sys::Clone3)
     }
+
+    /// A call that changes an open file's content and nothing else: what the fanotify write
+    /// monitor sees instead of a stop (write family, ftruncate, fallocate).
+    pub fn updates_content(self) -> bool {
+        matches!(
+            self,
+            Sys::Write
+                | Sys::Pwrite64
+                | Sys::Writev
+                | Sys::Pwritev
+                | Sys::Pwritev2
+                | Sys::Sendfile
+                | Sys::CopyFileRange
+                | Sys::Splice
+                | Sys::Ftruncate
+                | Sys::Fallocate
+        )
+    }
 }
 
 /// A path argument, made absolute by the decoder. Relative paths carry the directory they are

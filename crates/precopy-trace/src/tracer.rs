@@ -20,6 +20,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::arch;
 use crate::error::TraceError;
+use crate::notify::Marks;
 use crate::seccomp;
 use crate::stop::{Exit, InheritedFd, Stop};
 use crate::syscall::{self, Call, Memory, OpenedFile, Sys, SyscallRecord};
@@ -63,6 +64,8 @@ pub struct Tracer {
     announced: HashSet<Pid>,
     queue: VecDeque<Stop>,
     detached: bool,
+    /// The fanotify write monitor's marks: writes do not stop (spawned applications only).
+    marks: Option<Marks>,
 }
 
 /// Stop options common to both modes.
@@ -86,6 +89,13 @@ impl Tracer {
     /// The application inherits stdin, stdout and stderr. With `PTRACE_O_EXITKILL`, it is killed
     /// if the tracer dies: its filtered calls would otherwise fail with ENOSYS.
     pub fn spawn(command: &[OsString]) -> Result<Tracer, TraceError> {
+        Tracer::spawn_with(command, None)
+    }
+
+    /// [`Tracer::spawn`], with writes left to the fanotify write monitor when `marks` is given:
+    /// the filter no longer stops the calls that only change an open file's content, and every
+    /// recorded file is marked when it is opened (before the application can write to it).
+    pub fn spawn_with(command: &[OsString], marks: Option<Marks>) -> Result<Tracer, TraceError> {
         let name = command
             .first()
             .map(|c| c.to_string_lossy().into_owned())
@@ -103,7 +113,7 @@ impl Tracer {
         }
         let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
-        let program = seccomp::program()?;
+        let program = seccomp::program(marks.is_none())?;
         let prog = libc::sock_fprog {
             len: program.len() as u16,
             filter: program.as_ptr() as *mut libc::sock_filter,
@@ -113,11 +123,11 @@ impl Tracer {
         // fork, then execs or exits.
         match unsafe { fork() }.map_err(spawn_error)? {
             ForkResult::Child => unsafe { exec_child(&argv, &prog, message.as_bytes()) },
-            ForkResult::Parent { child } => Tracer::seize_child(child),
+            ForkResult::Parent { child } => Tracer::seize_child(child, marks),
         }
     }
 
-    fn seize_child(child: Pid) -> Result<Tracer, TraceError> {
+    fn seize_child(child: Pid, marks: Option<Marks>) -> Result<Tracer, TraceError> {
         let raw = child.as_raw();
         match waitpid(child, Some(WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::Stopped(_, Signal::SIGSTOP)) => {}
@@ -138,10 +148,17 @@ impl Tracer {
         }
         let mut tracer = Tracer::new(Mode::Seccomp, child);
         tracer.threads.insert(child, None);
+        let fds = read_fds(child);
+        if let Some(marks) = &marks {
+            for fd in fds.iter().filter(|f| f.regular) {
+                marks.add(&format!("/proc/{child}/fd/{}", fd.fd), &fd.path);
+            }
+        }
+        tracer.marks = marks;
         tracer.queue.push_back(Stop::Attached {
             pid: child,
             threads: vec![child],
-            fds: read_fds(child),
+            fds,
         });
         signal::kill(child, Signal::SIGCONT).map_err(|e| TraceError::ptrace("kill", raw, e))?;
         Ok(tracer)
@@ -211,6 +228,7 @@ impl Tracer {
             announced: HashSet::new(),
             queue: VecDeque::new(),
             detached: false,
+            marks: None,
         }
     }
 
@@ -336,8 +354,10 @@ impl Tracer {
     /// A syscall-entry (seccomp or PTRACE_SYSCALL) stop: read the call's arguments.
     fn entry(&mut self, tid: Pid) {
         let Ok(regs) = arch::read(tid) else { return };
+        // With the write monitor, content updates are not ours (none arrive through the filter).
+        let writes = self.marks.is_none();
         let call = arch::sys(regs.nr)
-            .filter(|s| s.traced())
+            .filter(|s| s.traced() && (writes || !s.updates_content()))
             .and_then(|s| syscall::build(s, regs.args, &mut ProcMemory { pid: tid }));
         let entry = match (call, self.mode) {
             // close releases the fd whatever it returns: report it now and save the exit stop.
@@ -364,7 +384,9 @@ impl Tracer {
             Some(Entry::Traced(call)) => {
                 if let Ok(regs) = arch::read(tid) {
                     let opened = match call {
-                        Call::Open { .. } if regs.ret >= 0 => opened_file(tid, regs.ret),
+                        Call::Open { .. } if regs.ret >= 0 => {
+                            opened_file(tid, regs.ret, self.marks.as_ref())
+                        }
                         _ => None,
                     };
                     self.queue.push_back(Stop::Syscall(SyscallRecord {
@@ -484,13 +506,17 @@ fn clone_flags(tid: Pid) -> u64 {
     }
 }
 
-fn opened_file(tid: Pid, fd: i64) -> Option<OpenedFile> {
+/// What a new fd refers to; a recorded regular file is also marked for the write monitor.
+fn opened_file(tid: Pid, fd: i64, marks: Option<&Marks>) -> Option<OpenedFile> {
     let link = format!("/proc/{tid}/fd/{fd}");
     let path = std::fs::read_link(&link).ok()?;
-    Some(OpenedFile {
-        path: path.to_string_lossy().into_owned(),
-        regular: std::fs::metadata(&link).is_ok_and(|m| m.is_file()),
-    })
+    let path = path.to_string_lossy().into_owned();
+    // Sockets, pipes and anonymous inodes (`socket:[…]`) need no stat.
+    let regular = path.starts_with('/') && std::fs::metadata(&link).is_ok_and(|m| m.is_file());
+    if let (true, Some(marks)) = (regular, marks) {
+        marks.add(&link, &path);
+    }
+    Some(OpenedFile { path, regular })
 }
 
 /// The open fds of a process, from `/proc/PID/fd` and `/proc/PID/fdinfo`.

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use crate::cmd::duration;
+use crate::cmd::{duration, duration_or_zero};
 
 /// Arguments of `trace`.
 #[derive(Debug, Args)]
@@ -33,6 +33,17 @@ pub struct TraceArgs {
     /// Add the other files of processes sharing ours to the manifest (transitively).
     #[arg(long)]
     pub follow_sharing: bool,
+    /// How writes are observed: `fanotify` stops the application only on opens and fd-table,
+    /// path and process-tree changes and counts writes from kernel file events (windows with
+    /// writes, no offsets; needs root); `ptrace` stops it on every write call (exact counts,
+    /// offsets and lengths, much slower for write-heavy programs). `--pid` always uses ptrace.
+    #[arg(long, value_enum, default_value = "fanotify")]
+    pub write_monitor: MonitorArg,
+    /// fanotify: after a file's write is reported, its further writes are not reported for this
+    /// long (a count is the number of such windows with writes).
+    /// 0 reports every write the kernel does not merge.
+    #[arg(long, default_value = "10ms", value_parser = duration_or_zero)]
+    pub window: f64,
     /// Attach to this running process (all its threads) instead of spawning; Ctrl-C detaches
     /// and leaves it running. Every system call then stops, so it runs slower than a spawned one.
     #[arg(long, conflicts_with = "command", required_unless_present = "command")]
@@ -42,17 +53,29 @@ pub struct TraceArgs {
     pub command: Vec<OsString>,
 }
 
+/// `--write-monitor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MonitorArg {
+    /// Kernel file events (fanotify FAN_MODIFY); the application never stops on writes.
+    Fanotify,
+    /// Every write-family call stops the application (exact).
+    Ptrace,
+}
+
 /// Runs `trace`: the application's exit status is passed through (its code, or 128 + signal).
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 pub fn run(args: TraceArgs) -> Result<ExitCode> {
     use anyhow::Context;
     use precopy_trace::paths::PathFilter;
-    use precopy_trace::{Target, TraceConfig, TraceError};
+    use precopy_trace::{Target, TraceConfig, TraceError, WriteMonitor};
 
     use crate::cmd::{bad_input, write_atomic};
 
     if args.period <= 0.0 {
         return Err(bad_input("--period must be positive"));
+    }
+    if args.window < 0.0 {
+        return Err(bad_input("--window must not be negative"));
     }
     let filter = PathFilter::new(&args.include, &args.exclude).map_err(bad_input)?;
     let target = match args.pid {
@@ -64,6 +87,11 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         period_s: args.period,
         filter,
         follow_sharing: args.follow_sharing,
+        write_monitor: match args.write_monitor {
+            MonitorArg::Fanotify => WriteMonitor::Fanotify,
+            MonitorArg::Ptrace => WriteMonitor::Ptrace,
+        },
+        window_s: args.window,
     };
     let output = precopy_trace::record(&config).map_err(|e| match e {
         TraceError::NoSuchProcess(_) | TraceError::Spawn { .. } => bad_input(e),

@@ -9,7 +9,7 @@ use precopy_core::dataset::Kind;
 use precopy_core::trace::Trace;
 use precopy_trace::paths::PathFilter;
 use precopy_trace::record::ManifestFile;
-use precopy_trace::{record, Target, TraceConfig, TraceError, TraceOutput};
+use precopy_trace::{record, Target, TraceConfig, TraceError, TraceOutput, WriteMonitor};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -17,10 +17,8 @@ static LOCK: Mutex<()> = Mutex::new(());
 pub fn tracing() -> Option<MutexGuard<'static, ()>> {
     let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let probe = TraceConfig {
-        target: Target::Command(vec!["true".into()]),
-        period_s: 1.0,
-        filter: PathFilter::default(),
-        follow_sharing: false,
+        write_monitor: WriteMonitor::Ptrace,
+        ..TraceConfig::new(Target::Command(vec!["true".into()]))
     };
     match record(&probe) {
         Ok(_) => Some(guard),
@@ -59,14 +57,25 @@ pub fn trace_in(dir: &Path, command: &[&str]) -> TraceOutput {
     )
 }
 
-/// Traces a target, recording only files under `dir`.
+/// Traces a target, recording only files under `dir` (exact ptrace write monitor).
 pub fn trace_with(dir: &Path, target: Target, follow_sharing: bool) -> TraceOutput {
+    trace_mode(dir, target, follow_sharing, WriteMonitor::Ptrace)
+}
+
+/// Traces a target with this write monitor, recording only files under `dir`.
+pub fn trace_mode(
+    dir: &Path,
+    target: Target,
+    follow_sharing: bool,
+    write_monitor: WriteMonitor,
+) -> TraceOutput {
     let include = vec![format!("{}/**", dir.display())];
     let config = TraceConfig {
-        target,
         period_s: 0.5,
         filter: PathFilter::new(&include, &[]).unwrap(),
         follow_sharing,
+        write_monitor,
+        ..TraceConfig::new(target)
     };
     let output = record(&config).unwrap();
     // Every trace must replay.

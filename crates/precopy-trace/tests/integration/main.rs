@@ -3,5 +3,6 @@
 
 mod attach;
 mod common;
+mod monitor;
 mod sharing;
 mod spawn;

@@ -1,0 +1,255 @@
+//! The fanotify write monitor: writes to the recorded files are observed without stopping the
+//! application. See `docs/tracer.md` ("Write monitors") for what it sees and what it does not.
+//!
+//! Each recorded file gets an inode mark (`FAN_MARK_ADD` on `/proc/PID/fd/N`, made by the
+//! ptrace loop at the open's exit stop, before the application can write through the new fd)
+//! with `FAN_MODIFY | FAN_CLOSE_WRITE`. A reader thread turns `FAN_MODIFY` events into
+//! [`WriteEvent`]s. After a file's first event it removes `FAN_MODIFY` from that file's mark for
+//! one *window* (`FAN_CLOSE_WRITE` stays, so the mark survives), then puts it back: a file
+//! written continuously yields one event per window instead of one per `write`, which keeps the
+//! kernel's per-write work and the reader's CPU small. A count is therefore the number of
+//! windows in which the file was written (per writing process), a lower bound of its write
+//! calls.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
+
+use crate::error::TraceError;
+use crate::paths::PathFilter;
+
+/// A recorded file written by some process, seen through fanotify.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteEvent {
+    /// Seconds since tracing began, when the event was read (at most a scheduling delay after
+    /// the window's first write).
+    pub t: f64,
+    /// The writing process (thread group id).
+    pub pid: u32,
+    /// The file's path when the event was read (renames are followed by the kernel).
+    pub path: String,
+}
+
+/// Adds marks to the monitor's group: what the ptrace loop holds.
+#[derive(Debug, Clone)]
+pub struct Marks {
+    group: Arc<Fanotify>,
+    filter: PathFilter,
+}
+
+/// The events a mark asks for.
+fn mask() -> MaskFlags {
+    MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE
+}
+
+impl Marks {
+    /// Marks the file `link` refers to (a `/proc/PID/fd/N` link, or a path) if `path`, its
+    /// name, is one the filter records. Failures are ignored: the file's writes go unseen.
+    pub fn add(&self, link: &str, path: &str) {
+        if self.filter.allows(path) {
+            let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
+            let _ = self
+                .group
+                .mark(MarkFlags::FAN_MARK_ADD, mask(), cwd, Some(Path::new(link)));
+        }
+    }
+}
+
+/// The running monitor: a fanotify group and its reader thread.
+#[derive(Debug)]
+pub struct Monitor {
+    marks: Marks,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    events: Receiver<WriteEvent>,
+}
+
+impl Monitor {
+    /// Creates the group and starts the reader. `start` is time zero of the trace; `window` is
+    /// how long a file's further writes are left unreported after an event. Needs
+    /// `CAP_SYS_ADMIN`.
+    pub fn start(
+        start: Instant,
+        window: Duration,
+        filter: PathFilter,
+    ) -> Result<Monitor, TraceError> {
+        let flags = InitFlags::FAN_CLASS_NOTIF
+            | InitFlags::FAN_CLOEXEC
+            | InitFlags::FAN_NONBLOCK
+            | InitFlags::FAN_UNLIMITED_QUEUE
+            | InitFlags::FAN_UNLIMITED_MARKS;
+        let group = Fanotify::init(flags, EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE)
+            .map_err(TraceError::Fanotify)?;
+        let group = Arc::new(group);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, events) = channel();
+        let reader = Reader {
+            group: Arc::clone(&group),
+            start,
+            window,
+            held: HashMap::new(),
+            tx,
+        };
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("fanotify".into())
+            .spawn(move || reader.run(&flag))
+            .map_err(|e| TraceError::Fanotify(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        Ok(Monitor {
+            marks: Marks { group, filter },
+            stop,
+            thread: Some(thread),
+            events,
+        })
+    }
+
+    /// A handle for adding marks.
+    pub fn marks(&self) -> Marks {
+        self.marks.clone()
+    }
+
+    /// The events read so far and not yet taken.
+    pub fn take(&self) -> Vec<WriteEvent> {
+        self.events.try_iter().collect()
+    }
+
+    /// Stops the reader after a last read of the queue (call it once the application is gone:
+    /// every event of its writes is queued by then), and returns the events not yet taken.
+    pub fn finish(mut self) -> Vec<WriteEvent> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.take()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A file whose `FAN_MODIFY` is off until `until`.
+struct Held {
+    fd: OwnedFd,
+    until: Instant,
+}
+
+struct Reader {
+    group: Arc<Fanotify>,
+    start: Instant,
+    window: Duration,
+    /// Files with `FAN_MODIFY` removed, by (device, inode).
+    held: HashMap<(u64, u64), Held>,
+    tx: Sender<WriteEvent>,
+}
+
+impl Reader {
+    fn run(mut self, stop: &AtomicBool) {
+        loop {
+            let done = stop.load(Ordering::SeqCst);
+            self.rearm(done);
+            if !self.drain() || done {
+                return;
+            }
+            // Wake up for the next re-arm, and now and then to see the stop flag.
+            let idle = Duration::from_millis(50);
+            let wait = if self.held.is_empty() {
+                idle
+            } else {
+                self.window.min(idle)
+            };
+            let wait = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.group.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, wait);
+        }
+    }
+
+    /// Puts `FAN_MODIFY` back on the files whose window is over (all of them if `all`).
+    fn rearm(&mut self, all: bool) {
+        let now = Instant::now();
+        let group = &self.group;
+        self.held.retain(|_, held| {
+            if all || held.until <= now {
+                let _ = group.mark(MarkFlags::FAN_MARK_ADD, mask(), &held.fd, None::<&Path>);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Reads every queued event; false when the receiver is gone.
+    fn drain(&mut self) -> bool {
+        loop {
+            let events = match self.group.read_events() {
+                Ok(events) if !events.is_empty() => events,
+                Err(Errno::EINTR) => continue,
+                _ => return true,
+            };
+            let now = Instant::now();
+            let t = now.duration_since(self.start).as_secs_f64();
+            for event in &events {
+                let Some(fd) = event.fd() else { continue };
+                if !event.mask().contains(MaskFlags::FAN_MODIFY) {
+                    continue;
+                }
+                let link = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                let Ok(path) = std::fs::read_link(&link) else {
+                    continue;
+                };
+                self.hold(fd, now);
+                let event = WriteEvent {
+                    t,
+                    pid: event.pid().max(0) as u32,
+                    path: path.to_string_lossy().into_owned(),
+                };
+                if self.tx.send(event).is_err() {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Removes `FAN_MODIFY` from the file's mark for one window (if we can keep an fd to put it
+    /// back; otherwise the file keeps reporting every write).
+    fn hold(&mut self, fd: BorrowedFd, now: Instant) {
+        if self.window.is_zero() {
+            return;
+        }
+        let Ok(stat) = nix::sys::stat::fstat(fd) else {
+            return;
+        };
+        let key = (stat.st_dev, stat.st_ino);
+        if self.held.contains_key(&key) {
+            return;
+        }
+        // At the fd limit, the file keeps reporting every write.
+        let Ok(owned) = fd.try_clone_to_owned() else {
+            return;
+        };
+        let removed = self.group.mark(
+            MarkFlags::FAN_MARK_REMOVE,
+            MaskFlags::FAN_MODIFY,
+            &owned,
+            None::<&Path>,
+        );
+        if removed.is_ok() {
+            let until = now + self.window;
+            self.held.insert(key, Held { fd: owned, until });
+        }
+    }
+}
