@@ -19,19 +19,28 @@ pub enum App {
 }
 
 impl App {
-    /// Spawns `argv` in a new process group (so a terminal's ^C reaches us, not it). Its stdout
-    /// goes to our stderr: our stdout is the summary (`--json`), and a long-lived application
-    /// must not hold the pipe of whoever reads it.
+    /// Spawns `argv` in a session of its own, which also makes it a process-group leader (so a
+    /// terminal's ^C reaches us, not it). Not only a group: when `send` exits and leaves a
+    /// stopped application behind (`--then stop`), the kernel sends SIGHUP and SIGCONT to a
+    /// stopped process group orphaned within its session, which would kill it or, under
+    /// `nohup`, let it run on and write after its files were migrated. Its stdout goes to our
+    /// stderr: our stdout is the summary (`--json`), and a long-lived application must not hold
+    /// the pipe of whoever reads it.
     pub fn spawn(argv: &[String]) -> io::Result<App> {
         use std::os::fd::AsFd;
         let stdout = std::io::stderr().as_fd().try_clone_to_owned()?;
-        let child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        command
             .args(&argv[1..])
             .stdin(std::process::Stdio::null())
-            .stdout(stdout)
-            .process_group(0)
-            .spawn()?;
-        Ok(App::Spawned(child))
+            .stdout(stdout);
+        // SAFETY: between fork and exec the child only makes the setsid system call, which is
+        // async-signal-safe and touches no memory shared with the parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
+        }
+        Ok(App::Spawned(command.spawn()?))
     }
 
     /// The root process id.

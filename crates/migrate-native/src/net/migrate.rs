@@ -108,6 +108,8 @@ pub struct Migration<'m> {
     unsent: u64,
     start: Instant,
     last_poll: f64,
+    /// How long the last poll of the monitor took, seconds.
+    poll_cost: f64,
     busy_s: f64,
     metrics: Metrics,
     on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
@@ -169,6 +171,7 @@ impl<'m> Migration<'m> {
             unsent,
             start: Instant::now(),
             last_poll: 0.0,
+            poll_cost: 0.0,
             busy_s: 0.0,
             metrics,
             on_round,
@@ -265,7 +268,8 @@ impl<'m> Migration<'m> {
             self.send(id, &mut report)?;
         }
         if let Some(deadline) = deadline.filter(|_| !plan.end_when_sent) {
-            while self.now() < deadline {
+            // Nothing left to send (U = 0): the period's rest would only be waited out.
+            while self.now() < deadline && self.unsent > 0 {
                 let nap = (deadline - self.now()).clamp(0.0, self.config.poll_s);
                 std::thread::sleep(Duration::from_secs_f64(nap));
                 self.observe(&mut report, false)?;
@@ -318,7 +322,9 @@ impl<'m> Migration<'m> {
     /// Also notices an application that has exited, and the receiver's errors.
     fn observe(&mut self, report: &mut RoundReport, force: bool) -> Result<()> {
         let now = self.now();
-        if !force && now - self.last_poll < self.config.poll_s {
+        // Polling many files costs time the transfer needs: at most a twentieth of it.
+        let interval = self.config.poll_s.max(20.0 * self.poll_cost);
+        if !force && now - self.last_poll < interval {
             return Ok(());
         }
         self.last_poll = now;
@@ -338,6 +344,7 @@ impl<'m> Migration<'m> {
         self.monitor
             .poll(&mut seen)
             .context("polling the write monitor")?;
+        self.poll_cost = self.now() - now;
         for (id, &count) in seen.iter().enumerate().filter(|(_, &c)| c > 0) {
             self.write_hit(id, count, now, report);
         }
@@ -559,13 +566,19 @@ impl<'m> Migration<'m> {
 
     /// Hashes every file now (the application is stopped) and has the receiver compare.
     fn check(&mut self) -> Result<Verdict> {
-        let mut hashed = Vec::with_capacity(self.files.len());
-        for f in self.monitor.files() {
-            let file = std::fs::File::open(&f.path)
-                .with_context(|| format!("hashing {}", f.path.display()))?;
-            let size = file.metadata()?.len();
-            hashed.push((size, hash_reader(file)?));
-        }
+        use rayon::prelude::*;
+        // On every core: the application is stopped while this runs.
+        let hashed: Vec<(u64, [u8; 32])> = self
+            .monitor
+            .files()
+            .par_iter()
+            .map(|f| {
+                let file = std::fs::File::open(&f.path)
+                    .with_context(|| format!("hashing {}", f.path.display()))?;
+                let size = file.metadata()?.len();
+                Ok((size, hash_reader(file)?))
+            })
+            .collect::<Result<_>>()?;
         let entries: Vec<Entry<'_>> = self
             .monitor
             .files()

@@ -10,13 +10,17 @@ use std::time::Duration;
 
 use precopy_proto::{Difference, ErrorCode, Key, Message, Reason, RelPath};
 
-use super::store::{Incoming, Store, StoreError};
+use super::store::{Incoming, Sealed, Store, StoreError};
 use super::wire::{server_handshake, unexpected, FrameReader, FrameWriter, WireError};
 
 /// A connection is dropped after this long without a frame.
 const IDLE: Duration = Duration::from_secs(120);
 /// Differing files listed in a verdict (the count is always exact).
 const MAX_LISTED: usize = 256;
+/// A batch of received files is committed once it holds this many files…
+const BATCH_FILES: usize = 1024;
+/// …or this many bytes, or as soon as the sender pauses (group commit, see [`Store::commit`]).
+const BATCH_BYTES: u64 = 64 << 20;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -58,6 +62,12 @@ impl Receiver {
         server_handshake(&mut reader, &mut writer, &self.key)?;
         let mut state = Session::default();
         let result = self.frames(&mut reader, &mut writer, &mut state);
+        if result.is_err() && !state.batch.is_empty() {
+            // Whole and checked, only not acknowledged: keep them, so that a sender that
+            // reconnects finds them by its query and need not send them again.
+            let batch = state.batch.drain(..).map(|(_, sealed)| sealed).collect();
+            let _ = self.store.commit(batch);
+        }
         if let Err(e) = &result {
             // Tell the peer why before closing (a frame error, a refused path, a full disk…).
             let code = match e {
@@ -86,7 +96,22 @@ impl Receiver {
         state: &mut Session,
     ) -> Result<(), SessionError> {
         loop {
-            match reader.recv()? {
+            if !state.batch.is_empty()
+                && (state.batch.len() >= BATCH_FILES
+                    || state.batch_bytes >= BATCH_BYTES
+                    || !reader.ready()?)
+            {
+                self.commit(writer, state)?;
+            }
+            let message = reader.recv()?;
+            if !matches!(
+                message,
+                Message::FileStart(_) | Message::Chunk(_) | Message::FileEnd { .. }
+            ) {
+                // Answers come after every acknowledgement they may depend on.
+                self.commit(writer, state)?;
+            }
+            match message {
                 Message::FileStart(header) => {
                     if state.incoming.is_some() {
                         return Err(WireError::Unexpected("file-start").into());
@@ -99,10 +124,9 @@ impl Receiver {
                 },
                 Message::FileEnd { id, size, hash } => match state.incoming.take() {
                     Some((started, incoming)) if started == id => {
-                        incoming.finish(&self.store, size, &hash)?;
-                        state.files += 1;
-                        state.bytes += size;
-                        writer.send(&Message::FileAck { id })?;
+                        let sealed = incoming.seal(size, &hash)?;
+                        state.batch_bytes += sealed.size();
+                        state.batch.push((id, sealed));
                     }
                     _ => return Err(WireError::Unexpected("file-end").into()),
                 },
@@ -114,9 +138,15 @@ impl Receiver {
                     writer.send(&Message::Have(have))?;
                 }
                 Message::Manifest { last, entries } => {
-                    for e in &entries {
-                        state.manifest_files += 1;
-                        if let Some(reason) = self.store.compare(e.path, e.size, &e.hash) {
+                    // Every file is read and hashed again: on every core.
+                    use rayon::prelude::*;
+                    let found: Vec<Option<Reason>> = entries
+                        .par_iter()
+                        .map(|e| self.store.compare(e.path, e.size, &e.hash))
+                        .collect();
+                    state.manifest_files += entries.len() as u32;
+                    for (e, reason) in entries.iter().zip(found) {
+                        if let Some(reason) = reason {
                             state.differing.push((e.path.as_bytes().to_vec(), reason));
                         }
                     }
@@ -150,6 +180,23 @@ impl Receiver {
                 other => return Err(unexpected(other).into()),
             }
         }
+    }
+
+    /// Commits the batch of received files and acknowledges them, all in one write.
+    fn commit(&self, writer: &mut FrameWriter, state: &mut Session) -> Result<(), SessionError> {
+        if state.batch.is_empty() {
+            return Ok(());
+        }
+        let (ids, sealed): (Vec<u64>, Vec<Sealed>) = state.batch.drain(..).unzip();
+        state.files += ids.len() as u64;
+        state.bytes += state.batch_bytes;
+        state.batch_bytes = 0;
+        self.store.commit(sealed)?;
+        for id in ids {
+            writer.queue(&Message::FileAck { id })?;
+        }
+        writer.flush()?;
+        Ok(())
     }
 
     /// Starts the application at the destination: the working directory and every absolute
@@ -193,6 +240,9 @@ fn verdict(state: &Session) -> Message<'_> {
 #[derive(Default)]
 struct Session {
     incoming: Option<(u64, Incoming)>,
+    /// Received and checked, not yet committed nor acknowledged.
+    batch: Vec<(u64, Sealed)>,
+    batch_bytes: u64,
     files: u64,
     bytes: u64,
     manifest_files: u32,

@@ -93,6 +93,25 @@ impl<R: Read> FrameReader<R> {
     }
 }
 
+impl FrameReader<TcpStream> {
+    /// Whether the peer is still sending: a whole frame is buffered, or bytes can be read
+    /// without waiting (they are read into the buffer). The receiver commits its batch of files
+    /// when this is false, that is before it would block.
+    pub fn ready(&mut self) -> Result<bool, WireError> {
+        if parse(&self.buf[self.start..self.end])?.is_some() {
+            return Ok(true);
+        }
+        self.inner.set_nonblocking(true)?;
+        let filled = self.fill();
+        self.inner.set_nonblocking(false)?;
+        match filled {
+            Ok(()) => Ok(true),
+            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// A token bucket: `rate` bytes per second, bursts of at most `burst` bytes.
 #[derive(Debug)]
 pub struct Throttle {
