@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags as InFlags, Inotify};
 
+fn cwd() -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is valid as a dirfd for the whole program.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let dir = std::path::PathBuf::from(&args[0]);
@@ -36,8 +41,7 @@ fn main() {
                 fan.mark(
                     MarkFlags::FAN_MARK_ADD,
                     MaskFlags::FAN_MODIFY,
-                    None::<std::os::fd::BorrowedFd>
-                        .unwrap_or(unsafe { std::os::fd::BorrowedFd::borrow_raw(libc::AT_FDCWD) }),
+                    cwd(),
                     Some(p.as_path()),
                 )
                 .unwrap();

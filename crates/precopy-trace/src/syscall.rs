@@ -48,7 +48,8 @@ impl Sys {
     }
 
     /// A call that changes an open file's content and nothing else: what the fanotify write
-    /// monitor sees instead of a stop (write family, ftruncate, fallocate).
+    /// monitor sees instead of a stop (write family, fallocate). Not ftruncate: the kernel's
+    /// event for a size change names no open file, and an fd-reporting fanotify group drops it.
     pub fn updates_content(self) -> bool {
         matches!(
             self,
@@ -60,7 +61,6 @@ impl Sys {
                 | Sys::Sendfile
                 | Sys::CopyFileRange
                 | Sys::Splice
-                | Sys::Ftruncate
                 | Sys::Fallocate
         )
     }
