@@ -114,14 +114,16 @@ fn send(work: &Path, addr: &str, src: &Path, extra: &[&str], app: &[&str]) -> Se
         .output()
         .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    if let Some(pid) = json["metrics"]["dataset"]
+    let pid = json["metrics"]["dataset"]
         .as_str()
         .and_then(|d| d.strip_prefix("pid "))
-    {
-        // Resumed (or left stopped) at the source: end its whole group.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pid}")])
-            .status();
+        .and_then(|p| p.parse::<i32>().ok())
+        .filter(|&p| p > 1)
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        // Resumed (or left stopped) at the source: end its whole group. Not `kill -KILL -PID`:
+        // procps' kill reads "-1…" as -1 and signals every process on the machine.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
     Sent {
         ok: out.status.success(),
