@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use precopy_core::dataset::Writes;
-use precopy_core::metrics::{Dirtied, Transfer};
+use precopy_core::metrics::{end_of_precopy, Dirtied, Transfer};
 use precopy_core::policy::{self, FileView, Policy, Rounds, View};
 use precopy_core::{
-    Dataset, EndReason, FileSpec, Metrics, Phase, PolicyKind, PolicyParams, RoundPoint,
-    RoundReport, SimConfig, Status,
+    Dataset, FileSpec, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig, Status,
 };
 use precopy_proto::{Entry, Reason, RelPath};
 use serde::Serialize;
@@ -137,26 +136,14 @@ impl<'m> Migration<'m> {
         let n = files.len();
         let unsent = files.iter().map(|f| f.size).sum();
         let policy = policy::build(config.policy, &config.params, n, 1);
-        let metrics = Metrics {
-            policy: policy.name().to_string(),
-            dataset: format!("pid {}", app.pid()),
-            bandwidth_bps: config.bwlimit_bps.unwrap_or(0.0),
-            seed: 0,
-            files: n as u32,
-            total_bytes: unsent,
-            precopy_bytes: 0,
-            precopy_files: 0,
-            final_bytes: 0,
-            final_files: 0,
-            resent_bytes: 0,
-            resent_files: 0,
-            downtime_s: 0.0,
-            precopy_time_s: 0.0,
-            total_time_s: 0.0,
-            rounds: 0,
-            end_reason: EndReason::NothingLeft,
-            series: Vec::new(),
-        };
+        let metrics = Metrics::new(
+            policy.name(),
+            &format!("pid {}", app.pid()),
+            config.bwlimit_bps.unwrap_or(0.0),
+            0,
+            n as u32,
+            unsent,
+        );
         Migration {
             config,
             monitor,
@@ -213,23 +200,7 @@ impl<'m> Migration<'m> {
     }
 
     fn empty_report(&self, index: u32, phase: Phase, start: f64) -> RoundReport {
-        RoundReport {
-            index,
-            phase,
-            start,
-            end: start,
-            unsent_bytes: self.unsent,
-            bytes_sent: 0,
-            files_sent: 0,
-            resent_bytes: 0,
-            bytes_dirtied: 0,
-            writes: 0,
-            skipped: 0,
-            transfers: Vec::new(),
-            dirtied: Vec::new(),
-            plan: Vec::new(),
-            ended: None,
-        }
+        RoundReport::empty(index, phase, start, self.unsent)
     }
 
     fn precopy_round(&mut self, round: u32) -> Result<RoundReport> {
@@ -281,13 +252,6 @@ impl<'m> Migration<'m> {
         report.unsent_bytes = self.unsent;
         report.plan = plan.order;
 
-        let m = &mut self.metrics;
-        m.precopy_bytes += report.bytes_sent;
-        m.precopy_files += report.files_sent;
-        m.resent_bytes += report.resent_bytes;
-        m.resent_files += report.transfers.iter().filter(|t| t.resend).count() as u32;
-        m.rounds = round + 1;
-
         let bandwidth = self.bandwidth();
         let view = View::live(
             end,
@@ -300,21 +264,8 @@ impl<'m> Migration<'m> {
             bandwidth,
         );
         let policy_end = self.policy.end_of_round(&view, &report);
-        report.ended = if self.unsent == 0 {
-            Some(EndReason::NothingLeft)
-        } else if policy_end.is_some() {
-            policy_end
-        } else if round + 1 >= self.config.max_rounds {
-            Some(EndReason::SafetyCap { rounds: round + 1 })
-        } else {
-            None
-        };
-        let m = &mut self.metrics;
-        if let Some(reason) = report.ended {
-            m.end_reason = reason;
-            m.precopy_time_s = end;
-        }
-        m.series.push(RoundPoint::from(&report));
+        report.ended = end_of_precopy(self.unsent, policy_end, round + 1, self.config.max_rounds);
+        self.metrics.record_precopy_round(&report);
         Ok(report)
     }
 
@@ -502,12 +453,7 @@ impl<'m> Migration<'m> {
         };
         let downtime = report.end - stop;
         report.unsent_bytes = self.unsent;
-        let m = &mut self.metrics;
-        m.final_bytes = report.bytes_sent;
-        m.final_files = report.files_sent;
-        m.downtime_s = downtime;
-        m.total_time_s = report.end;
-        m.series.push(RoundPoint::from(&report));
+        self.metrics.record_final_copy(&report, stop);
         (self.on_round)(&report, &self.metrics);
 
         let restarted_pid = match self.config.then {
