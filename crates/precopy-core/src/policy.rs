@@ -61,6 +61,18 @@ pub struct FileView {
     pub sends: u32,
 }
 
+impl FileView {
+    /// A file not sent yet.
+    pub fn unsent(size: u64, kind: Kind) -> FileView {
+        FileView {
+            size,
+            kind,
+            status: Status::Unsent,
+            sends: 0,
+        }
+    }
+}
+
 /// Whether a policy's rounds are monitoring periods or self-timed iterations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rounds {

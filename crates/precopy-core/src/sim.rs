@@ -231,12 +231,7 @@ impl SimBuilder {
             .dataset
             .files
             .iter()
-            .map(|f| FileView {
-                size: f.size,
-                kind: f.kind,
-                status: Status::Unsent,
-                sends: 0,
-            })
+            .map(|f| FileView::unsent(f.size, f.kind))
             .collect();
         let unsent_bytes = files.iter().map(|f| f.size).sum();
         let policy = policy::build(self.policy, &config.params, n, config.seed);

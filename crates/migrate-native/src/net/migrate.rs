@@ -126,12 +126,7 @@ impl<'m> Migration<'m> {
         let files: Vec<FileView> = monitor
             .files()
             .iter()
-            .map(|f| FileView {
-                size: f.size,
-                kind: f.kind,
-                status: Status::Unsent,
-                sends: 0,
-            })
+            .map(|f| FileView::unsent(f.size, f.kind))
             .collect();
         let n = files.len();
         let unsent = files.iter().map(|f| f.size).sum();
