@@ -61,32 +61,40 @@ console.log('animation: per-frame work (ms)', result.animation.work_ms);
 console.log('animation: frame intervals (ms)', result.animation.frame_interval_ms);
 console.log('animation: chart updates (ms)', result.animation.chart_update_ms);
 
-// ---- 2. paper view at the paper's scale
-await page.click('#tab-paper');
-await page.fill('#paper-seeds', '5');
-await page.fill('#paper-scale', '1');
-await page.evaluate(() => {
-  window.__late = [];
-  let expected = performance.now() + 50;
-  window.__probe = setInterval(() => {
-    const now = performance.now();
-    window.__late.push(now - expected);
-    expected = now + 50;
-  }, 50);
-});
-const started = Date.now();
-await page.click('#paper-start');
-await page.waitForFunction(() => document.querySelector('#paper-progress')?.dataset.finished === 'true',
-  null, { timeout: 600_000, polling: 500 });
-const wall = Date.now() - started;
-const paper = await page.evaluate(() => {
-  clearInterval(window.__probe);
-  const p = document.querySelector('#paper-progress').dataset;
-  return { runs: Number(p.total), elapsed_ms: Number(p.elapsedMs), late: window.__late };
-});
+// ---- 2. paper view at the paper's scale: with web workers (the default), then on the page's
+// own thread in 12 ms slices (URL workers=0).
+async function paperView(query) {
+  await page.goto(`${url}?${query}`);
+  await page.click('#tab-paper');
+  await page.fill('#paper-seeds', '5');
+  await page.fill('#paper-scale', '1');
+  await page.evaluate(() => {
+    window.__late = [];
+    let expected = performance.now() + 50;
+    window.__probe = setInterval(() => {
+      const now = performance.now();
+      window.__late.push(now - expected);
+      expected = now + 50;
+    }, 50);
+  });
+  const started = Date.now();
+  await page.click('#paper-start');
+  await page.waitForFunction(() => document.querySelector('#paper-progress')?.dataset.finished === 'true',
+    null, { timeout: 600_000, polling: 500 });
+  const wall = Date.now() - started;
+  const paper = await page.evaluate(() => {
+    clearInterval(window.__probe);
+    const p = document.querySelector('#paper-progress');
+    return { runs: Number(p.dataset.total), elapsed_ms: Number(p.dataset.elapsedMs), text: p.textContent, late: window.__late };
+  });
+  const summary = { runs: paper.runs, elapsed_ms: paper.elapsed_ms, wall_ms: wall, mode: paper.text.split(' · ').pop(),
+    timer_lateness_ms: stats(paper.late) };
+  console.log('paper view:', summary.mode, paper.runs, 'runs in', paper.elapsed_ms, 'ms; 50 ms timer lateness', summary.timer_lateness_ms);
+  return summary;
+}
+result.paper = await paperView('');
 await page.screenshot({ path: join(out, 'bench-paper.png'), fullPage: true });
-result.paper = { runs: paper.runs, elapsed_ms: paper.elapsed_ms, wall_ms: wall, timer_lateness_ms: stats(paper.late) };
-console.log('paper view:', paper.runs, 'runs in', paper.elapsed_ms, 'ms; 50 ms timer lateness', result.paper.timer_lateness_ms);
+result.paper_slices = await paperView('workers=0');
 
 // ---- 3. release size
 const files = readdirSync(dist).filter((f) => /\.(wasm|js)$/.test(f));

@@ -204,6 +204,7 @@ pub fn app() -> Html {
                     <PaperView seeds={state.paper_seeds.clone()} scale={state.paper_scale.clone()}
                         error={state.paper_settings().err()}
                         run={state.paper.clone().map(PaperHandle)} running={state.paper_running}
+                        workers={state.paper_workers}
                         timing={state.paper_timing} frame={state.paper_frame} on_action={on_action.clone()} />
                 </main>
             }

@@ -55,8 +55,12 @@ pub struct PaperRun {
     bandwidths: Vec<f64>,
     datasets: [Dataset; 2],
     jobs: Vec<Job>,
+    /// The next job of the in-page (sliced) mode.
     next: usize,
     current: Option<Simulation>,
+    /// Jobs whose results are in (from slices or workers).
+    recorded: Vec<bool>,
+    finished: usize,
     /// Indexed by (preset, policy, bandwidth).
     sums: Vec<Sum>,
 }
@@ -93,6 +97,8 @@ impl PaperRun {
             sums: vec![Sum::default(); 2 * POLICIES.len() * bandwidths.len()],
             bandwidths,
             datasets: [fixed, variable],
+            recorded: vec![false; jobs.len()],
+            finished: 0,
             jobs,
             next: 0,
             current: None,
@@ -106,12 +112,58 @@ impl PaperRun {
 
     /// (runs finished, runs in all).
     pub fn progress(&self) -> (usize, usize) {
-        (self.next, self.jobs.len())
+        (self.finished, self.jobs.len())
     }
 
     /// Whether every run is done.
     pub fn is_done(&self) -> bool {
-        self.next == self.jobs.len()
+        self.finished == self.jobs.len()
+    }
+
+    /// Adds one run's result (a repeated or unknown job is ignored).
+    pub fn record(&mut self, job: usize, precopy_bytes: u64, final_bytes: u64) {
+        let Some(j) = self.jobs.get(job).copied() else {
+            return;
+        };
+        if std::mem::replace(&mut self.recorded[job], true) {
+            return;
+        }
+        let slot = self.slot(j.preset, j.policy, j.bandwidth);
+        let sum = &mut self.sums[slot];
+        sum.precopy += precopy_bytes as f64;
+        sum.final_copy += final_bytes as f64;
+        sum.runs += 1;
+        self.finished += 1;
+    }
+
+    /// The work split for `workers` web workers, as the JSON messages to post: jobs dealt out
+    /// in turn, so that every worker gets cheap and expensive runs alike.
+    pub fn tasks(&self, workers: usize) -> Vec<String> {
+        let workers = workers.max(1);
+        (0..workers)
+            .map(|w| {
+                let jobs = (w..self.jobs.len())
+                    .step_by(workers)
+                    .map(|i| {
+                        let j = self.jobs[i];
+                        TaskJob {
+                            index: i,
+                            preset: Preset::ALL[j.preset],
+                            bandwidth_mbps: self.bandwidths[j.bandwidth],
+                            policy: POLICIES[j.policy],
+                            seed: j.seed,
+                        }
+                    })
+                    .collect();
+                let task = Task {
+                    scale: self.settings.scale,
+                    base: self.settings.base,
+                    jobs,
+                };
+                // Plain data: serialising cannot fail.
+                serde_json::to_string(&task).unwrap_or_default()
+            })
+            .collect()
     }
 
     fn slot(&self, preset: usize, policy: usize, bandwidth: usize) -> usize {
@@ -122,9 +174,8 @@ impl PaperRun {
     /// At least one round runs per call, so progress never stalls.
     pub fn work(&mut self, budget_ms: f64, now: &dyn Fn() -> f64) {
         let start = now();
-        while !self.is_done() {
+        while self.next < self.jobs.len() {
             let job = self.jobs[self.next];
-            let slot = self.slot(job.preset, job.policy, job.bandwidth);
             let sim = match &mut self.current {
                 Some(sim) => sim,
                 None => {
@@ -143,12 +194,10 @@ impl PaperRun {
                 }
             };
             if sim.step().is_none() {
-                let m = sim.metrics();
-                let sum = &mut self.sums[slot];
-                sum.precopy += m.precopy_bytes as f64;
-                sum.final_copy += m.final_bytes as f64;
-                sum.runs += 1;
+                let (precopy, final_bytes) =
+                    (sim.metrics().precopy_bytes, sim.metrics().final_bytes);
                 self.current = None;
+                self.record(self.next, precopy, final_bytes);
                 self.next += 1;
             }
             if now() - start >= budget_ms {
@@ -233,6 +282,65 @@ impl PaperRun {
     }
 }
 
+/// What a worker posts once it listens: only then is its task posted (messages sent before
+/// its WebAssembly has started would be lost).
+pub const READY: &str = "ready";
+
+/// One run of a worker's task.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct TaskJob {
+    index: usize,
+    preset: Preset,
+    bandwidth_mbps: f64,
+    policy: PolicyKind,
+    seed: u64,
+}
+
+/// What a worker is asked to compute.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Task {
+    scale: f64,
+    base: SimConfig,
+    jobs: Vec<TaskJob>,
+}
+
+/// A worker's side: runs every job of a task message, calling `reply` with each result as
+/// `[job, precopy_bytes, final_bytes]` JSON as soon as it is known.
+pub fn run_task(message: &str, reply: &mut dyn FnMut(String)) -> Result<(), String> {
+    let task: Task = serde_json::from_str(message).map_err(|e| format!("bad task: {e}"))?;
+    let mut datasets: Vec<(Preset, Dataset)> = Vec::new();
+    for job in &task.jobs {
+        let dataset = match datasets.iter().find(|(p, _)| *p == job.preset) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let d = job.preset.dataset(task.scale).map_err(|e| e.to_string())?;
+                datasets.push((job.preset, d.clone()));
+                d
+            }
+        };
+        let config = SimConfig {
+            bandwidth_bps: job.bandwidth_mbps * 1e6,
+            seed: job.seed,
+            ..task.base
+        };
+        let m = SimBuilder::new(dataset, job.policy)
+            .config(config)
+            .build()
+            .map_err(|e| e.to_string())?
+            .run();
+        reply(format!(
+            "[{},{},{}]",
+            job.index, m.precopy_bytes, m.final_bytes
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a worker's reply: (job, pre-copy bytes, final-copy bytes).
+pub fn parse_reply(text: &str) -> Option<(usize, u64, u64)> {
+    serde_json::from_str(text).ok()
+}
+
 /// The paper's claim as text, e.g. "−43% to −94%" or "about equal".
 pub fn reported_text(reported: Reported) -> String {
     match reported {
@@ -300,5 +408,18 @@ mod tests {
         assert_eq!(means[0], (5.0, direct.precopy_bytes as f64));
         assert!(run.assessments().iter().all(|(_, a)| a.is_some()));
         assert_eq!(run.csv().lines().count(), 1 + 2 * 3 * 20);
+
+        // The same sweep through two workers' tasks gives the same means.
+        let mut split = PaperRun::new(settings).unwrap();
+        for task in split.tasks(2) {
+            let mut replies = Vec::new();
+            run_task(&task, &mut |r| replies.push(r)).unwrap();
+            for reply in replies {
+                let (job, precopy, final_bytes) = parse_reply(&reply).unwrap();
+                split.record(job, precopy, final_bytes);
+            }
+        }
+        assert!(split.is_done());
+        assert_eq!(split.csv(), run.csv());
     }
 }

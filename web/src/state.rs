@@ -67,8 +67,12 @@ pub struct State {
     pub paper_scale: String,
     /// Paper view: the sweep (running or done).
     pub paper: Option<Rc<RefCell<PaperRun>>>,
-    /// Paper view: slices keep coming.
+    /// Paper view: slices keep coming, or workers are at work.
     pub paper_running: bool,
+    /// Paper view: web workers computing the sweep (0: slices on the page's thread).
+    pub paper_workers: usize,
+    /// Paper view: at most this many workers (URL `workers=N`; 0 computes on the page).
+    worker_limit: Option<usize>,
     /// Paper view: when the sweep started, and how long it took once done (ms).
     pub paper_timing: (f64, Option<f64>),
     /// Bumped whenever the paper sweep moves.
@@ -101,6 +105,12 @@ impl State {
             paper_scale: "1".into(),
             paper: None,
             paper_running: false,
+            paper_workers: 0,
+            worker_limit: query
+                .trim_start_matches('?')
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("workers="))
+                .and_then(|n| n.parse().ok()),
             paper_timing: (0.0, None),
             paper_frame: 0,
         }
@@ -222,6 +232,10 @@ pub enum Action {
     PaperStop,
     /// Paper view: one slice of work.
     PaperWork,
+    /// Paper view: a worker's reply (one run's result, or an error).
+    PaperReply(String),
+    /// Paper view: the workers could not start; compute on the page instead.
+    PaperWorkersFailed,
 }
 
 impl Reducible for State {
@@ -319,18 +333,29 @@ impl Reducible for State {
             Action::PaperSeeds(text) => s.paper_seeds = text,
             Action::PaperScale(text) => s.paper_scale = text,
             Action::PaperStart => {
-                if let Ok(settings) = s.paper_settings() {
-                    if let Ok(run) = PaperRun::new(settings) {
-                        s.paper = Some(Rc::new(RefCell::new(run)));
-                        s.paper_running = true;
-                        s.paper_timing = (now_ms(), None);
-                        s.paper_frame += 1;
+                let workers = available_workers().min(s.worker_limit.unwrap_or(usize::MAX));
+                start_paper(&mut s, workers);
+            }
+            Action::PaperWorkersFailed => start_paper(&mut s, 0),
+            Action::PaperReply(text) => {
+                if let (true, Some(run)) = (s.paper_running, &s.paper) {
+                    match crate::paper::parse_reply(&text) {
+                        Some((job, precopy, final_bytes)) => {
+                            let mut run = run.borrow_mut();
+                            run.record(job, precopy, final_bytes);
+                            if run.is_done() {
+                                s.paper_running = false;
+                                s.paper_timing.1 = Some(now_ms() - s.paper_timing.0);
+                            }
+                            s.paper_frame += 1;
+                        }
+                        None => start_paper(&mut s, 0),
                     }
                 }
             }
             Action::PaperStop => s.paper_running = false,
             Action::PaperWork => {
-                if let (true, Some(run)) = (s.paper_running, &s.paper) {
+                if let (true, 0, Some(run)) = (s.paper_running, s.paper_workers, &s.paper) {
                     let mut run = run.borrow_mut();
                     run.work(WORK_BUDGET_MS, &now_ms);
                     if run.is_done() {
@@ -342,6 +367,30 @@ impl Reducible for State {
             }
         }
         Rc::new(s)
+    }
+}
+
+/// Web workers for the paper view: one per core, up to 4; none on a single core (the page's
+/// own thread then computes in slices).
+fn available_workers() -> usize {
+    let cores = web_sys::window().map_or(1.0, |w| w.navigator().hardware_concurrency());
+    if cores >= 2.0 {
+        (cores as usize).min(4)
+    } else {
+        0
+    }
+}
+
+/// Starts the paper sweep from scratch with `workers` web workers (0: slices).
+fn start_paper(s: &mut State, workers: usize) {
+    if let Ok(settings) = s.paper_settings() {
+        if let Ok(run) = PaperRun::new(settings) {
+            s.paper = Some(Rc::new(RefCell::new(run)));
+            s.paper_running = true;
+            s.paper_workers = workers;
+            s.paper_timing = (now_ms(), None);
+            s.paper_frame += 1;
+        }
     }
 }
 

@@ -2,14 +2,16 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use precopy_core::paper::{Band, Quantity};
-use web_sys::HtmlInputElement;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlInputElement, MessageEvent, Worker};
 use yew::prelude::*;
 
 use super::{ChartBand, LineChart, Series};
 use crate::export;
 use crate::format;
 use crate::hooks::use_interval;
-use crate::paper::{ours_text, reported_text, PaperRun, FIGURES, POLICIES};
+use crate::paper::{ours_text, reported_text, PaperRun, FIGURES, POLICIES, READY};
 use crate::state::{now_ms, Action};
 
 /// A paper sweep compared by identity.
@@ -33,8 +35,10 @@ pub struct PaperViewProps {
     pub error: Option<String>,
     /// The sweep, once started.
     pub run: Option<PaperHandle>,
-    /// Slices keep coming.
+    /// Slices keep coming, or workers are at work.
     pub running: bool,
+    /// Web workers to use (0: slices on this thread).
+    pub workers: usize,
     /// Start time, and duration once done (ms).
     pub timing: (f64, Option<f64>),
     /// Bumped when the sweep moves.
@@ -53,7 +57,12 @@ pub fn paper_view(props: &PaperViewProps) -> Html {
         Callback::from(move |()| act.emit(Action::PaperWork))
     };
     // 1 ms: the browser clamps it to what keeps rendering and input flowing between slices.
-    use_interval(props.running.then_some(1), work);
+    use_interval((props.running && props.workers == 0).then_some(1), work);
+    use_workers(
+        props.run.clone().filter(|_| props.running),
+        props.workers,
+        act.clone(),
+    );
     let input = |make: fn(String) -> Action| {
         let act = act.clone();
         Callback::from(move |e: InputEvent| {
@@ -124,7 +133,9 @@ pub fn paper_view(props: &PaperViewProps) -> Html {
                     <div class="progress" id="paper-progress" data-done={done.to_string()} data-total={total.to_string()}
                         data-finished={finished.to_string()} data-elapsed-ms={format!("{elapsed_ms:.0}")}>
                         <progress max={total.to_string()} value={done.to_string()}></progress>
-                        <span>{ format!("{} / {} runs · {:.1} s", done, total, elapsed_ms / 1000.0) }</span>
+                        <span>{ format!("{} / {} runs · {:.1} s · {}", done, total, elapsed_ms / 1000.0,
+                            if props.workers > 0 { format!("{} web workers", props.workers) }
+                            else { "on this page's thread, in slices".to_string() }) }</span>
                     </div>
                 }
             </section>
@@ -182,6 +193,67 @@ pub fn paper_view(props: &PaperViewProps) -> Html {
             }
         </div>
     }
+}
+
+/// How long the workers may take to send their first result before the page computes alone.
+const WORKER_WATCHDOG_MS: u32 = 10_000;
+
+/// Runs the sweep on `workers` web workers while `run` is set; the component owns them, so a
+/// new run, stopping, finishing or unmounting terminates them.
+#[hook]
+fn use_workers(run: Option<PaperHandle>, workers: usize, act: Callback<Action>) {
+    use_effect_with((run, workers), move |(run, workers)| {
+        let mut started = Vec::new();
+        let mut watchdog = None;
+        if let (Some(run), true) = (run, *workers > 0) {
+            // A worker whose WebAssembly fails to start raises no error event: if nothing has
+            // come back after a while, compute on the page instead.
+            let (run_for_check, act_for_check) = (run.clone(), act.clone());
+            watchdog = Some(gloo_timers::callback::Timeout::new(
+                WORKER_WATCHDOG_MS,
+                move || {
+                    if run_for_check.0.borrow().progress().0 == 0 {
+                        act_for_check.emit(Action::PaperWorkersFailed);
+                    }
+                },
+            ));
+            let tasks = run.0.borrow().tasks(*workers);
+            for task in tasks {
+                // The worker's loader shim, written by Trunk next to index.html.
+                let Ok(worker) = Worker::new("./paper-worker_loader.js") else {
+                    act.emit(Action::PaperWorkersFailed);
+                    break;
+                };
+                let reply = {
+                    let act = act.clone();
+                    let worker = worker.clone();
+                    Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+                        let text = e.data().as_string().unwrap_or_default();
+                        if text != READY {
+                            act.emit(Action::PaperReply(text));
+                        } else if worker.post_message(&task.as_str().into()).is_err() {
+                            act.emit(Action::PaperWorkersFailed);
+                        }
+                    })
+                };
+                let failed = {
+                    let act = act.clone();
+                    Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                        act.emit(Action::PaperWorkersFailed)
+                    })
+                };
+                worker.set_onmessage(Some(reply.as_ref().unchecked_ref()));
+                worker.set_onerror(Some(failed.as_ref().unchecked_ref()));
+                started.push((worker, reply, failed));
+            }
+        }
+        move || {
+            drop(watchdog);
+            for (worker, _, _) in &started {
+                worker.terminate();
+            }
+        }
+    });
 }
 
 /// Props of [`SvgButton`].
