@@ -127,7 +127,7 @@ try {
   for (const policy of ['baseline', 'proposed']) compare(policy, await shown(policy), expected(`trace-${policy}`));
   await page.screenshot({ path: join(out, '05-trace.png'), fullPage: true });
 
-  log('the paper view computes the figures in slices, with progress');
+  log('the paper view computes the figures (web workers), with progress');
   await page.click('#tab-paper');
   await page.fill('#paper-seeds', '2');
   await page.fill('#paper-scale', '0.1');
