@@ -140,3 +140,16 @@ async fn a_run_to_the_end_shows_the_core_figures() {
         "{link}"
     );
 }
+
+#[wasm_bindgen_test]
+fn a_panic_leaves_a_banner_not_a_blank_page() {
+    precopy_web::panic::show_banner("boom at web/src/x.rs:1:1");
+    let banner = document()
+        .get_element_by_id(precopy_web::panic::BANNER_ID)
+        .expect("the banner");
+    assert_eq!(banner.get_attribute("role").as_deref(), Some("alert"));
+    assert!(banner
+        .text_content()
+        .unwrap()
+        .contains("boom at web/src/x.rs:1:1"));
+}
