@@ -20,11 +20,11 @@ if [[ ! -f "$dist/index.html" ]]; then
     scripts/build-web
 fi
 
+# Always (re)build: cargo makes it a no-op when up to date, and a stale binary after a core
+# change would make the figures disagree for the wrong reason.
 cli="$PRECOPY_REPO_ROOT/target/release/migrate-native"
-if [[ ! -x "$cli" ]]; then
-    echo "e2e: building migrate-native (release)"
-    (native_env && cargo build --release -p migrate-native)
-fi
+echo "e2e: building migrate-native (release)"
+(native_env && cargo build --release -p migrate-native)
 
 # playwright-core only: it drives Debian's Chromium and never downloads a browser.
 if [[ ! -d "$here/node_modules/playwright-core" ]]; then
