@@ -2,7 +2,9 @@
 //! tokens, garbage frames, a dropped connection, a restarted receiver, an application that exits.
 //! The network-namespace test (root only) is at the bottom.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,15 +52,7 @@ fn receiver(work: &Path, root: &Path, listen: &str) -> Daemon {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let addr = common::listening_addr(&mut child);
     Daemon { child, addr, log }
 }
 

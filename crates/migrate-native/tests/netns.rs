@@ -20,7 +20,9 @@
 //! The writer is this test binary itself: [`writer_process`] turns into the application when
 //! `PRECOPY_NETNS_WRITER` names a source tree (run normally, it returns at once).
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -385,15 +387,7 @@ fn receiver(mut command: Command, work: &Path, root: &Path, listen: &str) -> (Ow
         .stderr(log)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("receive said {line:?}"))
-        .to_string();
+    let addr = common::listening_addr(&mut child);
     (Owned(child), addr)
 }
 
