@@ -45,7 +45,7 @@ fn intro() -> Html {
                 <li><strong>{ "baseline" }</strong>{ " (Xen-style): every file in path order, then the dirtied ones again, for 10 iterations." }</li>
                 <li><strong>{ "proposed" }</strong>{ " (the paper): ReadOnly files first, then ReadWrite files in ascending update expectation E = p̂ × size; pre-copy stops when U, the bytes not yet clean at D, levels off (the β test)." }</li>
             </ul>
-            <p>{ "Press " }<strong>{ "Run" }</strong>{ " to watch them side by side on the paper's fixed-size data set, or open " }
+            <p>{ "Press " }<strong>{ "Run" }</strong>{ " to watch the chosen policies side by side on the chosen data set, or open " }
                <strong>{ "Paper figures" }</strong>{ " to reproduce the paper's comparison across bandwidths." }</p>
         </section>
     }
