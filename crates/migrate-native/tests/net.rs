@@ -128,26 +128,8 @@ fn send(work: &Path, addr: &str, src: &Path, extra: &[&str], app: &[&str]) -> Se
 
 /// Every file under `src` is at `root` + its absolute path, byte for byte.
 fn assert_same_tree(src: &Path, root: &Path) {
-    let mut n = 0;
-    let mut stack = vec![src.canonicalize().unwrap()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let there = root.join(path.strip_prefix("/").unwrap());
-            assert_eq!(
-                std::fs::read(&path).unwrap(),
-                std::fs::read(&there).unwrap_or_default(),
-                "{} differs at the destination",
-                path.display()
-            );
-            n += 1;
-        }
-    }
-    assert!(n > 0);
+    let src = src.canonicalize().unwrap();
+    common::assert_same_tree(&src, |p| root.join(p.strip_prefix("/").unwrap()));
     assert!(
         !has_temporaries(root),
         "a temporary file is left at the destination"

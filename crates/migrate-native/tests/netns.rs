@@ -312,32 +312,6 @@ fn writer_argv() -> Vec<String> {
     ]
 }
 
-/// Every file under `src` is at `there(path)`, byte for byte; returns files and bytes.
-fn assert_same_tree(src: &Path, there: impl Fn(&Path) -> PathBuf) -> (u64, u64) {
-    let (mut files, mut bytes) = (0, 0);
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let ours = std::fs::read(&path).unwrap();
-            let theirs = std::fs::read(there(&path)).unwrap_or_default();
-            assert!(
-                ours == theirs,
-                "{} differs at the destination",
-                path.display()
-            );
-            files += 1;
-            bytes += ours.len() as u64;
-        }
-    }
-    assert!(files > 0);
-    (files, bytes)
-}
-
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -449,7 +423,7 @@ fn migrate_with_send(ns: &Namespaces, work: &Path, root: &Path, policy: &str) ->
         .and_then(|p| p.parse::<u32>().ok());
     let _app = app.map(KillGroup);
     assert!(status.success(), "send --policy {policy} failed:\n{log}");
-    let (files, _) = assert_same_tree(&src, under(root));
+    let (files, _) = common::assert_same_tree(&src, under(root));
     assert_eq!(files, (RO_FILES + 2 * RW_FILES) as u64);
     assert!(temporaries(root).is_empty(), "temporary files left at D");
     assert!(json["measured"]["verdict"]
@@ -564,7 +538,7 @@ fn migrate_with_rsync(ns: &Namespaces, rsync: &Path, work: &Path) -> Row {
     let downtime = stop.elapsed().as_secs_f64();
     assert!(status.success(), "rsync failed: {status}");
     // Checked while the writer is still stopped, then resumed (and ended with the guard).
-    let (_, bytes) = assert_same_tree(&src, |p| dst.join(p.strip_prefix(&src).unwrap()));
+    let (_, bytes) = common::assert_same_tree(&src, |p| dst.join(p.strip_prefix(&src).unwrap()));
     kill_process_group(pid_of(pid), Signal::CONT).unwrap();
     Row {
         method: "stop + rsync".into(),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests that run `receive`.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::Child;
 
 /// Reads the address a just-started `receive` prints first ("listening on ADDR").
@@ -13,4 +14,30 @@ pub fn listening_addr(receiver: &mut Child) -> String {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("receive said {line:?}"))
         .to_string()
+}
+
+/// Every file under `src` is at `there(path)`, byte for byte; returns files and bytes.
+pub fn assert_same_tree(src: &Path, there: impl Fn(&Path) -> PathBuf) -> (u64, u64) {
+    let (mut files, mut bytes) = (0, 0);
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let ours = std::fs::read(&path).unwrap();
+            let theirs = std::fs::read(there(&path)).unwrap_or_default();
+            assert!(
+                ours == theirs,
+                "{} differs at the destination",
+                path.display()
+            );
+            files += 1;
+            bytes += ours.len() as u64;
+        }
+    }
+    assert!(files > 0);
+    (files, bytes)
 }
