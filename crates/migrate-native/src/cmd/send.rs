@@ -233,13 +233,20 @@ impl Progress {
 
     fn round(&mut self, r: &RoundReport, m: &Metrics) {
         let seconds = (r.end - r.start).max(1e-9);
+        let rate_bps = r.bytes_sent as f64 * 8.0 / seconds;
+        // At this round's rate: how long what is not cleanly at D would take to send.
+        let eta = if rate_bps > 0.0 {
+            format!("{:.1} s", r.unsent_bytes as f64 * 8.0 / rate_bps)
+        } else {
+            "–".to_string()
+        };
         let line = format!(
-            "round {:>3} {:<12} sent {:>5} files {:>10} ({:>7.1} Mbit/s), dirtied {:>10}, U = {}{}",
+            "round {:>3} {:<12} sent {:>5} files {:>10} ({:>7.1} Mbit/s), dirtied {:>10}, U = {} (ETA {eta}){}",
             r.index + 1,
             r.phase.label(),
             r.files_sent,
             format_bytes(r.bytes_sent as f64),
-            r.bytes_sent as f64 * 8.0 / seconds / 1e6,
+            rate_bps / 1e6,
             format_bytes(r.bytes_dirtied as f64),
             format_bytes(r.unsent_bytes as f64),
             match (r.phase, r.ended) {
