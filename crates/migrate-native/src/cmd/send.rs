@@ -18,7 +18,7 @@ use precopy_core::{Kind, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, 
 use crate::cmd::{bad_input, bandwidth, duration};
 use crate::net::app::App;
 use crate::net::migrate::{MigrateConfig, Migration, Outcome, Then};
-use crate::net::monitor::{PollingMonitor, WatchedFile};
+use crate::net::monitor::{FanotifyMonitor, Monitor, PollingMonitor, WatchedFile};
 use crate::net::transport::Transport;
 use crate::net::wire::load_key;
 
@@ -62,6 +62,12 @@ pub struct SendArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// How writes are seen: fanotify events (needs root) or polling `stat`.
+    #[arg(long, value_enum, default_value = "fanotify")]
+    pub write_monitor: WriteMonitorKind,
+    /// fanotify: a file's further writes within this window count once.
+    #[arg(long, default_value = "10ms", value_parser = duration)]
+    pub window: f64,
     /// ReadOnly files (comma-separated, repeatable; directories are walked).
     #[arg(long, value_delimiter = ',')]
     pub ro: Vec<PathBuf>,
@@ -87,6 +93,15 @@ fn policy(text: &str) -> Result<PolicyKind, String> {
         Some(kind) => Ok(kind),
         None => Err(format!("unknown policy `{text}`")),
     }
+}
+
+/// Where `send` learns about writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WriteMonitorKind {
+    /// Kernel file-change events, without stopping the application (root).
+    Fanotify,
+    /// `stat` of every file each poll (no privileges; at most one write per file per poll).
+    Poll,
 }
 
 /// Runs `send`.
@@ -128,10 +143,17 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
             ))
         }
     };
-    let mut monitor = PollingMonitor::new(files);
+    let mut monitor: Box<dyn Monitor> = match args.write_monitor {
+        WriteMonitorKind::Fanotify => Box::new(
+            FanotifyMonitor::new(files, Duration::from_secs_f64(args.window)).context(
+                "starting the fanotify write monitor (needs root; or use --write-monitor poll)",
+            )?,
+        ),
+        WriteMonitorKind::Poll => Box::new(PollingMonitor::new(files)),
+    };
     let mut progress = Progress::new();
     let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
-    let migration = Migration::new(config, &mut monitor, &mut app, transport, &mut on_round);
+    let migration = Migration::new(config, monitor.as_mut(), &mut app, transport, &mut on_round);
     let outcome = migration.run();
     progress.finish();
     let outcome = match outcome {

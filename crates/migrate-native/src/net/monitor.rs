@@ -1,14 +1,16 @@
 //! Where the sender learns about writes: a [`Monitor`] reports, per file, how many writes it saw.
 //!
 //! The policy only ever sees per-period counts (SPEC §5), so any source of write events fits:
-//! [`PollingMonitor`] stats the files and counts a change of size, mtime, ctime or inode as one
-//! write (it needs no privileges but sees at most one write per file per poll); the ptrace tracer
-//! (`precopy-trace`, `migrate-native trace`) plugs in here as another implementation that counts
-//! every write-family system call.
+//! [`FanotifyMonitor`] (the default) counts the kernel's file-change events, without stopping the
+//! application, one per window of writes (`precopy_trace::notify`, the `trace` command's write
+//! monitor; it needs root); [`PollingMonitor`] stats the files and counts a change of size,
+//! mtime, ctime or inode as one write (no privileges, at most one write per file per poll).
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use precopy_core::Kind;
 
@@ -62,13 +64,81 @@ pub struct PollingMonitor {
     seen: Vec<Option<Signature>>,
 }
 
+/// Files in the order every monitor reports them: by wire path, once each.
+fn in_path_order(mut files: Vec<WatchedFile>) -> Vec<WatchedFile> {
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    files.dedup_by(|a, b| a.rel == b.rel);
+    files
+}
+
 impl PollingMonitor {
     /// Watches `files` (sorted here by path).
-    pub fn new(mut files: Vec<WatchedFile>) -> PollingMonitor {
-        files.sort_by(|a, b| a.rel.cmp(&b.rel));
-        files.dedup_by(|a, b| a.rel == b.rel);
+    pub fn new(files: Vec<WatchedFile>) -> PollingMonitor {
+        let files = in_path_order(files);
         let seen = files.iter().map(|f| signature(&f.path)).collect();
         PollingMonitor { files, seen }
+    }
+}
+
+/// Counts fanotify `FAN_MODIFY` events per file: a write is seen even when `stat` would not
+/// change, and the application never stops for it. Writers outside the application count too
+/// (their writes make the copy stale all the same).
+#[derive(Debug)]
+pub struct FanotifyMonitor {
+    files: Vec<WatchedFile>,
+    by_path: HashMap<String, usize>,
+    /// Events read but not yet handed out, per file.
+    pending: Vec<u32>,
+    notify: precopy_trace::notify::Monitor,
+}
+
+impl FanotifyMonitor {
+    /// Marks `files` (sorted here by path); `window` as in `trace --window`.
+    pub fn new(files: Vec<WatchedFile>, window: Duration) -> io::Result<FanotifyMonitor> {
+        let files = in_path_order(files);
+        let filter = precopy_trace::paths::PathFilter::default();
+        let notify = precopy_trace::notify::Monitor::start(Instant::now(), window, filter)
+            .map_err(io::Error::other)?;
+        let marks = notify.marks();
+        let mut by_path = HashMap::new();
+        for (id, file) in files.iter().enumerate() {
+            let path = file.path.to_string_lossy().into_owned();
+            marks.add(&path, &path);
+            by_path.insert(path, id);
+        }
+        Ok(FanotifyMonitor {
+            pending: vec![0; files.len()],
+            files,
+            by_path,
+            notify,
+        })
+    }
+
+    fn drain(&mut self) {
+        for event in self.notify.take() {
+            if let Some(&id) = self.by_path.get(&event.path) {
+                self.pending[id] += 1;
+            }
+        }
+    }
+}
+
+impl Monitor for FanotifyMonitor {
+    fn files(&self) -> &[WatchedFile] {
+        &self.files
+    }
+
+    fn poll(&mut self, counts: &mut [u32]) -> io::Result<()> {
+        self.drain();
+        for (count, pending) in counts.iter_mut().zip(&mut self.pending) {
+            *count += std::mem::take(pending);
+        }
+        Ok(())
+    }
+
+    fn poll_file(&mut self, file: usize) -> io::Result<u32> {
+        self.drain();
+        Ok(std::mem::take(&mut self.pending[file]))
     }
 }
 
