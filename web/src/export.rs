@@ -1,45 +1,25 @@
 //! Results as files: CSV and JSON built here (pure), handed to the browser as downloads.
 
-use precopy_core::{Metrics, SimConfig};
+use precopy_core::{Metrics, RoundPoint, RunReport, SimConfig};
 use wasm_bindgen::JsCast;
 
 /// The per-round series of every finished run as one CSV (the columns of
 /// `migrate-native simulate --csv`, with the policy first).
 pub fn series_csv(runs: &[&Metrics]) -> String {
-    let mut out = String::from(
-        "policy,round,phase,time_s,unsent_bytes,bytes_sent,bytes_dirtied,files_sent\n",
-    );
+    let mut out = format!("policy,{}\n", RoundPoint::CSV_HEADER);
     for m in runs {
         for p in &m.series {
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
-                m.policy,
-                p.round,
-                p.phase.label(),
-                p.time,
-                p.unsent_bytes,
-                p.bytes_sent,
-                p.bytes_dirtied,
-                p.files_sent
-            ));
+            out.push_str(&format!("{},{}\n", m.policy, p.csv_row()));
         }
     }
     out
 }
 
-/// One run as `migrate-native simulate --json` prints it: the metrics and the configuration.
-#[derive(serde::Serialize)]
-struct Report<'a> {
-    #[serde(flatten)]
-    metrics: &'a Metrics,
-    config: &'a SimConfig,
-}
-
 /// Every finished run as a JSON array of `simulate --json` documents.
 pub fn runs_json(runs: &[&Metrics], config: &SimConfig) -> String {
-    let reports: Vec<Report> = runs
+    let reports: Vec<RunReport> = runs
         .iter()
-        .map(|metrics| Report { metrics, config })
+        .map(|metrics| RunReport { metrics, config })
         .collect();
     // Plain data with string keys: serialising cannot fail.
     serde_json::to_string_pretty(&reports).unwrap_or_default()
