@@ -261,7 +261,7 @@ impl Tracer {
                 self.detach_all()?;
                 return Ok(None);
             }
-            match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            match waitpid(None, Some(tracees())) {
                 Ok(status) => self.handle(status)?,
                 Err(Errno::EINTR) => {}
                 Err(Errno::ECHILD) => return Ok(None),
@@ -429,7 +429,7 @@ impl Tracer {
             let _ = ptrace::interrupt(*tid);
         }
         while !left.is_empty() {
-            let status = match waitpid(None, Some(WaitPidFlag::__WALL)) {
+            let status = match waitpid(None, Some(tracees())) {
                 Ok(s) => s,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::ECHILD) => break,
@@ -600,4 +600,12 @@ impl Memory for ProcMemory {
                 .into_owned(),
         )
     }
+}
+
+/// Wait flags for "any of our tracees": every kind of child, but only this thread's. Without
+/// `__WNOTHREAD` the loop would also reap children that other threads of the host program spawn
+/// (their `wait` would then fail) and take the stops of tracees another thread's tracer owns,
+/// which only that thread can resume.
+fn tracees() -> WaitPidFlag {
+    WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD
 }

@@ -159,10 +159,11 @@ fn a_writer_outside_the_tree_is_reported_as_such() {
     let Some(_lock) = tracing() else { return };
     let (_tmp, dir) = temp();
     std::fs::write(dir.join("shared"), "s").unwrap();
-    // The application only reads `shared`; it tells us when it has it open, then waits.
+    // The application only reads `shared`; it tells us when it has it open, then waits for
+    // `go` (at most about 60 s, so a failed test cannot leave it running).
     let target = sh_target(
         &dir,
-        "exec 3< shared; : > ready; sleep 1.5; cat <&3 > /dev/null",
+        "exec 3< shared; : > ready; i=0; while [ ! -e go ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; cat <&3 > /dev/null",
     );
     let tracer_dir = dir.clone();
     let tracer =
@@ -179,6 +180,7 @@ fn a_writer_outside_the_tree_is_reported_as_such() {
         .unwrap();
     let outsider = outside.id();
     assert!(outside.wait().unwrap().success());
+    std::fs::write(dir.join("go"), "").unwrap();
     let out = tracer.join().unwrap();
     let shared = out
         .manifest

@@ -173,3 +173,18 @@ fn a_missing_command_exits_127() {
     let out = trace_in(&dir, &["/nonexistent/program"]);
     assert_eq!(out.exit, Some(Exit::Code(127)));
 }
+
+#[test]
+fn children_of_other_threads_are_left_to_them() {
+    let Some(_lock) = tracing() else { return };
+    let (_tmp, dir) = temp();
+    let tracer_dir = dir.clone();
+    let tracer = std::thread::spawn(move || sh(&tracer_dir, "sleep 1"));
+    // While the tracer waits for its tracees, this thread runs children of its own: the
+    // tracer must not reap them (their wait would fail with ECHILD).
+    for _ in 0..20 {
+        let status = std::process::Command::new("true").status();
+        assert!(status.as_ref().is_ok_and(|s| s.success()), "{status:?}");
+    }
+    assert_eq!(tracer.join().unwrap().exit, Some(Exit::Code(0)));
+}
