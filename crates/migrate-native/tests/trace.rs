@@ -126,3 +126,51 @@ fn a_missing_pid_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no process"));
 }
+
+#[test]
+fn without_root_the_default_monitor_falls_back_to_ptrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().canonicalize().unwrap();
+    if !ptrace_available(&dir) {
+        return;
+    }
+    // As root, drop to `nobody` (no CAP_SYS_ADMIN, so no fanotify); otherwise we already lack it.
+    let root = rustix::process::geteuid().is_root();
+    let mut cmd = if root {
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_migrate-native"));
+        c
+    } else {
+        bin()
+    };
+    let script = format!("printf x >> '{}/data'", dir.display());
+    let out = run(cmd
+        .args(["trace", "--include"])
+        .arg(format!("{}/**", dir.display()))
+        .arg("--manifest")
+        .arg(dir.join("m.json"))
+        .arg("--out")
+        .arg(dir.join("t.jsonl"))
+        .args(["--", "sh", "-c", &script]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("using --write-monitor ptrace"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
+    assert_eq!(json["write_monitor"], "ptrace");
+    assert_eq!(json["files"][0]["write_calls"], 1);
+    // An explicit choice is kept: no silent fallback.
+    if root {
+        let explicit = run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_migrate-native"))
+            .args(["trace", "--write-monitor", "fanotify", "--out"])
+            .arg(dir.join("t2.jsonl"))
+            .args(["--", "true"]));
+        assert!(!explicit.status.success());
+        assert!(!dir.join("t2.jsonl").exists());
+    }
+}

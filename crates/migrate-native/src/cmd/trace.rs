@@ -36,8 +36,9 @@ pub struct TraceArgs {
     /// How writes are observed: `fanotify` stops the application only on opens and fd-table,
     /// path and process-tree changes and counts writes from kernel file events (windows with
     /// writes, no offsets; needs root); `ptrace` stops it on every write call (exact counts,
-    /// offsets and lengths, much slower for write-heavy programs). `--pid` always uses ptrace.
-    #[arg(long, value_enum, default_value = "fanotify")]
+    /// offsets and lengths, much slower for write-heavy programs); `auto` is fanotify where it
+    /// is permitted, else ptrace (with a note). `--pid` always uses ptrace.
+    #[arg(long, value_enum, default_value = "auto")]
     pub write_monitor: MonitorArg,
     /// fanotify: after a file's write is reported, its further writes are not reported for this
     /// long (a count is the number of such windows with writes).
@@ -56,6 +57,8 @@ pub struct TraceArgs {
 /// `--write-monitor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MonitorArg {
+    /// fanotify where it is permitted (root), else ptrace.
+    Auto,
     /// Kernel file events (fanotify FAN_MODIFY); the application never stops on writes.
     Fanotify,
     /// Every write-family call stops the application (exact).
@@ -82,18 +85,30 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         Some(pid) => Target::Pid(pid),
         None => Target::Command(args.command),
     };
-    let config = TraceConfig {
+    let mut config = TraceConfig {
         target,
         period_s: args.period,
         filter,
         follow_sharing: args.follow_sharing,
         write_monitor: match args.write_monitor {
-            MonitorArg::Fanotify => WriteMonitor::Fanotify,
+            MonitorArg::Auto | MonitorArg::Fanotify => WriteMonitor::Fanotify,
             MonitorArg::Ptrace => WriteMonitor::Ptrace,
         },
         window_s: args.window,
     };
-    let output = precopy_trace::record(&config).map_err(|e| match e {
+    // The monitor starts before the application does, so falling back runs nothing twice.
+    let output = match precopy_trace::record(&config) {
+        Err(TraceError::Fanotify(errno)) if args.write_monitor == MonitorArg::Auto => {
+            eprintln!(
+                "migrate-native trace: fanotify is not permitted here ({errno}; it needs root): \
+                 using --write-monitor ptrace, which stops the application on every write"
+            );
+            config.write_monitor = WriteMonitor::Ptrace;
+            precopy_trace::record(&config)
+        }
+        result => result,
+    };
+    let output = output.map_err(|e| match e {
         TraceError::NoSuchProcess(_) | TraceError::Spawn { .. } => bad_input(e),
         e => anyhow::Error::new(e),
     })?;
