@@ -14,6 +14,8 @@ pub enum UnitError {
     UnknownUnit,
     /// The value is zero, negative or not finite where a positive one is needed.
     NotPositive,
+    /// A size that rounds to no bytes, or to more than 2⁶⁴ − 1.
+    OutOfRange,
 }
 
 impl fmt::Display for UnitError {
@@ -22,6 +24,7 @@ impl fmt::Display for UnitError {
             UnitError::NotANumber => "not a number",
             UnitError::UnknownUnit => "unknown unit",
             UnitError::NotPositive => "must be a positive, finite value",
+            UnitError::OutOfRange => "must be from 1 byte to 2^64 - 1 bytes",
         })
     }
 }
@@ -98,6 +101,7 @@ pub fn parse_duration(text: &str) -> Result<f64, UnitError> {
 /// # use precopy_core::units::parse_size;
 /// assert_eq!(parse_size("200KB"), Ok(200_000));
 /// assert_eq!(parse_size("1.5MB"), Ok(1_500_000));
+/// assert!(parse_size("0.4").is_err());
 /// ```
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let (value, unit) = split_number(text)?;
@@ -111,11 +115,11 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         "gib" => 1_073_741_824.0,
         _ => return Err(UnitError::UnknownUnit),
     };
-    let bytes = positive(value * scale)?;
-    if bytes > u64::MAX as f64 {
-        return Err(UnitError::NotPositive);
+    let bytes = libm::round(positive(value * scale)?);
+    if bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(UnitError::OutOfRange);
     }
-    Ok(libm::round(bytes) as u64)
+    Ok(bytes as u64)
 }
 
 /// Formats a byte count with a decimal unit, e.g. `2.20 GB`.
