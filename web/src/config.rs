@@ -486,41 +486,42 @@ impl Draft {
     /// The URL query (without `?`) that reproduces this form. A trace cannot travel in a URL;
     /// its link says `data=trace` and asks for the file again.
     pub fn to_query(&self) -> String {
-        let mut pairs: Vec<(&str, String)> = vec![
-            ("data", self.source.name().into()),
-            ("scale", self.scale.clone()),
-            ("bw", self.bandwidth.clone()),
-            ("beta", self.beta.clone()),
-            ("period", self.period.clone()),
-            ("intensity", self.intensity.clone()),
-            ("est", self.estimator.clone()),
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("data", self.source.name()),
+            ("scale", &self.scale),
+            ("bw", &self.bandwidth),
+            ("beta", &self.beta),
+            ("period", &self.period),
+            ("intensity", &self.intensity),
+            ("est", &self.estimator),
         ];
         if self.estimator == "ewma" {
-            pairs.push(("alpha", self.alpha.clone()));
+            pairs.push(("alpha", &self.alpha));
         }
-        pairs.push(("seed", self.seed.clone()));
-        pairs.push(("overhead", self.overhead_ms.clone()));
+        pairs.push(("seed", &self.seed));
+        pairs.push(("overhead", &self.overhead_ms));
         let policies: Vec<&str> = self.policies.iter().map(|p| p.name()).collect();
-        pairs.push(("policies", policies.join(",")));
+        let policies = policies.join(",");
+        pairs.push(("policies", &policies));
+        let mut query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
         if self.source == SourceKind::Custom {
+            // Each cell is encoded on its own, so that `:` and `;` in a name cannot split it.
             let rows: Vec<String> = self
                 .groups
                 .iter()
                 .map(|g| {
                     let kind = if g.kind == Kind::ReadOnly { "ro" } else { "rw" };
-                    format!(
-                        "{}:{}:{}:{}:{}",
-                        g.name, g.count, g.size, kind, g.probability
-                    )
+                    [g.name.as_str(), &g.count, &g.size, kind, &g.probability]
+                        .map(encode)
+                        .join(":")
                 })
                 .collect();
-            pairs.push(("groups", rows.join(";")));
+            query.push(format!("groups={}", rows.join(";")));
         }
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+        query.join("&")
     }
 
     /// A form from a URL query (with or without `?`); missing or unknown keys keep defaults.
@@ -530,7 +531,8 @@ impl Draft {
             let Some((key, value)) = pair.split_once('=') else {
                 continue;
             };
-            let value = decode(value);
+            let raw = value;
+            let value = decode(raw);
             match key {
                 "data" => {
                     if let Some(source) = SourceKind::from_name(&value) {
@@ -555,12 +557,12 @@ impl Draft {
                         .collect();
                 }
                 "groups" => {
-                    draft.groups = value
+                    draft.groups = raw
                         .split(';')
                         .filter(|row| !row.is_empty())
                         .map(|row| {
                             let mut cells = row.split(':');
-                            let mut next = || cells.next().unwrap_or("").to_string();
+                            let mut next = || decode(cells.next().unwrap_or(""));
                             let (name, count, size, kind, probability) =
                                 (next(), next(), next(), next(), next());
                             GroupRow {
@@ -584,12 +586,13 @@ impl Draft {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986) and a few readable ones.
+/// Percent-encodes everything but unreserved characters (RFC 3986) and `,` (policy lists stay
+/// readable). `:` and `;` are encoded: they separate the cells and rows of `groups`.
 fn encode(text: &str) -> String {
     let mut out = String::new();
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' | b':' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
                 out.push(byte as char)
             }
             _ => out.push_str(&format!("%{byte:02X}")),
@@ -625,6 +628,8 @@ fn decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64Mcg;
     use wasm_bindgen_test::wasm_bindgen_test;
 
     fn error_of(draft: &Draft, field: Field) -> Option<String> {
@@ -703,6 +708,80 @@ mod tests {
         let query = draft.to_query();
         assert!(query.contains("bw=20%20Mbps"), "{query}");
         assert_eq!(Draft::from_query(&format!("?{query}")), draft);
+    }
+
+    /// Query pieces a hand-edited or mangled link may hold.
+    const PIECES: [&str; 30] = [
+        "data=",
+        "custom",
+        "trace",
+        "groups=",
+        "bw=",
+        "est=",
+        "ewma",
+        "alpha=",
+        "policies=",
+        "sweep",
+        "scale=",
+        "&",
+        "=",
+        "?",
+        "%",
+        "%3",
+        "%3B",
+        "%25",
+        "%E2%82",
+        ";",
+        ":",
+        ",",
+        "+",
+        " ",
+        "é",
+        "€",
+        "1e3",
+        "0.5",
+        "ro",
+        "rw",
+    ];
+
+    fn mangled_query(rng: &mut Pcg64Mcg) -> String {
+        let len = rng.random_range(0..24);
+        (0..len)
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
+    }
+
+    #[wasm_bindgen_test]
+    fn any_query_opens_a_form_whose_link_is_stable() {
+        let mut rng = Pcg64Mcg::seed_from_u64(11);
+        for _ in 0..3000 {
+            let query = mangled_query(&mut rng);
+            let link = Draft::from_query(&query).to_query();
+            let reopened = Draft::from_query(&link);
+            assert_eq!(reopened.to_query(), link, "from {query:?}");
+            let _ = reopened.validate();
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn group_cells_with_separators_survive_the_link() {
+        let mut rng = Pcg64Mcg::seed_from_u64(12);
+        for _ in 0..300 {
+            let mut cell = || mangled_query(&mut rng);
+            let draft = Draft {
+                source: SourceKind::Custom,
+                groups: vec![GroupRow {
+                    name: cell(),
+                    count: cell(),
+                    size: cell(),
+                    kind: Kind::ReadOnly,
+                    probability: cell(),
+                }],
+                ..Draft::default()
+            };
+            let link = draft.to_query();
+            assert_eq!(Draft::from_query(&link).groups, draft.groups, "{link}");
+        }
     }
 
     #[wasm_bindgen_test]
