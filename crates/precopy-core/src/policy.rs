@@ -370,7 +370,8 @@ impl SizeOrder {
             self.sizes = files.iter().map(|f| f.size).collect();
             self.ids = (0..files.len() as u32).collect();
             let sizes = &self.sizes;
-            self.ids.sort_unstable_by_key(|&id| (sizes[id as usize], id));
+            self.ids
+                .sort_unstable_by_key(|&id| (sizes[id as usize], id));
         }
         self.zero_key.clear();
         self.zero_key.resize(files.len(), false);
