@@ -73,8 +73,9 @@ impl UpdateEstimates {
         }
         self.total_writes += period_total;
         self.observed_seconds += seconds;
+        // Most files are not written in a period: skip their division (0 / total is +0 anyway).
         let share = |count: u32| {
-            if period_total == 0 {
+            if count == 0 {
                 0.0
             } else {
                 f64::from(count) / period_total as f64

@@ -350,50 +350,99 @@ pub fn build(kind: PolicyKind, params: &PolicyParams, files: usize, seed: u64) -
     }
 }
 
+/// Every file id in ascending (size, id), kept from period to period: a period-based policy takes
+/// the ReadWrite files whose key is +0 in this order instead of sorting them. Under the share
+/// estimator those are every file not written in the last period, most of them, and sorting them
+/// each period had been the largest cost of a run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SizeOrder {
+    ids: Vec<u32>,
+    /// The sizes `ids` was sorted by.
+    sizes: Vec<u64>,
+    /// This period's candidates whose key is +0, by id.
+    zero_key: Vec<bool>,
+}
+
+impl SizeOrder {
+    /// Re-sorts only if sizes changed (the live sender updates a file's size when it grows).
+    fn refresh(&mut self, files: &[FileView]) {
+        if !files.iter().map(|f| f.size).eq(self.sizes.iter().copied()) {
+            self.sizes = files.iter().map(|f| f.size).collect();
+            self.ids = (0..files.len() as u32).collect();
+            let sizes = &self.sizes;
+            self.ids
+                .sort_unstable_by_key(|&id| (sizes[id as usize], id));
+        }
+        self.zero_key.clear();
+        self.zero_key.resize(files.len(), false);
+    }
+}
+
 /// One pass over the files: what a period-based plan is chosen from.
-pub(crate) struct Candidates {
+pub(crate) struct Candidates<'a> {
     /// Unsent ReadOnly files, in id (path) order: every period-based policy sends them first.
     pub(crate) read_only: Vec<Planned>,
-    /// ReadWrite files that still have to go, as (key, size, id), unordered.
+    /// ReadWrite candidates whose key is not +0, as (key, size, id), unordered.
     pub(crate) read_write: Vec<(f64, u64, u32)>,
-    /// Link time to send all of them.
+    /// ReadWrite candidates whose key is +0, flagged in `sizes`.
+    zero_keys: usize,
+    sizes: &'a SizeOrder,
+    files: &'a [FileView],
+    /// Link time to send every file that still has to go.
     pub(crate) seconds: f64,
     /// How many ReadWrite files could still start in this period after the ReadOnly ones.
     pub(crate) capacity: usize,
 }
 
-impl Candidates {
-    /// Gathers the files that still have to go, keying ReadWrite ones by `key(id, size)`.
-    pub(crate) fn gather(view: &View<'_>, key: impl Fn(u32, u64) -> f64) -> Candidates {
+impl<'a> Candidates<'a> {
+    /// Gathers the files that still have to go. A ReadWrite file is a candidate if
+    /// `key(id, size)` gives it a key.
+    pub(crate) fn gather(
+        view: &View<'a>,
+        sizes: &'a mut SizeOrder,
+        key: impl Fn(u32, u64) -> Option<f64>,
+    ) -> Candidates<'a> {
+        sizes.refresh(view.files);
         let mut read_only = Vec::new();
         let mut read_write = Vec::new();
+        let mut zero_keys = 0;
+        let mut count = 0;
         let mut bytes = 0u64;
         let mut smallest = u64::MAX;
         for (id, f) in view.files.iter().enumerate() {
             if !f.status.needs_send() {
                 continue;
             }
-            let id = id as u32;
+            count += 1;
             bytes += f.size;
             match f.kind {
                 Kind::ReadOnly => read_only.push(Planned {
-                    file: id,
+                    file: id as u32,
                     key: f64::NAN,
                 }),
                 Kind::ReadWrite => {
                     smallest = smallest.min(f.size);
-                    read_write.push((key(id, f.size), f.size, id));
+                    match key(id as u32, f.size) {
+                        Some(k) if k.to_bits() == 0 => {
+                            sizes.zero_key[id] = true;
+                            zero_keys += 1;
+                        }
+                        Some(k) => read_write.push((k, f.size, id as u32)),
+                        None => {}
+                    }
                 }
             }
         }
         let capacity = view
             .period_capacity(smallest.min(1 << 62))
             .saturating_sub(read_only.len());
-        let count = read_only.len() + read_write.len();
         Candidates {
             seconds: view.link.bulk_time(bytes, count),
             read_only,
             read_write,
+            zero_keys,
+            sizes,
+            files: view.files,
             capacity,
         }
     }
@@ -407,27 +456,47 @@ impl Candidates {
         }
     }
 
-    /// The ReadOnly files, then the first `keep` ReadWrite ones in ascending key.
+    /// ReadWrite candidates.
+    pub(crate) fn read_write_len(&self) -> usize {
+        self.read_write.len() + self.zero_keys
+    }
+
+    /// The ReadOnly files, then the first `keep` ReadWrite ones in ascending key, then size, then
+    /// id (a total, platform-independent order): the +0 keys, already in size order, merged with
+    /// the others, of which only the first `keep` are sorted (O(n + k log k), not O(n log n)).
     pub(crate) fn into_order(self, keep: usize) -> Vec<Planned> {
+        let files = self.files;
+        let zero_key = &self.sizes.zero_key;
+        let mut zero = (self.sizes.ids.iter())
+            .filter(|&&id| zero_key[id as usize])
+            .map(|&id| (0.0, files[id as usize].size, id))
+            .peekable();
+        let mut keyed = sorted_prefix(self.read_write, keep).into_iter().peekable();
         let mut order = self.read_only;
-        order.extend(sorted_prefix(self.read_write, keep));
+        let rw_start = order.len();
+        while order.len() - rw_start < keep {
+            let next = match (zero.peek(), keyed.peek()) {
+                (Some(z), Some(k)) if by_key(z, k).is_le() => zero.next(),
+                (_, Some(_)) => keyed.next(),
+                _ => zero.next(),
+            };
+            let Some((key, _, file)) = next else { break };
+            order.push(Planned { file, key });
+        }
         order
     }
 }
 
-/// The `keep` first of `keyed` in ascending key, then size, then id (a total, platform-independent
-/// order). Selecting before sorting makes a period's plan O(n + k log k), not O(n log n).
-pub(crate) fn sorted_prefix(mut keyed: Vec<(f64, u64, u32)>, keep: usize) -> Vec<Planned> {
-    let by_key = |a: &(f64, u64, u32), b: &(f64, u64, u32)| {
-        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
-    };
+fn by_key(a: &(f64, u64, u32), b: &(f64, u64, u32)) -> core::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+}
+
+/// The `keep` first of `keyed` by [`by_key`]. Selecting before sorting makes it O(n + k log k).
+fn sorted_prefix(mut keyed: Vec<(f64, u64, u32)>, keep: usize) -> Vec<(f64, u64, u32)> {
     if keep < keyed.len() {
         keyed.select_nth_unstable_by(keep, by_key);
         keyed.truncate(keep);
     }
     keyed.sort_unstable_by(by_key);
     keyed
-        .into_iter()
-        .map(|(key, _, file)| Planned { file, key })
-        .collect()
 }

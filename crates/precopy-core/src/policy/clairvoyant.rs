@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use super::{Candidates, Plan, Policy, Rounds, View};
+use super::{Candidates, Plan, Policy, Rounds, SizeOrder, View};
 use crate::metrics::{EndReason, RoundReport};
 
 /// See the module docs.
@@ -14,6 +14,7 @@ use crate::metrics::{EndReason, RoundReport};
 pub struct Clairvoyant {
     /// The stop time and each file's last write before it; set on the first plan.
     schedule: Option<(f64, Vec<f64>)>,
+    sizes: SizeOrder,
 }
 
 impl Policy for Clairvoyant {
@@ -44,10 +45,10 @@ impl Policy for Clairvoyant {
             (stop, last_write)
         });
         // A file is safe once its last write before the stop is in the past.
-        let mut candidates = Candidates::gather(view, |id, _| last_write[id as usize]);
-        candidates
-            .read_write
-            .retain(|&(last, _, _)| last < view.now);
+        let candidates = Candidates::gather(view, &mut self.sizes, |id, _| {
+            let last = last_write[id as usize];
+            (last < view.now).then_some(last)
+        });
         let keep = candidates.capacity;
         Plan {
             phase: candidates.phase(),

@@ -7,7 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use super::{Candidates, Plan, Policy, Rounds, View};
+use super::{Candidates, Plan, Policy, Rounds, SizeOrder, View};
 use crate::metrics::{EndReason, Phase, Planned, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
@@ -99,6 +99,7 @@ pub struct ExpectationPolicy {
     estimates: UpdateEstimates,
     end_test: BetaTest,
     rng: Pcg64Mcg,
+    sizes: SizeOrder,
 }
 
 impl ExpectationPolicy {
@@ -115,19 +116,18 @@ impl ExpectationPolicy {
             estimates: UpdateEstimates::new(estimator, files),
             end_test,
             rng: Pcg64Mcg::seed_from_u64(seed ^ 0x005E_ED0F_0DE5),
+            sizes: SizeOrder::default(),
         }
     }
 }
 
-impl ExpectationPolicy {
-    /// The key of a ReadWrite file: what the ablations vary.
-    fn key(&self, id: u32, size: u64) -> f64 {
-        match self.key {
-            OrderKey::Expectation => expectation(&self.estimates, id, size),
-            OrderKey::Probability => self.estimates.probability(id),
-            OrderKey::Size => size as f64,
-            OrderKey::Random => f64::NAN,
-        }
+/// The key of a ReadWrite file: what the ablations vary.
+fn key(order: OrderKey, estimates: &UpdateEstimates, id: u32, size: u64) -> f64 {
+    match order {
+        OrderKey::Expectation => expectation(estimates, id, size),
+        OrderKey::Probability => estimates.probability(id),
+        OrderKey::Size => size as f64,
+        OrderKey::Random => f64::NAN,
     }
 }
 
@@ -151,10 +151,14 @@ impl Policy for ExpectationPolicy {
     }
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
-        let mut candidates = Candidates::gather(view, |id, size| self.key(id, size));
+        let (order_key, estimates) = (self.key, &self.estimates);
+        let mut candidates = Candidates::gather(view, &mut self.sizes, |id, size| {
+            Some(key(order_key, estimates, id, size))
+        });
         let phase = candidates.phase();
         let keep = candidates.capacity;
         let order = if self.key == OrderKey::Random {
+            // NaN keys are never +0: every candidate is in `read_write`, in id order.
             candidates.read_write.shuffle(&mut self.rng);
             candidates.read_write.truncate(keep);
             let mut order = candidates.read_only;

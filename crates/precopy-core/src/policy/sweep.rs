@@ -12,7 +12,7 @@
 //! [`MAX_SWEEPS`]). Where the link never catches up it is the proposed policy, β test included.
 
 use super::expectation::expectation;
-use super::{BetaTest, Candidates, Plan, Policy, Rounds, View};
+use super::{BetaTest, Candidates, Plan, Policy, Rounds, SizeOrder, View};
 use crate::metrics::{EndReason, Phase, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
@@ -31,6 +31,7 @@ pub struct Sweep {
     sweeps: u32,
     sweep_start_bytes: u64,
     sweeping: bool,
+    sizes: SizeOrder,
 }
 
 impl Sweep {
@@ -42,6 +43,7 @@ impl Sweep {
             sweeps: 0,
             sweep_start_bytes: 0,
             sweeping: false,
+            sizes: SizeOrder::default(),
         }
     }
 }
@@ -57,14 +59,16 @@ impl Policy for Sweep {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let estimates = &self.estimates;
-        let candidates = Candidates::gather(view, |id, size| expectation(estimates, id, size));
+        let candidates = Candidates::gather(view, &mut self.sizes, |id, size| {
+            Some(expectation(estimates, id, size))
+        });
         let phase = candidates.phase();
         let busy = (view.link_free_at - view.now).max(0.0);
         self.sweeping = self.sweeps > 0
             || (phase == Phase::ReadWrite && busy + candidates.seconds <= view.period);
         self.sweep_start_bytes = view.unsent_bytes;
         let keep = if self.sweeping {
-            candidates.read_write.len()
+            candidates.read_write_len()
         } else {
             candidates.capacity
         };
