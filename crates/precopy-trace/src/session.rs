@@ -100,19 +100,49 @@ pub struct TraceOutput {
     pub detached: bool,
 }
 
-/// Fanotify's events as updates (of files the filter records; a deleted file's path does not
-/// pass it).
-fn push_writes(recording: &mut Recording, filter: &PathFilter, events: Vec<WriteEvent>) {
-    for WriteEvent { t, pid, path } in events {
-        if filter.allows(&path) {
-            let update = FileEvent::Updated {
-                pid,
-                path,
-                op: precopy_core::trace::WriteOp::Write,
-                offset: None,
-                len: None,
-            };
-            recording.push(t, update);
+/// What a live session tells its observer, from the tracer's thread, as it happens.
+#[derive(Debug)]
+pub enum Observed<'a> {
+    /// The application runs (spawned) or is attached: its root process id.
+    Started {
+        /// The root process id.
+        pid: u32,
+    },
+    /// A file event, at `t` seconds since tracing began.
+    File {
+        /// Seconds since tracing began.
+        t: f64,
+        /// The event.
+        event: &'a FileEvent,
+    },
+}
+
+/// The recording, with the observer told of every event it takes.
+struct Sink<'a> {
+    recording: Recording,
+    observer: &'a mut dyn FnMut(Observed<'_>),
+}
+
+impl Sink<'_> {
+    fn push(&mut self, t: f64, event: FileEvent) {
+        (self.observer)(Observed::File { t, event: &event });
+        self.recording.push(t, event);
+    }
+
+    /// Fanotify's events as updates (of files the filter records; a deleted file's path does
+    /// not pass it).
+    fn push_writes(&mut self, filter: &PathFilter, events: Vec<WriteEvent>) {
+        for WriteEvent { t, pid, path } in events {
+            if filter.allows(&path) {
+                let update = FileEvent::Updated {
+                    pid,
+                    path,
+                    op: precopy_core::trace::WriteOp::Write,
+                    offset: None,
+                    len: None,
+                };
+                self.push(t, update);
+            }
         }
     }
 }
@@ -123,6 +153,16 @@ fn size(path: &str) -> Option<u64> {
 
 /// Traces until the process tree exits (or, attached, until SIGINT), then builds the outputs.
 pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
+    record_observed(config, &mut |_| {})
+}
+
+/// [`record`], telling `observer` of the start and of every file event as it happens (`send`
+/// identifies the files of an application it migrates this way). The observer runs on the
+/// tracing thread while the application waits in a stop: it should be quick.
+pub fn record_observed(
+    config: &TraceConfig,
+    observer: &mut dyn FnMut(Observed<'_>),
+) -> Result<TraceOutput, TraceError> {
     let start = Instant::now();
     let monitor = match (&config.target, config.write_monitor) {
         (Target::Command(_), WriteMonitor::Fanotify) => {
@@ -152,8 +192,14 @@ pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
         }
     };
     let root = tracer.root();
+    observer(Observed::Started {
+        pid: root.as_raw() as u32,
+    });
     let mut decoder = Decoder::new(config.filter.clone());
-    let mut recording = Recording::default();
+    let mut sink = Sink {
+        recording: Recording::default(),
+        observer,
+    };
     let mut exit = None;
     while let Some(stop) = tracer.next_stop()? {
         let t = start.elapsed().as_secs_f64();
@@ -163,19 +209,20 @@ pub fn record(config: &TraceConfig) -> Result<TraceOutput, TraceError> {
             }
         }
         for event in decoder.decode(&stop) {
-            recording.push(t, event);
+            sink.push(t, event);
         }
         if let Some(monitor) = &monitor {
-            push_writes(&mut recording, &config.filter, monitor.take());
+            sink.push_writes(&config.filter, monitor.take());
         }
     }
     let write_monitor = match monitor {
         Some(monitor) => {
-            push_writes(&mut recording, &config.filter, monitor.finish());
+            sink.push_writes(&config.filter, monitor.finish());
             WriteMonitor::Fanotify
         }
         None => WriteMonitor::Ptrace,
     };
+    let recording = sink.recording;
     let info = RecordingInfo {
         period_s: config.period_s,
         command,

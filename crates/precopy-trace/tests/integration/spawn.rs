@@ -188,3 +188,41 @@ fn children_of_other_threads_are_left_to_them() {
     }
     assert_eq!(tracer.join().unwrap().exit, Some(Exit::Code(0)));
 }
+
+#[test]
+fn an_observer_sees_the_start_and_every_event_as_it_happens() {
+    use precopy_trace::decode::FileEvent;
+    use precopy_trace::{paths::PathFilter, record_observed, Observed, Target, TraceConfig};
+    let Some(_lock) = tracing() else { return };
+    let (_tmp, dir) = temp();
+    std::fs::write(dir.join("in"), "x").unwrap();
+    let script = format!("cd '{}' && cat in > /dev/null && printf a >> out", dir.display());
+    let config = TraceConfig {
+        filter: PathFilter::new(&[format!("{}/**", dir.display())], &[]).unwrap(),
+        write_monitor: precopy_trace::WriteMonitor::Ptrace,
+        ..TraceConfig::new(Target::Command(vec!["sh".into(), "-c".into(), script.into()]))
+    };
+    let mut seen = Vec::new();
+    let out = record_observed(&config, &mut |o| {
+        seen.push(match o {
+            Observed::Started { pid } => format!("started {pid}"),
+            Observed::File { event, .. } => match event {
+                FileEvent::Opened { path, write, .. } => format!("open {path} {write}"),
+                FileEvent::Updated { path, op, .. } => format!("{op:?} {path}"),
+                FileEvent::MappedShared { path, .. } => format!("mapped {path}"),
+            },
+        })
+    })
+    .unwrap();
+    let root: i32 = seen[0].strip_prefix("started ").unwrap().parse().unwrap();
+    assert!(out.manifest.processes.contains(&root), "{seen:?}");
+    let d = dir.display();
+    assert_eq!(
+        seen[1..],
+        [
+            format!("open {d}/in false"),
+            format!("open {d}/out true"),
+            format!("Write {d}/out"),
+        ]
+    );
+}
