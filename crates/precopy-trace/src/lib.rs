@@ -68,4 +68,6 @@ pub mod syscall;
 pub mod tracer;
 
 pub use error::TraceError;
-pub use session::{record, record_observed, Observed, Target, TraceConfig, TraceOutput, WriteMonitor};
+pub use session::{
+    record, record_observed, Observed, Target, TraceConfig, TraceOutput, WriteMonitor,
+};

@@ -40,6 +40,8 @@ pub enum WriteMonitor {
     /// it is always traced with [`WriteMonitor::Ptrace`].
     #[default]
     Fanotify,
+    /// Fanotify where it is permitted, else ptrace ([`Observed::Fallback`] says why).
+    Auto,
 }
 
 impl WriteMonitor {
@@ -48,6 +50,7 @@ impl WriteMonitor {
         match self {
             WriteMonitor::Ptrace => "ptrace",
             WriteMonitor::Fanotify => "fanotify",
+            WriteMonitor::Auto => "auto",
         }
     }
 }
@@ -108,6 +111,12 @@ pub enum Observed<'a> {
         /// The root process id.
         pid: u32,
     },
+    /// [`WriteMonitor::Auto`] could not start fanotify (it needs `CAP_SYS_ADMIN`): writes are
+    /// observed with ptrace instead. Told before the application starts.
+    Fallback {
+        /// Why fanotify could not start.
+        why: &'a TraceError,
+    },
     /// A file event, at `t` seconds since tracing began.
     File {
         /// Seconds since tracing began.
@@ -165,9 +174,16 @@ pub fn record_observed(
 ) -> Result<TraceOutput, TraceError> {
     let start = Instant::now();
     let monitor = match (&config.target, config.write_monitor) {
-        (Target::Command(_), WriteMonitor::Fanotify) => {
+        (Target::Command(_), WriteMonitor::Fanotify | WriteMonitor::Auto) => {
             let window = Duration::from_secs_f64(config.window_s.max(0.0));
-            Some(Monitor::start(start, window, config.filter.clone())?)
+            match Monitor::start(start, window, config.filter.clone()) {
+                Ok(monitor) => Some(monitor),
+                Err(why) if config.write_monitor == WriteMonitor::Auto => {
+                    observer(Observed::Fallback { why: &why });
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         }
         _ => None,
     };

@@ -70,7 +70,7 @@ pub enum MonitorArg {
 pub fn run(args: TraceArgs) -> Result<ExitCode> {
     use anyhow::Context;
     use precopy_trace::paths::PathFilter;
-    use precopy_trace::{Target, TraceConfig, TraceError, WriteMonitor};
+    use precopy_trace::{Observed, Target, TraceConfig, TraceError, WriteMonitor};
 
     use crate::cmd::{bad_input, write_atomic};
 
@@ -85,29 +85,26 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         Some(pid) => Target::Pid(pid),
         None => Target::Command(args.command),
     };
-    let mut config = TraceConfig {
+    let config = TraceConfig {
         target,
         period_s: args.period,
         filter,
         follow_sharing: args.follow_sharing,
         write_monitor: match args.write_monitor {
-            MonitorArg::Auto | MonitorArg::Fanotify => WriteMonitor::Fanotify,
+            MonitorArg::Auto => WriteMonitor::Auto,
+            MonitorArg::Fanotify => WriteMonitor::Fanotify,
             MonitorArg::Ptrace => WriteMonitor::Ptrace,
         },
         window_s: args.window,
     };
-    // The monitor starts before the application does, so falling back runs nothing twice.
-    let output = match precopy_trace::record(&config) {
-        Err(TraceError::Fanotify(errno)) if args.write_monitor == MonitorArg::Auto => {
+    let output = precopy_trace::record_observed(&config, &mut |observed| {
+        if let Observed::Fallback { why } = observed {
             eprintln!(
-                "migrate-native trace: fanotify is not permitted here ({errno}; it needs root): \
-                 using --write-monitor ptrace, which stops the application on every write"
+                "migrate-native trace: {why}: using --write-monitor ptrace, which stops the \
+                 application on every write"
             );
-            config.write_monitor = WriteMonitor::Ptrace;
-            precopy_trace::record(&config)
         }
-        result => result,
-    };
+    });
     let output = output.map_err(|e| match e {
         TraceError::NoSuchProcess(_) | TraceError::Spawn { .. } => bad_input(e),
         e => anyhow::Error::new(e),

@@ -196,16 +196,24 @@ fn an_observer_sees_the_start_and_every_event_as_it_happens() {
     let Some(_lock) = tracing() else { return };
     let (_tmp, dir) = temp();
     std::fs::write(dir.join("in"), "x").unwrap();
-    let script = format!("cd '{}' && cat in > /dev/null && printf a >> out", dir.display());
+    let script = format!(
+        "cd '{}' && cat in > /dev/null && printf a >> out",
+        dir.display()
+    );
     let config = TraceConfig {
         filter: PathFilter::new(&[format!("{}/**", dir.display())], &[]).unwrap(),
         write_monitor: precopy_trace::WriteMonitor::Ptrace,
-        ..TraceConfig::new(Target::Command(vec!["sh".into(), "-c".into(), script.into()]))
+        ..TraceConfig::new(Target::Command(vec![
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+        ]))
     };
     let mut seen = Vec::new();
     let out = record_observed(&config, &mut |o| {
         seen.push(match o {
             Observed::Started { pid } => format!("started {pid}"),
+            Observed::Fallback { why } => panic!("{why}"),
             Observed::File { event, .. } => match event {
                 FileEvent::Opened { path, write, .. } => format!("open {path} {write}"),
                 FileEvent::Updated { path, op, .. } => format!("{op:?} {path}"),
