@@ -14,9 +14,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use precopy_core::trace::Trace;
 use precopy_core::units::format_bytes;
 use precopy_core::{Kind, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig};
+use precopy_trace::paths::PathFilter;
 
 use crate::cmd::{bad_input, bandwidth, duration};
 use crate::net::app::App;
+use crate::net::live::Live;
 use crate::net::migrate::{MigrateConfig, Migration, Outcome, Then};
 use crate::net::monitor::{FanotifyMonitor, Monitor, PollingMonitor, WatchedFile};
 use crate::net::transport::Transport;
@@ -77,6 +79,17 @@ pub struct SendArgs {
     /// The files and their kinds from a `migrate-native trace` recording.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Without --ro, --rw and --trace, the files are identified live: the application starts
+    /// under the tracer and the files it opens in this first stretch are migrated.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub identify: f64,
+    /// Live identification: record only files matching GLOB. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Live identification: leave out files matching GLOB (/proc, /sys and /dev always are).
+    /// Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Migrate a running process (and its descendants) instead of starting one.
     #[arg(long, conflicts_with = "command")]
     pub pid: Option<u32>,
@@ -106,8 +119,20 @@ pub enum WriteMonitorKind {
 
 /// Runs `send`.
 pub fn run(args: SendArgs) -> Result<ExitCode> {
+    let identify_live = args.ro.is_empty() && args.rw.is_empty() && args.trace.is_none();
+    let named = if identify_live {
+        if args.command.is_empty() {
+            return Err(bad_input(
+                "no files to migrate: give --ro, --rw or --trace (files are identified live only \
+                 for an application started with `-- CMD ARGS…`)",
+            ));
+        }
+        None
+    } else {
+        Some(watched(named_files(&args)?)?)
+    };
+    let filter = PathFilter::new(&args.include, &args.exclude).map_err(bad_input)?;
     let key = load_key(&args.token_file)?;
-    let files = collect_files(&args)?;
     let params = PolicyParams {
         beta: args.beta,
         baseline_iterations: args.baseline_iterations,
@@ -132,15 +157,32 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     };
     let transport = Transport::connect(&args.to, key, args.bwlimit)
         .with_context(|| format!("connecting to {}", args.to))?;
-    let mut app = match (args.pid, args.command.is_empty()) {
-        (Some(pid), _) => App::Attached(pid),
-        (None, false) => {
-            App::spawn(&args.command).with_context(|| format!("starting {}", args.command[0]))?
+    let (files, mut app, live) = match named {
+        Some(files) => {
+            let app = match (args.pid, args.command.is_empty()) {
+                (Some(pid), _) => App::Attached(pid),
+                (None, false) => App::spawn(&args.command)
+                    .with_context(|| format!("starting {}", args.command[0]))?,
+                (None, true) => {
+                    return Err(bad_input(
+                        "give the application: `-- CMD ARGS…` or --pid PID",
+                    ))
+                }
+            };
+            (files, app, None)
         }
-        (None, true) => {
-            return Err(bad_input(
-                "give the application: `-- CMD ARGS…` or --pid PID",
-            ))
+        None => {
+            let window = Duration::from_secs_f64(args.identify);
+            let live = Live::start(&args.command, filter, window)
+                .with_context(|| format!("starting {} under trace", args.command[0]))?;
+            let files = watched(live.files())?;
+            eprintln!(
+                "send: identified {} file(s) in the first {:.1} s ({} read-write)",
+                files.len(),
+                args.identify,
+                files.iter().filter(|f| f.kind == Kind::ReadWrite).count()
+            );
+            (files, App::Attached(live.pid), Some(live))
         }
     };
     let mut monitor: Box<dyn Monitor> = match args.write_monitor {
@@ -159,7 +201,9 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            if args.then == Then::Resume && app.exited().is_none() {
+            if live.is_some() {
+                eprintln!("send: the application ends with send (it runs under send's tracer)");
+            } else if args.then == Then::Resume && app.exited().is_none() {
                 eprintln!("send: the application keeps running at the source");
             }
             return Err(e);
@@ -174,11 +218,27 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         // We started it; it goes on at the source as it would have.
         eprintln!("send: application pid {} resumed at the source", app.pid());
     }
+    if let Some(live) = live {
+        if app.exited().is_none() {
+            eprintln!(
+                "send: application pid {} goes on at the source {}under trace (its traced calls \
+                 need the tracer); send ends when it does",
+                app.pid(),
+                if args.then == Then::Stop {
+                    "stopped, "
+                } else {
+                    ""
+                }
+            );
+        }
+        let exit = live.wait_and_report()?;
+        eprintln!("send: the application ended ({exit})");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The files named by --ro, --rw and --trace, with absolute, symlink-free paths.
-fn collect_files(args: &SendArgs) -> Result<Vec<WatchedFile>> {
+/// The files named by --ro, --rw and --trace.
+fn named_files(args: &SendArgs) -> Result<Vec<(PathBuf, Kind)>> {
     let mut named: Vec<(PathBuf, Kind)> = Vec::new();
     for (paths, kind) in [(&args.ro, Kind::ReadOnly), (&args.rw, Kind::ReadWrite)] {
         for path in paths {
@@ -195,6 +255,14 @@ fn collect_files(args: &SendArgs) -> Result<Vec<WatchedFile>> {
     }
     if named.is_empty() {
         return Err(bad_input("no files to migrate: give --ro, --rw or --trace"));
+    }
+    Ok(named)
+}
+
+/// The files to watch and send, with absolute, symlink-free paths.
+fn watched(named: Vec<(PathBuf, Kind)>) -> Result<Vec<WatchedFile>> {
+    if named.is_empty() {
+        bail!("no files to migrate: the application opened none (that --include/--exclude keep)");
     }
     let mut files: Vec<WatchedFile> = Vec::new();
     for (path, kind) in named {

@@ -98,7 +98,7 @@ impl App {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for &pid in &stopped {
-            while matches!(state(pid), Some(s) if s != 'T' && s != 't' && s != 'Z') {
+            while !has_stopped(pid) {
                 if Instant::now() > deadline {
                     return Err(io::Error::other(format!("process {pid} did not stop")));
                 }
@@ -147,6 +147,35 @@ fn stat(pid: u32) -> Option<(u32, char)> {
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
     Some((ppid, state))
+}
+
+/// Every thread of `pid` has taken its SIGSTOP (or the process is gone). The state letter alone
+/// is not enough under ptrace: a traced thread shows `t` in a system-call stop too, from which
+/// its tracer lets it run on (and finish that call) before the signal is delivered; until then
+/// the signal is still pending.
+fn has_stopped(pid: u32) -> bool {
+    const SIGSTOP_BIT: u64 = 1 << (Signal::STOP.as_raw() - 1);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            return true;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+        };
+        let pending = |name: &str| {
+            field(name)
+                .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+                .is_some_and(|mask| mask & SIGSTOP_BIT != 0)
+        };
+        let state = field("State:").and_then(|s| s.chars().next());
+        matches!(state, Some('T' | 't' | 'Z' | 'X')) && !pending("SigPnd:") && !pending("ShdPnd:")
+    })
 }
 
 fn state(pid: u32) -> Option<char> {

@@ -12,10 +12,12 @@
 //! - [`monitor`]: where per-period write counts come from (a trait; a stat-polling monitor now, the
 //!   ptrace tracer later).
 //! - [`app`]: the application's process tree.
+//! - [`live`]: the identification step, live, when no file list is given.
 //! - [`transport`]: the sender's connection: files out, acks in, reconnect and resume.
 //! - [`migrate`]: the pre-copy loop, driven by the core's policy.
 
 pub mod app;
+pub mod live;
 pub mod migrate;
 pub mod monitor;
 pub mod receiver;

@@ -1,0 +1,170 @@
+//! The identification step, live: `send -- CMD` without a file list starts the application under
+//! the tracer (`precopy-trace`, seccomp + ptrace for the open family), and the files it opens
+//! during the identification window are the ones migrated, ReadWrite if any process of its tree
+//! opened them for writing. The tracer then stays with the application for its whole life: a
+//! spawned tracee's filtered calls fail without it, so it cannot be left behind. Files first
+//! opened after the window are reported, not migrated.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use precopy_core::Kind;
+use precopy_trace::decode::FileEvent;
+use precopy_trace::paths::PathFilter;
+use precopy_trace::stop::Exit;
+use precopy_trace::{record_observed, Observed, Target, TraceConfig, WriteMonitor};
+
+/// What the tracing thread passes on.
+enum Seen {
+    Started(u32),
+    Opened { path: String, write: bool },
+}
+
+/// The traced application.
+pub struct Live {
+    /// The root process id.
+    pub pid: u32,
+    seen: Receiver<Seen>,
+    tracer: JoinHandle<Result<Option<Exit>>>,
+    /// What the window identified: path → opened for writing.
+    identified: BTreeMap<String, bool>,
+}
+
+impl Live {
+    /// Starts `command` under the tracer and identifies its files for `window`. Writes are
+    /// not the tracer's business here (the migration has its own write monitor), so it uses
+    /// fanotify where permitted: the application stops on the open family only.
+    pub fn start(command: &[String], filter: PathFilter, window: Duration) -> Result<Live> {
+        let config = TraceConfig {
+            filter,
+            write_monitor: WriteMonitor::Auto,
+            ..TraceConfig::new(Target::Command(
+                command.iter().map(OsString::from).collect(),
+            ))
+        };
+        let (tx, seen) = channel();
+        let tracer = std::thread::Builder::new()
+            .name("tracer".into())
+            .spawn(move || {
+                // Each (path, write) once: a long-lived application reopens its files often.
+                let mut told = BTreeSet::new();
+                let output = record_observed(&config, &mut |observed| {
+                    let message = match observed {
+                        Observed::Started { pid } => Seen::Started(pid),
+                        Observed::File {
+                            event: FileEvent::Opened { path, write, .. },
+                            ..
+                        } => {
+                            if !told.insert((path.clone(), *write)) {
+                                return;
+                            }
+                            Seen::Opened {
+                                path: path.clone(),
+                                write: *write,
+                            }
+                        }
+                        Observed::Fallback { why } => {
+                            eprintln!("send: {why}: tracing the application's writes with ptrace (slower)");
+                            return;
+                        }
+                        Observed::File { .. } => return,
+                    };
+                    // The receiving side is gone only when send is failing anyway.
+                    let _ = tx.send(message);
+                });
+                Ok(output?.exit)
+            })
+            .context("starting the tracer thread")?;
+        let mut live = Live {
+            pid: 0,
+            seen,
+            tracer,
+            identified: BTreeMap::new(),
+        };
+        live.pid = match live.seen.recv() {
+            Ok(Seen::Started(pid)) => pid,
+            _ => return Err(live.failure()),
+        };
+        let end = Instant::now() + window;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match live.seen.recv_timeout(left) {
+                Ok(Seen::Opened { path, write }) => {
+                    *live.identified.entry(path).or_default() |= write;
+                }
+                Ok(Seen::Started(_)) => {}
+                Err(RecvTimeoutError::Timeout) => break,
+                // The application ended within the window: what it opened is all there is.
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        Ok(live)
+    }
+
+    /// Why the tracer ended before the application started.
+    fn failure(self) -> anyhow::Error {
+        match self.tracer.join() {
+            Ok(Err(e)) => e.context("tracing the application"),
+            Ok(Ok(_)) => anyhow!("the tracer ended before the application started"),
+            Err(_) => anyhow!("the tracer thread panicked"),
+        }
+    }
+
+    /// The identified files that still exist as regular files (a temporary file may be gone),
+    /// with their kinds.
+    pub fn files(&self) -> Vec<(PathBuf, Kind)> {
+        self.identified
+            .iter()
+            .map(|(path, &write)| (PathBuf::from(path), kind(write)))
+            .filter(|(path, _)| path.is_file())
+            .collect()
+    }
+
+    /// Waits for the application to end (the tracer must outlive it), says which files it
+    /// first opened after the identification window (they are not at D), and says how it ended.
+    pub fn wait_and_report(self) -> Result<String> {
+        let exit = self
+            .tracer
+            .join()
+            .map_err(|_| anyhow!("the tracer thread panicked"))??;
+        let late: BTreeSet<String> = self
+            .seen
+            .try_iter()
+            .filter_map(|seen| match seen {
+                Seen::Opened { path, .. } if !self.identified.contains_key(&path) => Some(path),
+                _ => None,
+            })
+            .collect();
+        if !late.is_empty() {
+            const SHOWN: usize = 5;
+            let mut names: Vec<&str> = late.iter().take(SHOWN).map(String::as_str).collect();
+            if late.len() > SHOWN {
+                names.push("…");
+            }
+            eprintln!(
+                "send: {} file(s) first opened after the identification window were not \
+                 migrated (a longer --identify would include them): {}",
+                late.len(),
+                names.join(", ")
+            );
+        }
+        Ok(match exit {
+            Some(Exit::Code(code)) => format!("exit code {code}"),
+            Some(Exit::Signal(signal)) => format!("killed by signal {signal}"),
+            None => "detached".into(),
+        })
+    }
+}
+
+fn kind(write: bool) -> Kind {
+    if write {
+        Kind::ReadWrite
+    } else {
+        Kind::ReadOnly
+    }
+}
