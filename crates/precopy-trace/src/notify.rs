@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
 
 use crate::error::TraceError;
@@ -68,7 +68,8 @@ impl Marks {
 #[derive(Debug)]
 pub struct Monitor {
     marks: Marks,
-    stop: Arc<AtomicBool>,
+    /// Written once to stop the reader: it wakes at once instead of at its next timeout.
+    stop: Arc<EventFd>,
     thread: Option<JoinHandle<()>>,
     events: Receiver<WriteEvent>,
 }
@@ -90,7 +91,9 @@ impl Monitor {
         let group = Fanotify::init(flags, EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE)
             .map_err(TraceError::Fanotify)?;
         let group = Arc::new(group);
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(TraceError::Fanotify)?;
+        let stop = Arc::new(stop);
         let (tx, events) = channel();
         let reader = Reader {
             group: Arc::clone(&group),
@@ -125,20 +128,22 @@ impl Monitor {
     /// Stops the reader after a last read of the queue (call it once the application is gone:
     /// every event of its writes is queued by then), and returns the events not yet taken.
     pub fn finish(mut self) -> Vec<WriteEvent> {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop_reader();
+        self.take()
+    }
+
+    fn stop_reader(&mut self) {
         if let Some(thread) = self.thread.take() {
+            // Only fails if the counter would overflow: it is written once.
+            let _ = self.stop.write(1);
             let _ = thread.join();
         }
-        self.take()
     }
 }
 
 impl Drop for Monitor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop_reader();
     }
 }
 
@@ -158,22 +163,23 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(mut self, stop: &AtomicBool) {
+    fn run(mut self, stop: &EventFd) {
         loop {
-            let done = stop.load(Ordering::SeqCst);
+            let done = stop.read().is_ok();
             self.rearm(done);
             if !self.drain() || done {
                 return;
             }
-            // Wake up for the next re-arm, and now and then to see the stop flag.
-            let idle = Duration::from_millis(50);
+            // Wake up for events, the next re-arm, or the stop.
             let wait = if self.held.is_empty() {
-                idle
+                PollTimeout::NONE
             } else {
-                self.window.min(idle)
+                PollTimeout::try_from(self.window).unwrap_or(PollTimeout::MAX)
             };
-            let wait = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.group.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [
+                PollFd::new(self.group.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+            ];
             let _ = poll(&mut fds, wait);
         }
     }
