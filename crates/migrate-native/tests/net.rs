@@ -557,3 +557,48 @@ fn without_a_file_list_the_files_are_identified_live() {
         .join(src.join("late").strip_prefix("/").unwrap())
         .exists());
 }
+
+#[test]
+fn without_root_the_default_write_monitor_falls_back_to_polling() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root to drop to an unprivileged user");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let src = source_tree(work.path(), 3, 2, 1_000);
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    // Readable by `nobody`: the tree, the token.
+    let open = |p: &Path, mode| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap()
+    };
+    open(work.path(), 0o755);
+    open(&token_file(work.path()), 0o644);
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            BIN,
+        ])
+        .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
+        .arg("--token-file")
+        .arg(work.path().join("token"))
+        .arg("--rw")
+        .arg(&src)
+        .args(["--", "sleep", "5"])
+        // The application inherits stderr: a file, so no pipe waits for it to exit.
+        .stderr(std::fs::File::create(work.path().join("send.log")).unwrap())
+        .output()
+        .unwrap();
+    let stderr = std::fs::read_to_string(work.path().join("send.log")).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("polling the files instead"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["measured"]["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("all 9 files equal"));
+    assert_same_tree(&src, &root);
+}

@@ -64,8 +64,9 @@ pub struct SendArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// How writes are seen: fanotify events (needs root) or polling `stat`.
-    #[arg(long, value_enum, default_value = "fanotify")]
+    /// How writes are seen: fanotify events (needs root), polling `stat`, or `auto`: fanotify
+    /// where it is permitted, else polling (with a note).
+    #[arg(long, value_enum, default_value = "auto")]
     pub write_monitor: WriteMonitorKind,
     /// fanotify: a file's further writes within this window count once.
     #[arg(long, default_value = "10ms", value_parser = duration)]
@@ -111,6 +112,8 @@ fn policy(text: &str) -> Result<PolicyKind, String> {
 /// Where `send` learns about writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WriteMonitorKind {
+    /// fanotify where it is permitted (root), else polling.
+    Auto,
     /// Kernel file-change events, without stopping the application (root).
     Fanotify,
     /// `stat` of every file each poll (no privileges; at most one write per file per poll).
@@ -185,12 +188,22 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
             (files, App::Attached(live.pid), Some(live))
         }
     };
+    let window = Duration::from_secs_f64(args.window);
     let mut monitor: Box<dyn Monitor> = match args.write_monitor {
-        WriteMonitorKind::Fanotify => Box::new(
-            FanotifyMonitor::new(files, Duration::from_secs_f64(args.window)).context(
-                "starting the fanotify write monitor (needs root; or use --write-monitor poll)",
-            )?,
-        ),
+        WriteMonitorKind::Fanotify => Box::new(FanotifyMonitor::new(files, window).context(
+            "starting the fanotify write monitor (needs root; or use --write-monitor poll)",
+        )?),
+        WriteMonitorKind::Auto => match FanotifyMonitor::new(files.clone(), window) {
+            Ok(monitor) => Box::new(monitor),
+            Err(e) => {
+                eprintln!(
+                    "send: fanotify is not available here ({e}; it needs root): polling the \
+                     files instead (--write-monitor poll), which sees at most one write per \
+                     file per poll"
+                );
+                Box::new(PollingMonitor::new(files))
+            }
+        },
         WriteMonitorKind::Poll => Box::new(PollingMonitor::new(files)),
     };
     let mut progress = Progress::new();
