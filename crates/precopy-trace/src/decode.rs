@@ -288,15 +288,15 @@ impl Decoder {
             Call::Write { fd, offset } => {
                 if r.ret > 0 {
                     let len = Some(r.ret as u64);
-                    events.extend(self.update_fd(r.tid, *fd, WriteOp::Write, *offset, len));
+                    events.extend(self.update_fd(r, *fd, WriteOp::Write, *offset, len));
                 }
             }
             Call::Ftruncate { fd, len } => {
-                events.extend(self.update_fd(r.tid, *fd, WriteOp::Truncate, None, Some(*len)));
+                events.extend(self.update_fd(r, *fd, WriteOp::Truncate, None, Some(*len)));
             }
             Call::Fallocate { fd, offset, len } => {
                 let (offset, len) = (Some(*offset), Some(*len));
-                events.extend(self.update_fd(r.tid, *fd, WriteOp::Fallocate, offset, len));
+                events.extend(self.update_fd(r, *fd, WriteOp::Fallocate, offset, len));
             }
             Call::Truncate { path, len } => {
                 // truncate changes content whether or not the file was opened: always record.
@@ -316,9 +316,7 @@ impl Decoder {
                 events.extend(self.rename(r.tid, from, to, *exchange));
             }
             Call::MmapShared { fd } => {
-                let (pid, table) = self.table(r.tid);
-                if let Some(entry) = table.get(fd) {
-                    let path = entry.path.clone();
+                if let Some((pid, path)) = self.fd_file(r, *fd) {
                     events.push(FileEvent::MappedShared { pid, path });
                 }
             }
@@ -328,15 +326,25 @@ impl Decoder {
 
     fn update_fd(
         &mut self,
-        tid: Pid,
+        r: &SyscallRecord,
         fd: i32,
         op: WriteOp,
         offset: Option<u64>,
         len: Option<u64>,
     ) -> Option<FileEvent> {
-        let (pid, table) = self.table(tid);
-        let path = table.get(&fd)?.path.clone();
+        let (pid, path) = self.fd_file(r, fd)?;
         Some(update(pid, path, op, offset, len))
+    }
+
+    /// The recorded file `fd` refers to, with the calling process: as read at the call's stop
+    /// when the loop did (the fanotify mode keeps no fd table), else from the table.
+    fn fd_file(&mut self, r: &SyscallRecord, fd: i32) -> Option<(u32, String)> {
+        let (pid, table) = self.table(r.tid);
+        let path = match &r.opened {
+            Some(o) => Some(o.path.clone()).filter(|p| o.regular && self.recorded.contains(p)),
+            None => table.get(&fd).map(|entry| entry.path.clone()),
+        }?;
+        Some((pid, path))
     }
 
     /// A rename changes both paths' contents. Only recorded files are followed (a rename of a
@@ -426,6 +434,39 @@ mod tests {
             ret,
             opened,
         }))
+    }
+
+    #[test]
+    fn without_a_table_the_loop_names_the_file() {
+        // The fanotify mode: no close stop, so fd 3's table entry is stale; ftruncate and mmap
+        // carry the file their fd refers to now, and only recorded files count.
+        let mut d = decoder();
+        sys(&mut d, P, Call::Open { flags: 0 }, 3);
+        let named = |path: &str| {
+            Some(OpenedFile {
+                path: path.into(),
+                regular: true,
+            })
+        };
+        let mut with = |call, opened| {
+            d.decode(&Stop::Syscall(SyscallRecord {
+                tid: P,
+                call,
+                ret: 0,
+                opened,
+            }))
+        };
+        let truncated = with(Call::Ftruncate { fd: 3, len: 0 }, named("/log/out"));
+        assert!(
+            matches!(&truncated[..], [FileEvent::Updated { path, op: WriteOp::Truncate, .. }] if path == "/log/out"),
+            "{truncated:?}"
+        );
+        assert!(with(Call::Ftruncate { fd: 3, len: 0 }, named("/memfd:x")).is_empty());
+        let mapped = with(Call::MmapShared { fd: 3 }, named("/f/3"));
+        assert!(
+            matches!(&mapped[..], [FileEvent::MappedShared { path, .. }] if path == "/f/3"),
+            "{mapped:?}"
+        );
     }
 
     fn write(d: &mut Decoder, tid: Pid, fd: i32) -> Vec<FileEvent> {

@@ -44,14 +44,14 @@ fn rules(sys: Sys) -> Result<Vec<SeccompRule>, seccompiler::BackendError> {
 }
 
 /// Compiles the filter for this architecture. With `stop_on_writes` false (the fanotify write
-/// monitor), the calls that only change an open file's content
-/// ([`Sys::updates_content`]) run without stopping.
+/// monitor), the calls only the exact mode needs ([`Sys::exact_mode_only`]) run without
+/// stopping.
 pub fn program(stop_on_writes: bool) -> Result<BpfProgram, TraceError> {
     let filter_error = |e: seccompiler::BackendError| TraceError::Filter(e.to_string());
     let mut map = BTreeMap::new();
     for (sys, nr) in arch::SYSCALLS
         .iter()
-        .filter(|(s, _)| s.traced() && (stop_on_writes || !s.updates_content()))
+        .filter(|(s, _)| s.traced() && (stop_on_writes || !s.exact_mode_only()))
     {
         map.insert(*nr, rules(*sys).map_err(filter_error)?);
     }

@@ -66,6 +66,20 @@ impl Sys {
     }
 }
 
+impl Sys {
+    /// A call the fanotify mode does not stop on: the content updates fanotify sees, and the
+    /// fd-table bookkeeping (close, dup, fcntl, close_range) that only the exact mode needs to
+    /// attribute each write to its file. Without a table, ftruncate and a shared mapping name
+    /// their file at their own stop ([`SyscallRecord::opened`]). tar stops once per file less.
+    pub fn exact_mode_only(self) -> bool {
+        self.updates_content()
+            || matches!(
+                self,
+                Sys::Close | Sys::CloseRange | Sys::Dup | Sys::Dup2 | Sys::Dup3 | Sys::Fcntl
+            )
+    }
+}
+
 /// A path argument, made absolute by the decoder. Relative paths carry the directory they are
 /// relative to (the cwd or the dirfd's target), read by the loop when the call was made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +199,8 @@ pub struct SyscallRecord {
     pub call: Call,
     /// Return value (negative errno on failure).
     pub ret: i64,
-    /// For a successful open: what the new fd refers to.
+    /// For a successful open: what the new fd refers to. In the fanotify mode, also for
+    /// ftruncate and a shared writable mapping: what their fd refers to (no fd table is kept).
     pub opened: Option<OpenedFile>,
 }
 

@@ -354,10 +354,10 @@ impl Tracer {
     /// A syscall-entry (seccomp or PTRACE_SYSCALL) stop: read the call's arguments.
     fn entry(&mut self, tid: Pid) {
         let Ok(regs) = arch::read(tid) else { return };
-        // With the write monitor, content updates are not ours (none arrive through the filter).
-        let writes = self.marks.is_none();
+        // With the write monitor, these calls are not ours (none arrive through the filter).
+        let exact = self.marks.is_none();
         let call = arch::sys(regs.nr)
-            .filter(|s| s.traced() && (writes || !s.updates_content()))
+            .filter(|s| s.traced() && (exact || !s.exact_mode_only()))
             .and_then(|s| syscall::build(s, regs.args, &mut ProcMemory { pid: tid }));
         let entry = match (call, self.mode) {
             // close releases the fd whatever it returns: report it now and save the exit stop.
@@ -386,6 +386,12 @@ impl Tracer {
                     let opened = match call {
                         Call::Open { .. } if regs.ret >= 0 => {
                             opened_file(tid, regs.ret, self.marks.as_ref())
+                        }
+                        // No fd table in the fanotify mode: the fd's file, read now.
+                        Call::Ftruncate { fd, .. } | Call::MmapShared { fd }
+                            if self.marks.is_some() && regs.ret >= 0 =>
+                        {
+                            opened_file(tid, fd.into(), None)
                         }
                         _ => None,
                     };
