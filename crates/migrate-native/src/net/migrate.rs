@@ -7,6 +7,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 use super::app::App;
 use super::monitor::Monitor;
+use super::stamp::Stamp;
 use super::store::hash_reader;
 use super::transport::{SendError, Sent, Transport, Verdict};
 use super::wire::WireError;
@@ -65,6 +67,9 @@ pub struct Measured {
     pub downtime_s: f64,
     /// Hashing the manifest and the receiver's check, seconds (the application stays stopped).
     pub verify_s: f64,
+    /// Files the manifest check read and hashed again at the source; the others had the stamps
+    /// they were sent with and kept those hashes.
+    pub reread: Reread,
     /// Bytes written to the network, framing included.
     pub wire_bytes: u64,
     /// Mean rate while sending, bits per second.
@@ -79,6 +84,15 @@ pub struct Measured {
     pub then: Then,
     /// Its pid at the destination, after a restart.
     pub restarted_pid: Option<u32>,
+}
+
+/// Files, and their bytes, read again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Reread {
+    /// Files.
+    pub files: u32,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// A finished migration.
@@ -415,10 +429,11 @@ impl<'m> Migration<'m> {
         self.send_all_dirty(&mut report)?;
         let mut verify_s = 0.0;
         let mut repaired = 0;
+        let mut reread = Reread::default();
         let verdict = loop {
             let confirmed = self.now();
             let started = Instant::now();
-            let verdict = self.check()?;
+            let verdict = self.check(&mut reread)?;
             verify_s += started.elapsed().as_secs_f64();
             report.end = confirmed;
             if verdict.differing == 0 || repaired > 0 {
@@ -467,6 +482,7 @@ impl<'m> Migration<'m> {
         let measured = Measured {
             downtime_s: downtime,
             verify_s,
+            reread,
             wire_bytes: self.transport.written(),
             send_rate_bps: bandwidth,
             reconnects: self.transport.reconnects,
@@ -505,30 +521,34 @@ impl<'m> Migration<'m> {
         }
     }
 
-    /// Hashes every file now (the application is stopped) and has the receiver compare.
-    fn check(&mut self) -> Result<Verdict> {
+    /// Hashes every file now (the application is stopped) and has the receiver compare. A file
+    /// whose stamp is still the one that vouched for what was sent is not read again.
+    fn check(&mut self, read: &mut Reread) -> Result<Verdict> {
         use rayon::prelude::*;
         // On every core: the application is stopped while this runs.
-        let hashed: Vec<(u64, [u8; 32])> = self
+        let current: Vec<(Sent, bool)> = self
             .monitor
             .files()
             .par_iter()
-            .map(|f| {
-                let file = std::fs::File::open(&f.path)
-                    .with_context(|| format!("hashing {}", f.path.display()))?;
-                let size = file.metadata()?.len();
-                Ok((size, hash_reader(file)?))
+            .zip(&self.sent)
+            .map(|(f, sent)| {
+                current(&f.path, sent.as_ref())
+                    .with_context(|| format!("hashing {}", f.path.display()))
             })
             .collect::<Result<_>>()?;
+        for (now, _) in current.iter().filter(|(_, was_read)| *was_read) {
+            read.files += 1;
+            read.bytes += now.size;
+        }
         let entries: Vec<Entry<'_>> = self
             .monitor
             .files()
             .iter()
-            .zip(&hashed)
-            .map(|(f, &(size, hash))| Entry {
+            .zip(&current)
+            .map(|(f, (now, _))| Entry {
                 path: RelPath::new(&f.rel).expect("checked at start"),
-                size,
-                hash,
+                size: now.size,
+                hash: now.hash,
             })
             .collect();
         loop {
@@ -601,6 +621,27 @@ impl<'m> Migration<'m> {
     }
 }
 
+/// Size and hash of the file at `path` now: `sent`'s if the file still has the stamp that
+/// vouched for what was sent, else read again (then `true`).
+fn current(path: &Path, sent: Option<&Sent>) -> std::io::Result<(Sent, bool)> {
+    if let Some(sent) = sent.filter(|s| s.stamp.is_some()) {
+        if Stamp::of_path(path).ok() == sent.stamp {
+            return Ok((*sent, false));
+        }
+    }
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let hash = hash_reader(file)?;
+    Ok((
+        Sent {
+            size,
+            hash,
+            stamp: None,
+        },
+        true,
+    ))
+}
+
 /// One line for a verdict.
 pub fn describe(v: &Verdict) -> String {
     if v.differing == 0 {
@@ -627,4 +668,45 @@ pub fn describe(v: &Verdict) -> String {
         v.files,
         listed.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::stamp::RACY;
+
+    /// What `Transport::send_file` records: the stamp before reading, then the hash.
+    fn sent(path: &Path) -> Sent {
+        let file = std::fs::File::open(path).unwrap();
+        let (meta, stamp) = Stamp::before_read(&file).unwrap();
+        Sent {
+            size: meta.len(),
+            hash: hash_reader(file).unwrap(),
+            stamp,
+        }
+    }
+
+    #[test]
+    fn the_manifest_reads_only_files_whose_stamp_changed_since_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = dir.path().join("same");
+        let rewritten = dir.path().join("rewritten");
+        std::fs::write(&same, b"unchanged").unwrap();
+        std::fs::write(&rewritten, b"old bytes").unwrap();
+        std::thread::sleep(RACY + Duration::from_millis(50));
+        let (same_sent, rewritten_sent) = (sent(&same), sent(&rewritten));
+        std::fs::write(&rewritten, b"new bytes").unwrap();
+
+        let (now, read) = current(&same, Some(&same_sent)).unwrap();
+        assert_eq!(now.hash, same_sent.hash);
+        // Not read where the stamp vouches (ext4, XFS…; `stamp` tests when it does).
+        assert_eq!(read, same_sent.stamp.is_none());
+        // Same size, written after it was sent: read again, the new hash.
+        let (now, read) = current(&rewritten, Some(&rewritten_sent)).unwrap();
+        assert!(read);
+        assert_eq!(now.size, 9);
+        assert_eq!(&now.hash, blake3::hash(b"new bytes").as_bytes());
+        // Never sent: read.
+        assert!(current(&same, None).unwrap().1);
+    }
 }

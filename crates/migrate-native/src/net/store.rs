@@ -17,12 +17,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::num::NonZeroU64;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use precopy_proto::{ErrorCode, FileHeader, Reason, RelPath};
+
+use super::stamp::Stamp;
 
 /// Suffix of temporary files (removed at start-up if a crash left any).
 const TMP_SUFFIX: &str = ".precopy-tmp";
@@ -82,10 +84,7 @@ fn io_error(rel: RelPath<'_>) -> impl FnOnce(io::Error) -> StoreError {
 /// hashing it again while nothing touched it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Verified {
-    size: u64,
-    ino: u64,
-    mtime: SystemTime,
-    ctime: (i64, i64),
+    stamp: Stamp,
     hash: [u8; 32],
 }
 
@@ -244,28 +243,16 @@ impl Store {
             return Ok(None);
         }
         let key = rel.as_bytes().to_vec();
-        let seen = Verified {
-            size: meta.len(),
-            ino: meta.ino(),
-            mtime: meta.modified().map_err(io_error(rel))?,
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            hash: [0; 32],
-        };
+        let stamp = Stamp::of(&meta);
         if !reread {
             let cache = self.verified.lock().expect("no panics while held");
-            if let Some(v) = cache.get(&key) {
-                if (Verified {
-                    hash: v.hash,
-                    ..seen
-                }) == *v
-                {
-                    return Ok(Some((v.size, v.hash)));
-                }
+            if let Some(v) = cache.get(&key).filter(|v| v.stamp == stamp) {
+                return Ok(Some((stamp.size(), v.hash)));
             }
         }
         let hash = hash_reader(file).map_err(io_error(rel))?;
-        self.remember(key, Verified { hash, ..seen });
-        Ok(Some((seen.size, hash)))
+        self.remember(key, Verified { stamp, hash });
+        Ok(Some((stamp.size(), hash)))
     }
 
     fn remember(&self, key: Vec<u8>, verified: Verified) {
@@ -339,10 +326,7 @@ impl Incoming {
         start_writeback(file, self.bytes / WRITEBACK * WRITEBACK, None);
         let meta = file.metadata().map_err(io_error(rel))?;
         let verified = Verified {
-            size,
-            ino: meta.ino(),
-            mtime: self.mtime,
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            stamp: Stamp::of(&meta),
             hash: *hash,
         };
         Ok(Sealed {
@@ -350,7 +334,6 @@ impl Incoming {
             tmp: self.tmp.into_temp_path(),
             dir: self.dir,
             target: self.target,
-            dev: meta.dev(),
             verified,
         })
     }
@@ -364,14 +347,13 @@ pub struct Sealed {
     tmp: tempfile::TempPath,
     dir: PathBuf,
     target: PathBuf,
-    dev: u64,
     verified: Verified,
 }
 
 impl Sealed {
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
-        self.verified.size
+        self.verified.stamp.size()
     }
 }
 
@@ -383,7 +365,7 @@ impl Store {
     pub fn commit(&self, batch: Vec<Sealed>) -> Result<(), StoreError> {
         let mut devices = BTreeSet::new();
         for sealed in &batch {
-            if devices.insert(sealed.dev) {
+            if devices.insert(sealed.verified.stamp.dev()) {
                 let rel = RelPath::new(&sealed.rel).expect("checked when received");
                 File::open(&sealed.dir)
                     .and_then(|dir| rustix::fs::syncfs(&dir).map_err(io::Error::from))
@@ -470,6 +452,7 @@ fn remove_stale_temporaries(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn header(path: &[u8]) -> FileHeader<'_> {
         FileHeader {
