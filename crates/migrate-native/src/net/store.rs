@@ -19,7 +19,7 @@ use std::num::NonZeroU64;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use precopy_proto::{ErrorCode, FileHeader, Reason, RelPath};
@@ -93,6 +93,7 @@ struct Verified {
 pub struct Store {
     root: PathBuf,
     verified: Mutex<HashMap<Vec<u8>, Verified>>,
+    writeback: Writeback,
 }
 
 impl Store {
@@ -104,6 +105,7 @@ impl Store {
         Ok(Store {
             root,
             verified: Mutex::new(HashMap::new()),
+            writeback: Writeback::spawn(),
         })
     }
 
@@ -184,6 +186,7 @@ impl Store {
             dir,
             target,
             hasher: blake3::Hasher::new(),
+            writeback: self.writeback.clone(),
             bytes: 0,
             mode: header.mode & 0o777,
             mtime: mtime_of(header.mtime_s, header.mtime_ns),
@@ -271,6 +274,7 @@ pub struct Incoming {
     dir: PathBuf,
     target: PathBuf,
     hasher: blake3::Hasher,
+    writeback: Writeback,
     bytes: u64,
     mode: u32,
     mtime: SystemTime,
@@ -282,7 +286,7 @@ impl Incoming {
     }
 
     /// Appends data. Every [`WRITEBACK`] bytes, the kernel is asked to start writing the last
-    /// stretch to disk ([`start_writeback`]).
+    /// stretch to disk ([`Writeback`]).
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(data);
         let before = self.bytes;
@@ -291,7 +295,8 @@ impl Incoming {
         self.tmp.write_all(data).map_err(io_error(rel))?;
         if before / WRITEBACK != self.bytes / WRITEBACK {
             let from = (self.bytes / WRITEBACK - 1) * WRITEBACK;
-            start_writeback(self.tmp.as_file(), from, NonZeroU64::new(WRITEBACK));
+            self.writeback
+                .start(self.tmp.as_file(), from, NonZeroU64::new(WRITEBACK));
         }
         Ok(())
     }
@@ -323,7 +328,8 @@ impl Incoming {
         file.set_permissions(fs::Permissions::from_mode(self.mode))
             .map_err(io_error(rel))?;
         file.set_modified(self.mtime).map_err(io_error(rel))?;
-        start_writeback(file, self.bytes / WRITEBACK * WRITEBACK, None);
+        self.writeback
+            .start(file, self.bytes / WRITEBACK * WRITEBACK, None);
         let meta = file.metadata().map_err(io_error(rel))?;
         let verified = Verified {
             stamp: Stamp::of(&meta),
@@ -404,6 +410,37 @@ impl Store {
 /// ones (pages still dirty or being written stay cached). A hint: errors do not matter.
 fn start_writeback(file: &File, from: u64, len: Option<NonZeroU64>) {
     let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
+}
+
+/// A range of a file to start writing back.
+type WritebackRequest = (File, u64, Option<NonZeroU64>);
+
+/// Starts writeback ([`start_writeback`]) on a helper thread: submitting the I/O (the file
+/// system's and the block layer's work) then runs beside the receiving thread instead of in it.
+/// Inline when the helper is behind, so that no more than a few descriptors wait.
+#[derive(Debug, Clone)]
+struct Writeback(mpsc::SyncSender<WritebackRequest>);
+
+impl Writeback {
+    fn spawn() -> Writeback {
+        let (tx, rx) = mpsc::sync_channel::<WritebackRequest>(64);
+        // Ends when the store and every file being received are gone.
+        std::thread::spawn(move || {
+            for (file, from, len) in rx {
+                start_writeback(&file, from, len);
+            }
+        });
+        Writeback(tx)
+    }
+
+    fn start(&self, file: &File, from: u64, len: Option<NonZeroU64>) {
+        let queued = file
+            .try_clone()
+            .is_ok_and(|dup| self.0.try_send((dup, from, len)).is_ok());
+        if !queued {
+            start_writeback(file, from, len);
+        }
+    }
 }
 
 fn mtime_of(seconds: i64, nanos: u32) -> SystemTime {
