@@ -134,7 +134,8 @@ set -euo pipefail
 bin=$1 addr=$2 token=$3 src=$4 out=$5
 "$bin" send --to "$addr" --token-file "$token" --json --then stop --period 1s --ro "$src" \
     -- sleep 600 > "$out" 2> "${out%.json}.log"
-pid=$(sed -n 's/.*"dataset": "pid \([0-9]*\)".*/\1/p' "$out")
+# The first "dataset" (the prediction has one too).
+pid=$(sed -n 's/.*"dataset": "pid \([0-9]*\)".*/\1/p' "$out" | head -n 1)
 [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
 EOF
 chmod +x "$WORK"/*.sh
