@@ -5,6 +5,8 @@
 #   scripts/bench-net.sh                     both data sets, 3 runs each (hyperfine)
 #   SETS=large RUNS=1 scripts/bench-net.sh   one data set, one run
 #   SMALL_FILES=1100 LARGE_MB=64 ...         scaled down, for a quick look
+#   BEFORE=/path/to/old/migrate-native ...   also times that build (its own receive daemon), in
+#                                            the same hyperfine run, as "migrate-native (before)"
 #
 # Data sets: `small` = 11,000 files of 200 KB (2.2 GB), `large` = 4 files of 256 MiB (1 GiB).
 # The application is `sleep 600` (it never writes); its files are given with --ro. The source is
@@ -25,6 +27,7 @@ LARGE_MB=${LARGE_MB:-256}
 target=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$target/bench-net/results.md}
 WORK=${WORK:-}
+BEFORE=${BEFORE:-}
 
 cargo build --release -p migrate-native
 bin=$(realpath "$target/release/migrate-native")
@@ -81,6 +84,16 @@ mkdir -p "$dst_mn" "$dst_rs" "$dst_raw"
 daemons+=($!)
 for _ in $(seq 100); do grep -q listening "$WORK/receive.out" 2>/dev/null && break; sleep 0.1; done
 mn_addr=$(sed -n 's/^listening on //p' "$WORK/receive.out")
+before=()
+dst_before=$WORK/dst-before
+if [[ -n "$BEFORE" ]]; then
+    mkdir -p "$dst_before"
+    "$BEFORE" receive --listen 127.0.0.1:0 --root "$dst_before" --token-file "$token" \
+        > "$WORK/receive-before.out" 2> "$WORK/receive-before.log" &
+    daemons+=($!)
+    for _ in $(seq 100); do grep -q listening "$WORK/receive-before.out" 2>/dev/null && break; sleep 0.1; done
+    before_addr=$(sed -n 's/^listening on //p' "$WORK/receive-before.out")
+fi
 rs_port=$(free_port)
 cat > "$WORK/rsyncd.conf" <<EOF
 use chroot = false
@@ -121,7 +134,8 @@ set -euo pipefail
 bin=$1 addr=$2 token=$3 src=$4 out=$5
 "$bin" send --to "$addr" --token-file "$token" --json --then stop --period 1s --ro "$src" \
     -- sleep 600 > "$out" 2> "${out%.json}.log"
-pid=$(sed -n 's/.*"dataset": "pid \([0-9]*\)".*/\1/p' "$out")
+# The first "dataset" (the prediction has one too).
+pid=$(sed -n 's/.*"dataset": "pid \([0-9]*\)".*/\1/p' "$out" | head -n 1)
 [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null || true
 EOF
 chmod +x "$WORK"/*.sh
@@ -145,13 +159,18 @@ for set in $SETS; do
     cat "$src"/f* > /dev/null   # into the page cache
     raw_port=$(free_port)
     json=$WORK/hyperfine-$set.json
-    clean="rm -rf $dst_raw $dst_rs/* $dst_mn/* && mkdir -p $dst_raw && sync"
+    clean="rm -rf $dst_raw $dst_rs/* $dst_mn/* $dst_before/* && mkdir -p $dst_raw && sync"
+    if [[ -n "$BEFORE" ]]; then
+        before=(-n "migrate-native (before)"
+            "$WORK/migrate.sh $BEFORE $before_addr $token $src $WORK/before-send-$set.json")
+    fi
     hyperfine --runs "$RUNS" --export-json "$json" --prepare "$clean" \
         -n "tar|socat" "$WORK/raw.sh $src $dst_raw $raw_port" \
         -n "tar|socat + sync" "$WORK/raw.sh $src $dst_raw $raw_port sync" \
         -n "rsync daemon" "$WORK/rsync.sh $src $rs_port" \
         -n "rsync daemon + sync" "$WORK/rsync.sh $src $rs_port sync" \
-        -n "migrate-native" "$WORK/migrate.sh $bin $mn_addr $token $src $WORK/last-send-$set.json"
+        -n "migrate-native" "$WORK/migrate.sh $bin $mn_addr $token $src $WORK/last-send-$set.json" \
+        "${before[@]}"
     python3 - "$json" "$set" "$count" "$size" "$bytes" >> "$OUT" <<'EOF'
 import json, sys
 path, name, count, size, total = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
@@ -163,14 +182,20 @@ for r in results:
     mbs = total / r["mean"] / 1e6
     print(f"| {label} | {r['command']} | {r['mean']:.2f} ± {r['stddev'] or 0:.2f} | {mbs:.0f} | {raw / r['mean']:.2f} |")
 EOF
-    echo "bench-net: last send of $set:"
-    python3 - "$WORK/last-send-$set.json" <<'EOF'
+    for json in "$WORK/last-send-$set.json" ${BEFORE:+"$WORK/before-send-$set.json"}; do
+        echo "bench-net: last send of $set ($(basename "$json" .json)):"
+        python3 - "$json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 m, x = d["metrics"], d["measured"]
-print(f"  rounds {m['rounds']}, pre-copy {m['precopy_bytes']} B, verify {x['verify_s']:.2f} s, "
-      f"send rate {x['send_rate_bps'] / 8e6:.0f} MB/s, {x['verdict']}")
+reread = x.get("reread")
+print(f"  rounds {m['rounds']}, pre-copy {m['precopy_bytes']} B, downtime {x['downtime_s']:.2f} s, "
+      f"verify {x['verify_s']:.2f} s"
+      + (f" (read again at the source: {reread['files']} files)" if reread else "")
+      + f", send rate {x['send_rate_bps'] / 8e6:.0f} MB/s, {x['verdict']}")
 EOF
+    done
 done
+{ echo; echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."; } >> "$OUT"
 echo
 cat "$OUT"

@@ -602,3 +602,109 @@ fn without_root_the_default_write_monitor_falls_back_to_polling() {
         .starts_with("all 9 files equal"));
     assert_same_tree(&src, &root);
 }
+
+/// A page of a file mapped shared and writable, for stores the write monitor cannot see.
+struct Mapped {
+    ptr: *mut u8,
+    len: usize,
+    _file: std::fs::File,
+}
+
+impl Mapped {
+    fn new(path: &Path) -> Mapped {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let len = 4096;
+        // SAFETY: a fresh shared mapping of an open file at least `len` long, unmapped on drop.
+        #[allow(unsafe_code)]
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &file,
+                0,
+            )
+        }
+        .unwrap();
+        Mapped {
+            ptr: ptr.cast(),
+            len,
+            _file: file,
+        }
+    }
+
+    fn store(&mut self, at: usize, byte: u8) {
+        assert!(at < self.len);
+        // SAFETY: `at` is inside the mapping, which nothing else in this process touches.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.ptr.add(at).write_volatile(byte)
+        };
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, not used after this.
+        #[allow(unsafe_code)]
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// A store through a shared mapping is invisible to the write monitor, and lands in a page that
+/// an earlier store left dirty and writable, so by itself it would not change the file's times.
+/// Made after the file's only send, its size unchanged, it must still reach the destination:
+/// the manifest check reads the file again (its stamp changed) and the repair pass resends it.
+#[test]
+fn a_store_through_a_mapping_after_the_last_send_is_caught_and_resent() {
+    let work = tempfile::tempdir().unwrap();
+    // The destination on another file system where there is one (/dev/shm): the receiver's
+    // `syncfs` would write the source's page back too, write-protecting it, and hide the store.
+    let elsewhere = tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap();
+    let root = elsewhere.path().join("dst");
+    let src = source_tree(work.path(), 40, 2, 50_000);
+    let target = src.join("cold/f000");
+    let mut mapped = Mapped::new(&target);
+    mapped.store(0, b'a');
+    // Old enough for its stamp to vouch for it when it is sent (`stamp::RACY`).
+    std::thread::sleep(Duration::from_millis(1200));
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    let sender = {
+        let (work, addr, src) = (work.path().to_path_buf(), daemon.addr.clone(), src.clone());
+        // Path order, one pass: cold/f000 goes first, then 2.3 MB at 0.5 MB/s.
+        std::thread::spawn(move || {
+            send(
+                &work,
+                &addr,
+                &src,
+                &[
+                    "--policy",
+                    "baseline",
+                    "--bwlimit",
+                    "4Mbps",
+                    "--then",
+                    "stop",
+                ],
+                &["sleep", "60"],
+            )
+        })
+    };
+    let at_destination = root.join(target.canonicalize().unwrap().strip_prefix("/").unwrap());
+    while !at_destination.exists() {
+        assert!(!sender.is_finished(), "send ended before cold/f000 arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    mapped.store(1, b'b');
+    let sent = sender.join().unwrap();
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_eq!(sent.json["measured"]["repaired_files"], 1, "{}", sent.json);
+    assert_eq!(&std::fs::read(&at_destination).unwrap()[..2], b"ab");
+    assert_same_tree(&src, &root);
+}

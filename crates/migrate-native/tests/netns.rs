@@ -376,6 +376,8 @@ struct Row {
     rounds: u64,
     ended: String,
     simulated_downtime_s: Option<f64>,
+    /// The manifest check after the downtime, the application still stopped (send only).
+    verify_s: Option<f64>,
 }
 
 /// Migrates a fresh tree with `send --policy policy` from S to the receiver at D.
@@ -443,6 +445,7 @@ fn migrate_with_send(ns: &Namespaces, work: &Path, root: &Path, policy: &str) ->
             .unwrap_or_default()
             .to_string(),
         simulated_downtime_s: json["prediction"]["downtime_s"].as_f64(),
+        verify_s: json["measured"]["verify_s"].as_f64(),
     }
 }
 
@@ -549,6 +552,7 @@ fn migrate_with_rsync(ns: &Namespaces, rsync: &Path, work: &Path) -> Row {
         rounds: 0,
         ended: "-".into(),
         simulated_downtime_s: None,
+        verify_s: None,
     }
 }
 
@@ -592,11 +596,12 @@ fn namespaces_proposed_baseline_and_rsync_migrate_a_writer_over_a_limited_link()
     let mut table = format!(
         "\nnetns figures: link {LINK} (tbf), {} files, {} ({RO_FILES} RO, {RW_FILES} RW at p = \
          0.2, {RW_FILES} at p = 0.8), intensity {INTENSITY}/s, period {PERIOD}, beta {BETA}\n\
-         {:<14} {:>10} {:>14} {:>12} {:>11} {:>7} {:<16} {:>14}\n",
+         {:<14} {:>10} {:>10} {:>14} {:>12} {:>11} {:>7} {:<16} {:>14}\n",
         RO_FILES + 2 * RW_FILES,
         mb(total),
         "method",
         "downtime",
+        "verify",
         "pre-copy",
         "final",
         "total",
@@ -606,9 +611,10 @@ fn namespaces_proposed_baseline_and_rsync_migrate_a_writer_over_a_limited_link()
     );
     for r in &rows {
         table += &format!(
-            "{:<14} {:>8.3} s {:>14} {:>12} {:>9.1} s {:>7} {:<16} {:>14}\n",
+            "{:<14} {:>8.3} s {:>10} {:>14} {:>12} {:>9.1} s {:>7} {:<16} {:>14}\n",
             r.method,
             r.downtime_s,
+            r.verify_s.map_or("-".into(), |s| format!("{s:.3} s")),
             mb(r.precopy_bytes),
             mb(r.final_bytes),
             r.total_time_s,

@@ -429,10 +429,13 @@ fn print_summary(outcome: &Outcome) {
     );
     println!("why: {}", m.end_reason);
     println!(
-        "rate {:.1} Mbit/s · {} on the wire · verify {:.3} s · reconnects {} · repaired {}",
+        "rate {:.1} Mbit/s · {} on the wire · verify {:.3} s (read again: {} files, {}) · \
+         reconnects {} · repaired {}",
         x.send_rate_bps / 1e6,
         bytes(x.wire_bytes),
         x.verify_s,
+        x.reread.files,
+        bytes(x.reread.bytes),
         x.reconnects,
         x.repaired_files
     );

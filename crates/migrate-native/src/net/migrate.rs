@@ -7,6 +7,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -20,7 +21,8 @@ use precopy_proto::{Entry, Reason, RelPath};
 use serde::Serialize;
 
 use super::app::App;
-use super::monitor::Monitor;
+use super::monitor::{Monitor, WatchedFile};
+use super::stamp::Stamp;
 use super::store::hash_reader;
 use super::transport::{SendError, Sent, Transport, Verdict};
 use super::wire::WireError;
@@ -65,6 +67,9 @@ pub struct Measured {
     pub downtime_s: f64,
     /// Hashing the manifest and the receiver's check, seconds (the application stays stopped).
     pub verify_s: f64,
+    /// Files the manifest check read and hashed again at the source; the others had the stamps
+    /// they were sent with and kept those hashes.
+    pub reread: Reread,
     /// Bytes written to the network, framing included.
     pub wire_bytes: u64,
     /// Mean rate while sending, bits per second.
@@ -79,6 +84,15 @@ pub struct Measured {
     pub then: Then,
     /// Its pid at the destination, after a restart.
     pub restarted_pid: Option<u32>,
+}
+
+/// Files, and their bytes, read again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Reread {
+    /// Files.
+    pub files: u32,
+    /// Their bytes.
+    pub bytes: u64,
 }
 
 /// A finished migration.
@@ -415,10 +429,11 @@ impl<'m> Migration<'m> {
         self.send_all_dirty(&mut report)?;
         let mut verify_s = 0.0;
         let mut repaired = 0;
+        let mut reread = Reread::default();
         let verdict = loop {
             let confirmed = self.now();
             let started = Instant::now();
-            let verdict = self.check()?;
+            let verdict = self.check(&mut reread)?;
             verify_s += started.elapsed().as_secs_f64();
             report.end = confirmed;
             if verdict.differing == 0 || repaired > 0 {
@@ -467,6 +482,7 @@ impl<'m> Migration<'m> {
         let measured = Measured {
             downtime_s: downtime,
             verify_s,
+            reread,
             wire_bytes: self.transport.written(),
             send_rate_bps: bandwidth,
             reconnects: self.transport.reconnects,
@@ -478,7 +494,14 @@ impl<'m> Migration<'m> {
         self.transport.bye();
         let mut metrics = self.metrics.clone();
         metrics.bandwidth_bps = bandwidth;
-        let prediction = self.predict(bandwidth);
+        let prediction = predict(
+            &self.config,
+            &self.metrics.dataset,
+            self.monitor.files(),
+            &self.write_times,
+            bandwidth,
+            stop,
+        );
         Ok(Outcome {
             metrics,
             measured,
@@ -505,30 +528,34 @@ impl<'m> Migration<'m> {
         }
     }
 
-    /// Hashes every file now (the application is stopped) and has the receiver compare.
-    fn check(&mut self) -> Result<Verdict> {
+    /// Hashes every file now (the application is stopped) and has the receiver compare. A file
+    /// whose stamp is still the one that vouched for what was sent is not read again.
+    fn check(&mut self, read: &mut Reread) -> Result<Verdict> {
         use rayon::prelude::*;
         // On every core: the application is stopped while this runs.
-        let hashed: Vec<(u64, [u8; 32])> = self
+        let current: Vec<(Sent, bool)> = self
             .monitor
             .files()
             .par_iter()
-            .map(|f| {
-                let file = std::fs::File::open(&f.path)
-                    .with_context(|| format!("hashing {}", f.path.display()))?;
-                let size = file.metadata()?.len();
-                Ok((size, hash_reader(file)?))
+            .zip(&self.sent)
+            .map(|(f, sent)| {
+                current(&f.path, sent.as_ref())
+                    .with_context(|| format!("hashing {}", f.path.display()))
             })
             .collect::<Result<_>>()?;
+        for (now, _) in current.iter().filter(|(_, was_read)| *was_read) {
+            read.files += 1;
+            read.bytes += now.size;
+        }
         let entries: Vec<Entry<'_>> = self
             .monitor
             .files()
             .iter()
-            .zip(&hashed)
-            .map(|(f, &(size, hash))| Entry {
+            .zip(&current)
+            .map(|(f, (now, _))| Entry {
                 path: RelPath::new(&f.rel).expect("checked at start"),
-                size,
-                hash,
+                size: now.size,
+                hash: now.hash,
             })
             .collect();
         loop {
@@ -565,40 +592,103 @@ impl<'m> Migration<'m> {
             .context("restarting at the destination")?;
         Ok(pid)
     }
+}
 
-    /// Replays the writes the monitor saw through the simulator with the same policy, period and
-    /// (measured or limited) bandwidth.
-    fn predict(&self, bandwidth_bps: f64) -> Option<Metrics> {
-        let files = self
-            .monitor
-            .files()
-            .iter()
-            .map(|f| FileSpec {
-                path: String::from_utf8_lossy(&f.rel).into_owned(),
-                size: f.size.max(1),
-                kind: f.kind,
-                access_probability: 0.0,
-            })
-            .collect();
-        let dataset = Dataset::new(
-            self.metrics.dataset.clone(),
-            files,
-            Writes::Recorded(self.write_times.clone()),
-        )
-        .ok()?;
-        let config = SimConfig {
-            bandwidth_bps,
-            period_s: self.config.period_s,
-            max_rounds: self.config.max_rounds,
-            params: self.config.params,
-            ..SimConfig::default()
+/// Writes replayed beyond this many, the prediction is given up.
+const MAX_REPLAYED_WRITES: usize = 1 << 24;
+
+/// Replays the writes the monitor saw through the simulator with the same policy, period and
+/// (measured or limited) bandwidth. The recording ends at the stop (`stop_s`), but a simulated
+/// pre-copy may last longer; a replay that fell silent then would let U drain to 0 and predict no
+/// downtime at all. So the recording is repeated (the application taken to write on as it did)
+/// until it covers the simulated pre-copy.
+fn predict(
+    config: &MigrateConfig,
+    name: &str,
+    files: &[WatchedFile],
+    writes: &[Vec<f64>],
+    bandwidth_bps: f64,
+    stop_s: f64,
+) -> Option<Metrics> {
+    let specs: Vec<FileSpec> = files
+        .iter()
+        .map(|f| FileSpec {
+            path: String::from_utf8_lossy(&f.rel).into_owned(),
+            size: f.size.max(1),
+            kind: f.kind,
+            access_probability: 0.0,
+        })
+        .collect();
+    let sim_config = SimConfig {
+        bandwidth_bps,
+        period_s: config.period_s,
+        max_rounds: config.max_rounds,
+        params: config.params,
+        ..SimConfig::default()
+    };
+    let written = writes.iter().any(|w| !w.is_empty());
+    let mut horizon = 2.0 * stop_s;
+    loop {
+        let replayed = if written && stop_s > 0.0 {
+            repeated(writes, stop_s, horizon)?
+        } else {
+            writes.to_vec()
         };
-        let sim = precopy_core::SimBuilder::new(dataset, self.config.policy)
-            .config(config)
+        let dataset =
+            Dataset::new(name.to_string(), specs.clone(), Writes::Recorded(replayed)).ok()?;
+        let metrics = precopy_core::SimBuilder::new(dataset, config.policy)
+            .config(sim_config)
             .build()
-            .ok()?;
-        Some(sim.run())
+            .ok()?
+            .run();
+        if !written || stop_s <= 0.0 || metrics.precopy_time_s <= horizon {
+            return Some(metrics);
+        }
+        horizon *= 4.0;
     }
+}
+
+/// Each file's write times in [0, `span`) and again shifted by `span`, 2 × `span`… up to
+/// `horizon`, sorted; `None` if that would exceed [`MAX_REPLAYED_WRITES`].
+fn repeated(writes: &[Vec<f64>], span: f64, horizon: f64) -> Option<Vec<Vec<f64>>> {
+    let copies = (horizon / span).ceil() as usize;
+    let total = writes.iter().map(Vec::len).sum::<usize>();
+    if total.saturating_mul(copies) > MAX_REPLAYED_WRITES {
+        return None;
+    }
+    let repeated = writes
+        .iter()
+        .map(|times| {
+            let mut all: Vec<f64> = (0..copies)
+                .flat_map(|k| times.iter().map(move |t| t + k as f64 * span))
+                .filter(|&t| t < horizon)
+                .collect();
+            all.sort_by(f64::total_cmp);
+            all
+        })
+        .collect();
+    Some(repeated)
+}
+
+/// Size and hash of the file at `path` now: `sent`'s if the file still has the stamp that
+/// vouched for what was sent, else read again (then `true`).
+fn current(path: &Path, sent: Option<&Sent>) -> std::io::Result<(Sent, bool)> {
+    if let Some(sent) = sent.filter(|s| s.stamp.is_some()) {
+        if Stamp::of_path(path).ok() == sent.stamp {
+            return Ok((*sent, false));
+        }
+    }
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let hash = hash_reader(file)?;
+    Ok((
+        Sent {
+            size,
+            hash,
+            stamp: None,
+        },
+        true,
+    ))
 }
 
 /// One line for a verdict.
@@ -627,4 +717,82 @@ pub fn describe(v: &Verdict) -> String {
         v.files,
         listed.join(", ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::stamp::RACY;
+    use precopy_core::Kind;
+
+    /// What `Transport::send_file` records: the stamp before reading, then the hash.
+    fn sent(path: &Path) -> Sent {
+        let file = std::fs::File::open(path).unwrap();
+        let (meta, stamp) = Stamp::before_read(&file).unwrap();
+        Sent {
+            size: meta.len(),
+            hash: hash_reader(file).unwrap(),
+            stamp,
+        }
+    }
+
+    #[test]
+    fn the_manifest_reads_only_files_whose_stamp_changed_since_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let same = dir.path().join("same");
+        let rewritten = dir.path().join("rewritten");
+        std::fs::write(&same, b"unchanged").unwrap();
+        std::fs::write(&rewritten, b"old bytes").unwrap();
+        std::thread::sleep(RACY + Duration::from_millis(50));
+        let (same_sent, rewritten_sent) = (sent(&same), sent(&rewritten));
+        std::fs::write(&rewritten, b"new bytes").unwrap();
+
+        let (now, read) = current(&same, Some(&same_sent)).unwrap();
+        assert_eq!(now.hash, same_sent.hash);
+        // Not read where the stamp vouches (ext4, XFS…; `stamp` tests when it does).
+        assert_eq!(read, same_sent.stamp.is_none());
+        // Same size, written after it was sent: read again, the new hash.
+        let (now, read) = current(&rewritten, Some(&rewritten_sent)).unwrap();
+        assert!(read);
+        assert_eq!(now.size, 9);
+        assert_eq!(&now.hash, blake3::hash(b"new bytes").as_bytes());
+        // Never sent: read.
+        assert!(current(&same, None).unwrap().1);
+    }
+
+    #[test]
+    fn a_recording_is_repeated_up_to_the_horizon() {
+        let writes = vec![vec![0.5, 1.5], vec![]];
+        let replayed = repeated(&writes, 2.0, 7.0).unwrap();
+        assert_eq!(replayed[0], [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5]);
+        assert!(replayed[1].is_empty());
+        assert_eq!(repeated(&[vec![0.0; 1 << 20]], 1.0, 1e3), None);
+    }
+
+    /// The baseline's ten iterations outlast a recording of 3 s of a file written every 50 ms:
+    /// replayed as recorded, the writes would stop, the file go clean and the downtime be 0 s.
+    #[test]
+    fn a_prediction_outlasting_the_recording_keeps_the_writes_going() {
+        let files = [WatchedFile {
+            path: "/hot".into(),
+            rel: b"hot".to_vec(),
+            kind: Kind::ReadWrite,
+            size: 1_000_000,
+        }];
+        let writes = vec![(0..60).map(|i| f64::from(i) * 0.05).collect::<Vec<_>>()];
+        let config = MigrateConfig {
+            policy: PolicyKind::Baseline,
+            params: PolicyParams::default(),
+            period_s: 1.0,
+            max_rounds: 1000,
+            bwlimit_bps: Some(8e6),
+            poll_s: 0.1,
+            reconnect: Duration::from_secs(1),
+            then: Then::Stop,
+        };
+        let m = predict(&config, "test", &files, &writes, 8e6, 3.0).unwrap();
+        assert!(m.precopy_time_s > 3.0, "{}", m.precopy_time_s);
+        assert_eq!(m.final_bytes, 1_000_000);
+        assert!((m.downtime_s - 1.0).abs() < 1e-9, "{}", m.downtime_s);
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`wire`]: framed connection, token bucket, handshake on both sides.
 //! - [`store`]: the receiver's root: safe path resolution, atomic verified writes.
 //! - [`receiver`]: the daemon, one thread per connection.
+//! - [`stamp`]: what `stat` says a write would change, and when it proves a file unchanged.
 //! - [`monitor`]: where per-period write counts come from (a trait; a stat-polling monitor now, the
 //!   ptrace tracer later).
 //! - [`app`]: the application's process tree.
@@ -21,6 +22,7 @@ pub mod live;
 pub mod migrate;
 pub mod monitor;
 pub mod receiver;
+pub mod stamp;
 pub mod store;
 pub mod transport;
 pub mod wire;

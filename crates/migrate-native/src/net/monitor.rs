@@ -3,16 +3,17 @@
 //! The policy only ever sees per-period counts (SPEC §5), so any source of write events fits:
 //! [`FanotifyMonitor`] (the default) counts the kernel's file-change events, without stopping the
 //! application, one per window of writes (`precopy_trace::notify`, the `trace` command's write
-//! monitor; it needs root); [`PollingMonitor`] stats the files and counts a change of size,
-//! mtime, ctime or inode as one write (no privileges, at most one write per file per poll).
+//! monitor; it needs root); [`PollingMonitor`] stats the files and counts a change of their
+//! [`Stamp`] (size, times, inode, device) as one write (no privileges, at most one write per file per poll).
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use precopy_core::Kind;
+
+use super::stamp::Stamp;
 
 /// One file to migrate.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,30 +39,11 @@ pub trait Monitor {
     fn poll_file(&mut self, file: usize) -> io::Result<u32>;
 }
 
-/// What `stat` says about a file that a write would change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Signature {
-    size: u64,
-    ino: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-fn signature(path: &std::path::Path) -> Option<Signature> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Signature {
-        size: m.len(),
-        ino: m.ino(),
-        mtime: (m.mtime(), m.mtime_nsec()),
-        ctime: (m.ctime(), m.ctime_nsec()),
-    })
-}
-
 /// Counts changes of `stat` between polls.
 #[derive(Debug)]
 pub struct PollingMonitor {
     files: Vec<WatchedFile>,
-    seen: Vec<Option<Signature>>,
+    seen: Vec<Option<Stamp>>,
 }
 
 /// Files in the order every monitor reports them: by wire path, once each.
@@ -75,7 +57,7 @@ impl PollingMonitor {
     /// Watches `files` (sorted here by path).
     pub fn new(files: Vec<WatchedFile>) -> PollingMonitor {
         let files = in_path_order(files);
-        let seen = files.iter().map(|f| signature(&f.path)).collect();
+        let seen = files.iter().map(|f| Stamp::of_path(&f.path).ok()).collect();
         PollingMonitor { files, seen }
     }
 }
@@ -155,7 +137,7 @@ impl Monitor for PollingMonitor {
     }
 
     fn poll_file(&mut self, file: usize) -> io::Result<u32> {
-        let now = signature(&self.files[file].path);
+        let now = Stamp::of_path(&self.files[file].path).ok();
         let changed = now != self.seen[file];
         self.seen[file] = now;
         Ok(u32::from(changed))

@@ -17,12 +17,14 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::num::NonZeroU64;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use precopy_proto::{ErrorCode, FileHeader, Reason, RelPath};
+
+use super::stamp::Stamp;
 
 /// Suffix of temporary files (removed at start-up if a crash left any).
 const TMP_SUFFIX: &str = ".precopy-tmp";
@@ -82,10 +84,7 @@ fn io_error(rel: RelPath<'_>) -> impl FnOnce(io::Error) -> StoreError {
 /// hashing it again while nothing touched it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Verified {
-    size: u64,
-    ino: u64,
-    mtime: SystemTime,
-    ctime: (i64, i64),
+    stamp: Stamp,
     hash: [u8; 32],
 }
 
@@ -94,6 +93,7 @@ struct Verified {
 pub struct Store {
     root: PathBuf,
     verified: Mutex<HashMap<Vec<u8>, Verified>>,
+    writeback: Writeback,
 }
 
 impl Store {
@@ -105,6 +105,7 @@ impl Store {
         Ok(Store {
             root,
             verified: Mutex::new(HashMap::new()),
+            writeback: Writeback::spawn(),
         })
     }
 
@@ -185,6 +186,7 @@ impl Store {
             dir,
             target,
             hasher: blake3::Hasher::new(),
+            writeback: self.writeback.clone(),
             bytes: 0,
             mode: header.mode & 0o777,
             mtime: mtime_of(header.mtime_s, header.mtime_ns),
@@ -244,28 +246,16 @@ impl Store {
             return Ok(None);
         }
         let key = rel.as_bytes().to_vec();
-        let seen = Verified {
-            size: meta.len(),
-            ino: meta.ino(),
-            mtime: meta.modified().map_err(io_error(rel))?,
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-            hash: [0; 32],
-        };
+        let stamp = Stamp::of(&meta);
         if !reread {
             let cache = self.verified.lock().expect("no panics while held");
-            if let Some(v) = cache.get(&key) {
-                if (Verified {
-                    hash: v.hash,
-                    ..seen
-                }) == *v
-                {
-                    return Ok(Some((v.size, v.hash)));
-                }
+            if let Some(v) = cache.get(&key).filter(|v| v.stamp == stamp) {
+                return Ok(Some((stamp.size(), v.hash)));
             }
         }
         let hash = hash_reader(file).map_err(io_error(rel))?;
-        self.remember(key, Verified { hash, ..seen });
-        Ok(Some((seen.size, hash)))
+        self.remember(key, Verified { stamp, hash });
+        Ok(Some((stamp.size(), hash)))
     }
 
     fn remember(&self, key: Vec<u8>, verified: Verified) {
@@ -284,6 +274,7 @@ pub struct Incoming {
     dir: PathBuf,
     target: PathBuf,
     hasher: blake3::Hasher,
+    writeback: Writeback,
     bytes: u64,
     mode: u32,
     mtime: SystemTime,
@@ -295,7 +286,7 @@ impl Incoming {
     }
 
     /// Appends data. Every [`WRITEBACK`] bytes, the kernel is asked to start writing the last
-    /// stretch to disk ([`start_writeback`]).
+    /// stretch to disk ([`Writeback`]).
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         self.hasher.update(data);
         let before = self.bytes;
@@ -304,7 +295,8 @@ impl Incoming {
         self.tmp.write_all(data).map_err(io_error(rel))?;
         if before / WRITEBACK != self.bytes / WRITEBACK {
             let from = (self.bytes / WRITEBACK - 1) * WRITEBACK;
-            start_writeback(self.tmp.as_file(), from, NonZeroU64::new(WRITEBACK));
+            self.writeback
+                .start(self.tmp.as_file(), from, NonZeroU64::new(WRITEBACK));
         }
         Ok(())
     }
@@ -336,13 +328,11 @@ impl Incoming {
         file.set_permissions(fs::Permissions::from_mode(self.mode))
             .map_err(io_error(rel))?;
         file.set_modified(self.mtime).map_err(io_error(rel))?;
-        start_writeback(file, self.bytes / WRITEBACK * WRITEBACK, None);
+        self.writeback
+            .start(file, self.bytes / WRITEBACK * WRITEBACK, None);
         let meta = file.metadata().map_err(io_error(rel))?;
         let verified = Verified {
-            size,
-            ino: meta.ino(),
-            mtime: self.mtime,
-            ctime: (meta.ctime(), meta.ctime_nsec()),
+            stamp: Stamp::of(&meta),
             hash: *hash,
         };
         Ok(Sealed {
@@ -350,7 +340,6 @@ impl Incoming {
             tmp: self.tmp.into_temp_path(),
             dir: self.dir,
             target: self.target,
-            dev: meta.dev(),
             verified,
         })
     }
@@ -364,14 +353,13 @@ pub struct Sealed {
     tmp: tempfile::TempPath,
     dir: PathBuf,
     target: PathBuf,
-    dev: u64,
     verified: Verified,
 }
 
 impl Sealed {
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
-        self.verified.size
+        self.verified.stamp.size()
     }
 }
 
@@ -383,7 +371,7 @@ impl Store {
     pub fn commit(&self, batch: Vec<Sealed>) -> Result<(), StoreError> {
         let mut devices = BTreeSet::new();
         for sealed in &batch {
-            if devices.insert(sealed.dev) {
+            if devices.insert(sealed.verified.stamp.dev()) {
                 let rel = RelPath::new(&sealed.rel).expect("checked when received");
                 File::open(&sealed.dir)
                     .and_then(|dir| rustix::fs::syncfs(&dir).map_err(io::Error::from))
@@ -422,6 +410,37 @@ impl Store {
 /// ones (pages still dirty or being written stay cached). A hint: errors do not matter.
 fn start_writeback(file: &File, from: u64, len: Option<NonZeroU64>) {
     let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
+}
+
+/// A range of a file to start writing back.
+type WritebackRequest = (File, u64, Option<NonZeroU64>);
+
+/// Starts writeback ([`start_writeback`]) on a helper thread: submitting the I/O (the file
+/// system's and the block layer's work) then runs beside the receiving thread instead of in it.
+/// Inline when the helper is behind, so that no more than a few descriptors wait.
+#[derive(Debug, Clone)]
+struct Writeback(mpsc::SyncSender<WritebackRequest>);
+
+impl Writeback {
+    fn spawn() -> Writeback {
+        let (tx, rx) = mpsc::sync_channel::<WritebackRequest>(64);
+        // Ends when the store and every file being received are gone.
+        std::thread::spawn(move || {
+            for (file, from, len) in rx {
+                start_writeback(&file, from, len);
+            }
+        });
+        Writeback(tx)
+    }
+
+    fn start(&self, file: &File, from: u64, len: Option<NonZeroU64>) {
+        let queued = file
+            .try_clone()
+            .is_ok_and(|dup| self.0.try_send((dup, from, len)).is_ok());
+        if !queued {
+            start_writeback(file, from, len);
+        }
+    }
 }
 
 fn mtime_of(seconds: i64, nanos: u32) -> SystemTime {
@@ -470,6 +489,7 @@ fn remove_stale_temporaries(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn header(path: &[u8]) -> FileHeader<'_> {
         FileHeader {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use precopy_proto::{batches, Entry, FileHeader, Key, Message, Reason, RelPath};
 
+use super::stamp::Stamp;
 use super::wire::{client_handshake, unexpected, FrameReader, FrameWriter, Throttle, WireError};
 
 /// Bytes per chunk frame.
@@ -24,6 +25,9 @@ pub struct Sent {
     pub size: u64,
     /// BLAKE3 of them.
     pub hash: [u8; 32],
+    /// The file's stamp before it was read, if it vouches for the content sent: while the file
+    /// has this stamp, it holds what was sent.
+    pub stamp: Option<Stamp>,
 }
 
 /// The receiver's answer to the manifest.
@@ -147,7 +151,7 @@ impl Transport {
             source: e,
         };
         let handle = File::open(path).map_err(source)?;
-        let meta = handle.metadata().map_err(source)?;
+        let (meta, stamp) = Stamp::before_read(&handle).map_err(source)?;
         let id = self.next_id;
         self.next_id += 1;
         let rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;
@@ -180,7 +184,9 @@ impl Transport {
         link.writer.send(&Message::FileEnd { id, size, hash })?;
         self.inflight.insert(id, file);
         self.drain()?;
-        Ok(Sent { size, hash })
+        // Sent whole: the stamp's size is what was read.
+        let stamp = stamp.filter(|s| s.size() == size);
+        Ok(Sent { size, hash, stamp })
     }
 
     /// Handles the events that have arrived, without waiting.
