@@ -3,9 +3,9 @@
 //!
 //! Each recorded file gets an inode mark (`FAN_MARK_ADD` on `/proc/PID/fd/N`, made by the
 //! ptrace loop at the open's exit stop, before the application can write through the new fd)
-//! with `FAN_MODIFY`. A reader thread turns `FAN_MODIFY` events into [`WriteEvent`]s. After a
-//! file's first event it swaps the mark's `FAN_MODIFY` for `FAN_CLOSE_WRITE` for one *window* (a
-//! mark with an empty mask would be destroyed), then swaps it back: a file
+//! with `FAN_MODIFY | FAN_CLOSE_WRITE`. A reader thread turns `FAN_MODIFY` events into
+//! [`WriteEvent`]s. After a file's first event it removes `FAN_MODIFY` from that file's mark for
+//! one *window* (`FAN_CLOSE_WRITE` stays, so the mark survives), then puts it back: a file
 //! written continuously yields one event per window instead of one per `write`, which keeps the
 //! kernel's per-write work and the reader's CPU small. A count is therefore the number of
 //! windows in which the file was written (per writing process), a lower bound of its write
@@ -46,15 +46,9 @@ pub struct Marks {
     filter: PathFilter,
 }
 
-/// The events a mark asks for (outside a window). Not `FAN_CLOSE_WRITE`: every event costs the
-/// reader an open file, and a file written once per open (tar) would report twice.
+/// The events a mark asks for.
 fn mask() -> MaskFlags {
-    MaskFlags::FAN_MODIFY
-}
-
-/// What a held mark asks for instead of `FAN_MODIFY`, only so that the mark survives.
-fn held_mask() -> MaskFlags {
-    MaskFlags::FAN_CLOSE_WRITE
+    MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE
 }
 
 impl Marks {
@@ -196,9 +190,7 @@ impl Reader {
         let group = &self.group;
         self.held.retain(|_, held| {
             if all || held.until <= now {
-                let fd = &held.fd;
-                let _ = group.mark(MarkFlags::FAN_MARK_ADD, mask(), fd, None::<&Path>);
-                let _ = group.mark(MarkFlags::FAN_MARK_REMOVE, held_mask(), fd, None::<&Path>);
+                let _ = group.mark(MarkFlags::FAN_MARK_ADD, mask(), &held.fd, None::<&Path>);
                 false
             } else {
                 true
@@ -238,7 +230,7 @@ impl Reader {
         }
     }
 
-    /// Takes `FAN_MODIFY` off the file's mark for one window (if we can keep an fd to put it
+    /// Removes `FAN_MODIFY` from the file's mark for one window (if we can keep an fd to put it
     /// back; otherwise the file keeps reporting every write).
     fn hold(&mut self, fd: BorrowedFd, now: Instant) {
         if self.window.is_zero() {
@@ -255,11 +247,12 @@ impl Reader {
         let Ok(owned) = fd.try_clone_to_owned() else {
             return;
         };
-        // Added before the removal: the mask is never empty.
-        let group = &self.group;
-        let held = group.mark(MarkFlags::FAN_MARK_ADD, held_mask(), &owned, None::<&Path>);
-        let removed = held
-            .and_then(|()| group.mark(MarkFlags::FAN_MARK_REMOVE, mask(), &owned, None::<&Path>));
+        let removed = self.group.mark(
+            MarkFlags::FAN_MARK_REMOVE,
+            MaskFlags::FAN_MODIFY,
+            &owned,
+            None::<&Path>,
+        );
         if removed.is_ok() {
             let until = now + self.window;
             self.held.insert(key, Held { fd: owned, until });
