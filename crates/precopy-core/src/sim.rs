@@ -258,6 +258,7 @@ impl SimBuilder {
             last_write: vec![f64::NEG_INFINITY; n],
             counts: vec![0; n],
             written: Vec::new(),
+            keep_dirtied: true,
             now: 0.0,
             link_free_at: 0.0,
             unsent_bytes,
@@ -299,6 +300,8 @@ struct World {
     counts: Vec<u32>,
     /// The files whose count is not 0, so a round resets only those.
     written: Vec<u32>,
+    /// Whether round reports list the files dirtied (only [`Simulation::run`] turns it off).
+    keep_dirtied: bool,
     now: f64,
     link_free_at: f64,
     unsent_bytes: u64,
@@ -326,8 +329,10 @@ impl Simulation {
         }
     }
 
-    /// Runs to the end and returns the metrics.
+    /// Runs to the end and returns the metrics. The round reports are not returned, so their
+    /// lists of dirtied files (read by no policy and by no metric) are not kept.
     pub fn run(mut self) -> Metrics {
+        self.world.keep_dirtied = false;
         while self.step().is_some() {}
         self.metrics
     }
@@ -486,7 +491,9 @@ impl World {
                 view.status = Status::Dirty;
                 self.unsent_bytes += view.size;
                 report.bytes_dirtied += view.size;
-                report.dirtied.push(Dirtied { file, at });
+                if self.keep_dirtied {
+                    report.dirtied.push(Dirtied { file, at });
+                }
             }
         }
     }
