@@ -68,34 +68,35 @@ impl UpdateEstimates {
     /// Takes one period's counts (`counts[file]`) that covered `seconds`.
     pub fn observe(&mut self, counts: &[u32], seconds: f64) {
         let period_total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
-        for (total, &count) in self.totals.iter_mut().zip(counts) {
-            *total += u64::from(count);
-        }
         self.total_writes += period_total;
         self.observed_seconds += seconds;
-        // Most files are not written in a period: skip their division (0 / total is +0 anyway).
-        let share = |count: u32| {
-            if count == 0 {
-                0.0
-            } else {
-                f64::from(count) / period_total as f64
-            }
-        };
+        // A period without writes has every count 0: dividing by 1 keeps each share +0.
+        let divisor = period_total.max(1) as f64;
+        let share = |count: u32| f64::from(count) / divisor;
+        // One pass per estimator, totals included, with no branch, so it vectorises.
+        let files = self
+            .probability
+            .iter_mut()
+            .zip(&mut self.totals)
+            .zip(counts);
         match self.estimator {
             Estimator::Share => {
-                for (p, &count) in self.probability.iter_mut().zip(counts) {
+                for ((p, total), &count) in files {
+                    *total += u64::from(count);
                     *p = share(count);
                 }
             }
             Estimator::Ewma { alpha } => {
-                for (p, &count) in self.probability.iter_mut().zip(counts) {
+                for ((p, total), &count) in files {
+                    *total += u64::from(count);
                     *p = alpha * share(count) + (1.0 - alpha) * *p;
                 }
             }
             Estimator::Cumulative => {
-                let total = self.total_writes.max(1) as f64;
-                for (p, &t) in self.probability.iter_mut().zip(&self.totals) {
-                    *p = t as f64 / total;
+                let all = self.total_writes.max(1) as f64;
+                for ((p, total), &count) in files {
+                    *total += u64::from(count);
+                    *p = *total as f64 / all;
                 }
             }
         }

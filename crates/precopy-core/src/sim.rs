@@ -10,6 +10,7 @@
 //! no write hit the file after its transfer started — holds exactly, at O(n + writes) per round.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
@@ -180,16 +181,17 @@ pub struct RunReport<'a> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct SimBuilder {
-    dataset: Dataset,
+    dataset: Arc<Dataset>,
     policy: PolicyKind,
     config: SimConfig,
 }
 
 impl SimBuilder {
-    /// A run of `policy` over `dataset` with default parameters.
-    pub fn new(dataset: Dataset, policy: PolicyKind) -> SimBuilder {
+    /// A run of `policy` over `dataset` with default parameters. Runs may share one data set
+    /// (`Arc<Dataset>`): a sweep then builds each run without copying every file's path.
+    pub fn new(dataset: impl Into<Arc<Dataset>>, policy: PolicyKind) -> SimBuilder {
         SimBuilder {
-            dataset,
+            dataset: dataset.into(),
             policy,
             config: SimConfig::default(),
         }
@@ -255,6 +257,8 @@ impl SimBuilder {
             files,
             last_write: vec![f64::NEG_INFINITY; n],
             counts: vec![0; n],
+            written: Vec::new(),
+            keep_dirtied: true,
             now: 0.0,
             link_free_at: 0.0,
             unsent_bytes,
@@ -286,7 +290,7 @@ pub struct Simulation {
 
 /// Everything but the policy, so a policy can be handed a view of it.
 struct World {
-    dataset: Dataset,
+    dataset: Arc<Dataset>,
     config: SimConfig,
     link: Link,
     clairvoyant: bool,
@@ -294,6 +298,10 @@ struct World {
     files: Vec<FileView>,
     last_write: Vec<f64>,
     counts: Vec<u32>,
+    /// The files whose count is not 0, so a round resets only those.
+    written: Vec<u32>,
+    /// Whether round reports list the files dirtied (only [`Simulation::run`] turns it off).
+    keep_dirtied: bool,
     now: f64,
     link_free_at: f64,
     unsent_bytes: u64,
@@ -321,8 +329,10 @@ impl Simulation {
         }
     }
 
-    /// Runs to the end and returns the metrics.
+    /// Runs to the end and returns the metrics. The round reports are not returned, so their
+    /// lists of dirtied files (read by no policy and by no metric) are not kept.
     pub fn run(mut self) -> Metrics {
+        self.world.keep_dirtied = false;
         while self.step().is_some() {}
         self.metrics
     }
@@ -371,7 +381,9 @@ impl Simulation {
         let world = &mut self.world;
         let start = world.now;
         let plan = self.policy.plan(&world.view());
-        world.counts.iter_mut().for_each(|c| *c = 0);
+        for file in world.written.drain(..) {
+            world.counts[file as usize] = 0;
+        }
         let deadline = match self.policy.rounds() {
             Rounds::Periods => Some(start + world.config.period_s),
             Rounds::Iterations => None,
@@ -468,6 +480,9 @@ impl World {
     fn catch_up(&mut self, file: u32, until: f64, report: &mut RoundReport) {
         let id = file as usize;
         while let Some(at) = self.clock.next_until(file, until) {
+            if self.counts[id] == 0 {
+                self.written.push(file);
+            }
             self.counts[id] = self.counts[id].saturating_add(1);
             self.last_write[id] = at;
             report.writes += 1;
@@ -476,7 +491,9 @@ impl World {
                 view.status = Status::Dirty;
                 self.unsent_bytes += view.size;
                 report.bytes_dirtied += view.size;
-                report.dirtied.push(Dirtied { file, at });
+                if self.keep_dirtied {
+                    report.dirtied.push(Dirtied { file, at });
+                }
             }
         }
     }
@@ -488,9 +505,10 @@ impl World {
                 self.catch_up(file, until, report);
             }
         }
+        // Write times are ≥ 0, where the bits order floats as `total_cmp` does, but more cheaply.
         report
             .dirtied
-            .sort_unstable_by(|a, b| a.at.total_cmp(&b.at).then(a.file.cmp(&b.file)));
+            .sort_unstable_by_key(|d| (d.at.to_bits(), d.file));
     }
 
     /// Starts a file's transfer at `start` and records it in the report.

@@ -5,10 +5,13 @@
 //! file's future by cloning its stream.
 
 use alloc::vec::Vec;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use crate::dataset::{Dataset, Kind, Writes};
+
+mod ziggurat;
+pub use ziggurat::exp1;
 
 /// How a data set's "accessed with probability p" becomes a Poisson write rate λ (writes/s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,9 +141,7 @@ impl WriteStream {
 }
 
 fn exponential(rng: &mut Pcg64Mcg, rate: f64) -> f64 {
-    // 1 - u is in (0, 1], so the logarithm is finite.
-    let u: f64 = rng.random();
-    -libm::log(1.0 - u) / rate
+    exp1(rng) / rate
 }
 
 /// Every file's write stream. The engine pulls each file's writes lazily, up to the time it needs

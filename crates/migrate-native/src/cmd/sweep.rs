@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -164,7 +165,7 @@ pub struct CellResult {
 
 /// Runs every cell for seeds 1..=`seeds`, in parallel, results in cell order.
 pub fn run_cells(
-    datasets: &[(String, Dataset)],
+    datasets: &[(String, Arc<Dataset>)],
     cells: &[Cell],
     seeds: u64,
     progress: &ProgressBar,
@@ -185,7 +186,7 @@ pub fn run_cells(
                 seed,
                 ..cell.config
             };
-            let sim = SimBuilder::new(datasets[cell.dataset].1.clone(), cell.policy)
+            let sim = SimBuilder::new(Arc::clone(&datasets[cell.dataset].1), cell.policy)
                 .config(config)
                 .build()
                 .map_err(bad_input)?;
@@ -246,11 +247,11 @@ pub fn progress_bar() -> ProgressBar {
     }
 }
 
-/// Loads every data set once.
-pub fn load_datasets(sources: &[DatasetSource], scale: f64) -> Result<Vec<(String, Dataset)>> {
+/// Loads every data set once; the runs share it.
+pub fn load_datasets(sources: &[DatasetSource], scale: f64) -> Result<Vec<(String, Arc<Dataset>)>> {
     sources
         .iter()
-        .map(|s| Ok((s.label(), s.load(scale)?)))
+        .map(|s| Ok((s.label(), Arc::new(s.load(scale)?))))
         .collect()
 }
 
