@@ -708,3 +708,64 @@ fn a_store_through_a_mapping_after_the_last_send_is_caught_and_resent() {
     assert_eq!(&std::fs::read(&at_destination).unwrap()[..2], b"ab");
     assert_same_tree(&src, &root);
 }
+
+#[test]
+fn a_running_process_is_attached_for_identification_then_left_running() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let src = source_tree(work.path(), 3, 0, 10_000);
+    let src = src.canonicalize().unwrap();
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    // Holds one cold file open from the start; reads the others and writes the hot ones in a loop.
+    let script = format!(
+        "cd {} && exec 3< cold/f000; while true; do cat cold/f001 cold/f002 > /dev/null; \
+         head -c 10000 /dev/urandom > hot/f000; sleep 0.05; done",
+        src.display()
+    );
+    let mut app = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = work.path().join("send-attached.log");
+    let out = Command::new(BIN)
+        .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
+        .args([
+            "--beta",
+            "4",
+            "--identify",
+            "1s",
+            "--pid",
+            &app.id().to_string(),
+        ])
+        .arg("--include")
+        .arg(format!("{}/**", src.display()))
+        .arg("--token-file")
+        .arg(token_file(work.path()))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .output()
+        .unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let running = app.try_wait().unwrap().is_none();
+    let _ = app.kill();
+    let _ = app.wait();
+    if stderr.contains("not permitted") {
+        eprintln!("SKIPPED: ptrace is not available here (tests need root in CI): {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    // f000 (open since before the attach), f001, f002 and the hot file it writes.
+    assert!(
+        stderr.contains("identified 4 file(s) in the first 1.0 s (1 read-write)"),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verdict = json["measured"]["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with("all 4 files equal"), "{verdict}");
+    common::assert_same_tree(&src.join("cold"), |p| {
+        root.join(p.strip_prefix("/").unwrap())
+    });
+    // Detached after the window and resumed after the final copy: it runs on at the source.
+    assert!(running, "the application did not survive the migration");
+}

@@ -187,6 +187,8 @@ pub fn record_observed(
         }
         _ => None,
     };
+    // Held to the end of the session (attached: SIGINT detaches until then).
+    let mut _sigint = None;
     let (mut tracer, command, pid) = match &config.target {
         Target::Command(command) => {
             let tracer = Tracer::spawn_with(command, monitor.as_ref().map(Monitor::marks))?;
@@ -202,7 +204,7 @@ pub fn record_observed(
             (tracer, command, None)
         }
         Target::Pid(pid) => {
-            Tracer::detach_on_sigint();
+            _sigint = Some(Tracer::detach_on_sigint());
             let tracer = Tracer::attach(Pid::from_raw(*pid))?;
             (tracer, Vec::new(), Some(*pid as u32))
         }

@@ -32,6 +32,19 @@ extern "C" fn request_detach(_: libc::c_int) {
     DETACH.store(true, Ordering::SeqCst);
 }
 
+/// Puts back the SIGINT action that [`Tracer::detach_on_sigint`] replaced, when dropped.
+#[derive(Debug)]
+pub struct SigintGuard(Option<SigAction>);
+
+impl Drop for SigintGuard {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0.take() {
+            // SAFETY: an action this process had installed before.
+            let _ = unsafe { signal::sigaction(Signal::SIGINT, &previous) };
+        }
+    }
+}
+
 /// How the application is stopped on system calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -205,9 +218,12 @@ impl Tracer {
         Ok(tracer)
     }
 
-    /// From now on, SIGINT to this process makes [`Tracer::next_stop`] detach from every thread
-    /// and end, leaving the application running.
-    pub fn detach_on_sigint() {
+    /// Until the returned guard is dropped, SIGINT to this process makes [`Tracer::next_stop`]
+    /// detach from every thread and end, leaving the application running; the guard puts the
+    /// previous SIGINT action back, so a program that goes on after the trace gets its Ctrl-C
+    /// back. A program can also detach on its own by sending SIGINT to the tracing thread
+    /// (`pthread_kill`), which interrupts its wait too.
+    pub fn detach_on_sigint() -> SigintGuard {
         DETACH.store(false, Ordering::SeqCst);
         // No SA_RESTART: the signal must interrupt waitpid.
         let action = SigAction::new(
@@ -216,7 +232,7 @@ impl Tracer {
             SigSet::empty(),
         );
         // SAFETY: the handler only stores to an atomic.
-        let _ = unsafe { signal::sigaction(Signal::SIGINT, &action) };
+        SigintGuard(unsafe { signal::sigaction(Signal::SIGINT, &action) }.ok())
     }
 
     fn new(mode: Mode, root: Pid) -> Tracer {

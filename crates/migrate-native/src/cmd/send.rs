@@ -124,10 +124,10 @@ pub enum WriteMonitorKind {
 pub fn run(args: SendArgs) -> Result<ExitCode> {
     let identify_live = args.ro.is_empty() && args.rw.is_empty() && args.trace.is_none();
     let named = if identify_live {
-        if args.command.is_empty() {
+        if args.command.is_empty() && args.pid.is_none() {
             return Err(bad_input(
-                "no files to migrate: give --ro, --rw or --trace (files are identified live only \
-                 for an application started with `-- CMD ARGS…`)",
+                "give the application: `-- CMD ARGS…` or --pid PID (and its files with --ro, \
+                 --rw or --trace, or none to identify them live)",
             ));
         }
         None
@@ -176,16 +176,22 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         }
         None => {
             let window = Duration::from_secs_f64(args.identify);
-            let live = Live::start(&args.command, filter, window)
-                .with_context(|| format!("starting {} under trace", args.command[0]))?;
-            let files = watched(live.files())?;
-            eprintln!(
-                "send: identified {} file(s) in the first {:.1} s ({} read-write)",
-                files.len(),
-                args.identify,
-                files.iter().filter(|f| f.kind == Kind::ReadWrite).count()
-            );
-            (files, App::Attached(live.pid), Some(live))
+            match args.pid {
+                Some(pid) => {
+                    let named = Live::identify_attached(pid, filter, window)
+                        .with_context(|| format!("identifying the files of pid {pid}"))?;
+                    let files = watched(named)?;
+                    report_identified(&files, args.identify);
+                    (files, App::Attached(pid), None)
+                }
+                None => {
+                    let live = Live::spawn(&args.command, filter, window)
+                        .with_context(|| format!("starting {} under trace", args.command[0]))?;
+                    let files = watched(live.files())?;
+                    report_identified(&files, args.identify);
+                    (files, App::Attached(live.pid), Some(live))
+                }
+            }
         }
     };
     let window = Duration::from_secs_f64(args.window);
@@ -248,6 +254,14 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         eprintln!("send: the application ended ({exit})");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn report_identified(files: &[WatchedFile], window_s: f64) {
+    eprintln!(
+        "send: identified {} file(s) in the first {window_s:.1} s ({} read-write)",
+        files.len(),
+        files.iter().filter(|f| f.kind == Kind::ReadWrite).count()
+    );
 }
 
 /// The files named by --ro, --rw and --trace.

@@ -3,16 +3,20 @@
 //! during the identification window are the ones migrated, ReadWrite if any process of its tree
 //! opened them for writing. The tracer then stays with the application for its whole life: a
 //! spawned tracee's filtered calls fail without it, so it cannot be left behind. Files first
-//! opened after the window are reported, not migrated.
+//! opened after the window are reported, not migrated. `send --pid PID` attaches for the window
+//! instead, then detaches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
+use std::os::unix::thread::JoinHandleExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
+use nix::sys::pthread::pthread_kill;
+use nix::sys::signal::Signal;
 use precopy_core::Kind;
 use precopy_trace::decode::FileEvent;
 use precopy_trace::paths::PathFilter;
@@ -39,13 +43,37 @@ impl Live {
     /// Starts `command` under the tracer and identifies its files for `window`. Writes are
     /// not the tracer's business here (the migration has its own write monitor), so it uses
     /// fanotify where permitted: the application stops on the open family only.
-    pub fn start(command: &[String], filter: PathFilter, window: Duration) -> Result<Live> {
+    pub fn spawn(command: &[String], filter: PathFilter, window: Duration) -> Result<Live> {
+        let command = command.iter().map(OsString::from).collect();
+        Live::start(Target::Command(command), filter, window)
+    }
+
+    /// Attaches to a running process tree for `window`, then detaches: it runs on untraced
+    /// (an attached process has no seccomp filter, so nothing depends on the tracer). The
+    /// files it had open when the trace began count, with those it opened meanwhile.
+    pub fn identify_attached(
+        pid: u32,
+        filter: PathFilter,
+        window: Duration,
+    ) -> Result<Vec<(PathBuf, Kind)>> {
+        let pid = i32::try_from(pid).context("--pid out of range")?;
+        let live = Live::start(Target::Pid(pid), filter, window)?;
+        // SIGINT to the tracing thread detaches (and interrupts its wait); its handler is
+        // installed before the tracer reports the start.
+        pthread_kill(live.tracer.as_pthread_t(), Signal::SIGINT)
+            .context("detaching from the application")?;
+        let files = live.files();
+        live.tracer
+            .join()
+            .map_err(|_| anyhow!("the tracer thread panicked"))??;
+        Ok(files)
+    }
+
+    fn start(target: Target, filter: PathFilter, window: Duration) -> Result<Live> {
         let config = TraceConfig {
             filter,
             write_monitor: WriteMonitor::Auto,
-            ..TraceConfig::new(Target::Command(
-                command.iter().map(OsString::from).collect(),
-            ))
+            ..TraceConfig::new(target)
         };
         let (tx, seen) = channel();
         let tracer = std::thread::Builder::new()
