@@ -22,6 +22,18 @@ pub enum Kind {
     ReadWrite,
 }
 
+impl Kind {
+    /// The identification step's rule (SPEC §1): ReadWrite if the file was ever opened for
+    /// writing, else ReadOnly.
+    pub fn opened_for_writing(written: bool) -> Kind {
+        if written {
+            Kind::ReadWrite
+        } else {
+            Kind::ReadOnly
+        }
+    }
+}
+
 /// One file of a data set.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -201,7 +201,7 @@ impl Recording {
             id: id as u32,
             path: f.path.clone(),
             size: size(&f.path).unwrap_or(0),
-            kind: kind(f.written),
+            kind: Kind::opened_for_writing(f.written),
             mmap_shared: f.mmap_shared,
         }));
         let mut events = self.events.clone();
@@ -264,7 +264,7 @@ impl Recording {
                     path: f.path.clone(),
                     size: size.unwrap_or(0),
                     exists: size.is_some(),
-                    kind: kind(f.written),
+                    kind: Kind::opened_for_writing(f.written),
                     mmap_shared: f.mmap_shared,
                     origin: Origin::Traced,
                     first_access_s: Some(f.first_s),
@@ -283,14 +283,6 @@ fn time(record: &Record) -> f64 {
     match record {
         Record::Open { t, .. } | Record::Write { t, .. } => *t,
         _ => 0.0,
-    }
-}
-
-fn kind(written: bool) -> Kind {
-    if written {
-        Kind::ReadWrite
-    } else {
-        Kind::ReadOnly
     }
 }
 

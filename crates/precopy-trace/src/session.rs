@@ -187,8 +187,8 @@ pub fn record_observed(
         }
         _ => None,
     };
-    // Held to the end of the session (attached: SIGINT detaches until then).
-    let mut _sigint = None;
+    // Attached, SIGINT detaches until the session ends.
+    let _sigint = matches!(config.target, Target::Pid(_)).then(Tracer::detach_on_sigint);
     let (mut tracer, command, pid) = match &config.target {
         Target::Command(command) => {
             let tracer = Tracer::spawn_with(command, monitor.as_ref().map(Monitor::marks))?;
@@ -204,7 +204,6 @@ pub fn record_observed(
             (tracer, command, None)
         }
         Target::Pid(pid) => {
-            _sigint = Some(Tracer::detach_on_sigint());
             let tracer = Tracer::attach(Pid::from_raw(*pid))?;
             (tracer, Vec::new(), Some(*pid as u32))
         }
@@ -287,11 +286,7 @@ fn shared_file(path: String, writable: bool) -> ManifestFile {
     ManifestFile {
         size: size.unwrap_or(0),
         exists: size.is_some(),
-        kind: if writable {
-            Kind::ReadWrite
-        } else {
-            Kind::ReadOnly
-        },
+        kind: Kind::opened_for_writing(writable),
         path,
         mmap_shared: false,
         origin: Origin::Sharing,

@@ -122,14 +122,14 @@ pub enum WriteMonitorKind {
 
 /// Runs `send`.
 pub fn run(args: SendArgs) -> Result<ExitCode> {
+    if args.command.is_empty() && args.pid.is_none() {
+        return Err(bad_input(
+            "give the application: `-- CMD ARGS…` or --pid PID (and its files with --ro, --rw \
+             or --trace, or none to identify them live)",
+        ));
+    }
     let identify_live = args.ro.is_empty() && args.rw.is_empty() && args.trace.is_none();
     let named = if identify_live {
-        if args.command.is_empty() && args.pid.is_none() {
-            return Err(bad_input(
-                "give the application: `-- CMD ARGS…` or --pid PID (and its files with --ro, \
-                 --rw or --trace, or none to identify them live)",
-            ));
-        }
         None
     } else {
         Some(watched(named_files(&args)?)?)
@@ -162,36 +162,35 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         .with_context(|| format!("connecting to {}", args.to))?;
     let (files, mut app, live) = match named {
         Some(files) => {
-            let app = match (args.pid, args.command.is_empty()) {
-                (Some(pid), _) => App::Attached(pid),
-                (None, false) => App::spawn(&args.command)
+            let app = match args.pid {
+                Some(pid) => App::Attached(pid),
+                None => App::spawn(&args.command)
                     .with_context(|| format!("starting {}", args.command[0]))?,
-                (None, true) => {
-                    return Err(bad_input(
-                        "give the application: `-- CMD ARGS…` or --pid PID",
-                    ))
-                }
             };
             (files, app, None)
         }
         None => {
             let window = Duration::from_secs_f64(args.identify);
-            match args.pid {
+            let (named, app, live) = match args.pid {
                 Some(pid) => {
                     let named = Live::identify_attached(pid, filter, window)
                         .with_context(|| format!("identifying the files of pid {pid}"))?;
-                    let files = watched(named)?;
-                    report_identified(&files, args.identify);
-                    (files, App::Attached(pid), None)
+                    (named, App::Attached(pid), None)
                 }
                 None => {
                     let live = Live::spawn(&args.command, filter, window)
                         .with_context(|| format!("starting {} under trace", args.command[0]))?;
-                    let files = watched(live.files())?;
-                    report_identified(&files, args.identify);
-                    (files, App::Attached(live.pid), Some(live))
+                    (live.files(), App::Attached(live.pid), Some(live))
                 }
-            }
+            };
+            let files = watched(named)?;
+            eprintln!(
+                "send: identified {} file(s) in the first {:.1} s ({} read-write)",
+                files.len(),
+                args.identify,
+                files.iter().filter(|f| f.kind == Kind::ReadWrite).count()
+            );
+            (files, app, live)
         }
     };
     let window = Duration::from_secs_f64(args.window);
@@ -254,14 +253,6 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         eprintln!("send: the application ended ({exit})");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn report_identified(files: &[WatchedFile], window_s: f64) {
-    eprintln!(
-        "send: identified {} file(s) in the first {window_s:.1} s ({} read-write)",
-        files.len(),
-        files.iter().filter(|f| f.kind == Kind::ReadWrite).count()
-    );
 }
 
 /// The files named by --ro, --rw and --trace.

@@ -108,15 +108,15 @@ impl Live {
                 Ok(output?.exit)
             })
             .context("starting the tracer thread")?;
+        let pid = match seen.recv() {
+            Ok(Seen::Started(pid)) => pid,
+            _ => return Err(failure(tracer)),
+        };
         let mut live = Live {
-            pid: 0,
+            pid,
             seen,
             tracer,
             identified: BTreeMap::new(),
-        };
-        live.pid = match live.seen.recv() {
-            Ok(Seen::Started(pid)) => pid,
-            _ => return Err(live.failure()),
         };
         let end = Instant::now() + window;
         loop {
@@ -134,21 +134,12 @@ impl Live {
         Ok(live)
     }
 
-    /// Why the tracer ended before the application started.
-    fn failure(self) -> anyhow::Error {
-        match self.tracer.join() {
-            Ok(Err(e)) => e.context("tracing the application"),
-            Ok(Ok(_)) => anyhow!("the tracer ended before the application started"),
-            Err(_) => anyhow!("the tracer thread panicked"),
-        }
-    }
-
     /// The identified files that still exist as regular files (a temporary file may be gone),
     /// with their kinds.
     pub fn files(&self) -> Vec<(PathBuf, Kind)> {
         self.identified
             .iter()
-            .map(|(path, &write)| (PathBuf::from(path), kind(write)))
+            .map(|(path, &write)| (PathBuf::from(path), Kind::opened_for_writing(write)))
             .filter(|(path, _)| path.is_file())
             .collect()
     }
@@ -189,10 +180,11 @@ impl Live {
     }
 }
 
-fn kind(write: bool) -> Kind {
-    if write {
-        Kind::ReadWrite
-    } else {
-        Kind::ReadOnly
+/// Why the tracer ended before the application started.
+fn failure(tracer: JoinHandle<Result<Option<Exit>>>) -> anyhow::Error {
+    match tracer.join() {
+        Ok(Err(e)) => e.context("tracing the application"),
+        Ok(Ok(_)) => anyhow!("the tracer ended before the application started"),
+        Err(_) => anyhow!("the tracer thread panicked"),
     }
 }

@@ -626,10 +626,11 @@ fn predict(
         params: config.params,
         ..SimConfig::default()
     };
-    let written = writes.iter().any(|w| !w.is_empty());
+    // Nothing to repeat without writes, or without a recording span to repeat them over.
+    let repeats = stop_s > 0.0 && writes.iter().any(|w| !w.is_empty());
     let mut horizon = 2.0 * stop_s;
     loop {
-        let replayed = if written && stop_s > 0.0 {
+        let replayed = if repeats {
             repeated(writes, stop_s, horizon)?
         } else {
             writes.to_vec()
@@ -641,7 +642,7 @@ fn predict(
             .build()
             .ok()?
             .run();
-        if !written || stop_s <= 0.0 || metrics.precopy_time_s <= horizon {
+        if !repeats || metrics.precopy_time_s <= horizon {
             return Some(metrics);
         }
         horizon *= 4.0;
