@@ -16,7 +16,7 @@ use crate::path::{PathError, RelPath, MAX_PATH};
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"PCMG";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 10;
 
@@ -30,9 +30,15 @@ pub mod limits {
     pub const MAX_ARGS: usize = 1024;
     /// Longest argv item, bytes.
     pub const MAX_ARG: usize = 16 * 1024;
+    /// Most environment entries of a restart.
+    pub const MAX_ENV: usize = 4096;
+    /// Longest environment entry, bytes.
+    pub const MAX_ENV_ENTRY: usize = 128 * 1024;
+    /// Most supplementary groups of a restart (the kernel's NGROUPS_MAX).
+    pub const MAX_GROUPS: usize = 65536;
 }
 
-use limits::{MAX_ARG, MAX_ARGS, MAX_MESSAGE, MAX_PAYLOAD};
+use limits::{MAX_ARG, MAX_ARGS, MAX_ENV, MAX_ENV_ENTRY, MAX_GROUPS, MAX_MESSAGE, MAX_PAYLOAD};
 
 const T_HELLO: u8 = 0x01;
 const T_CHALLENGE: u8 = 0x02;
@@ -150,6 +156,14 @@ pub enum Reason {
     Hash,
     /// The path was refused (e.g. a symlink escaping the root).
     Refused,
+    /// Another kind of entry (a file where a directory should be…) that could not be replaced.
+    Kind,
+    /// Mode, owner or modification time differ and could not be set.
+    Metadata,
+    /// Under a migrated root at the destination only, and it could not be removed.
+    Extra,
+    /// A symlink pointing elsewhere.
+    Target,
 }
 
 impl Reason {
@@ -159,6 +173,10 @@ impl Reason {
             Reason::Size => 2,
             Reason::Hash => 3,
             Reason::Refused => 4,
+            Reason::Kind => 5,
+            Reason::Metadata => 6,
+            Reason::Extra => 7,
+            Reason::Target => 8,
         }
     }
 
@@ -168,8 +186,26 @@ impl Reason {
             2 => Reason::Size,
             3 => Reason::Hash,
             4 => Reason::Refused,
+            5 => Reason::Kind,
+            6 => Reason::Metadata,
+            7 => Reason::Extra,
+            8 => Reason::Target,
             _ => return None,
         })
+    }
+
+    /// A word for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::Size => "size",
+            Reason::Hash => "content",
+            Reason::Refused => "refused",
+            Reason::Kind => "kind",
+            Reason::Metadata => "metadata",
+            Reason::Extra => "extra",
+            Reason::Target => "symlink target",
+        }
     }
 }
 
@@ -180,14 +216,84 @@ pub struct FileHeader<'a> {
     pub id: u64,
     /// Where the file goes, relative to the receiver's root.
     pub path: RelPath<'a>,
-    /// Permission bits (`st_mode & 0o7777`).
+    /// Mode, owner and modification time at the source.
+    pub meta: Meta,
+    /// Size when the transfer started (the actual size is in [`Message::FileEnd`]).
+    pub size: u64,
+}
+
+/// The metadata the destination reproduces on every entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Permission bits, setuid/setgid/sticky included (`st_mode & 0o7777`).
     pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
     /// Modification time, seconds since the epoch.
     pub mtime_s: i64,
     /// Nanoseconds of the modification time (< 10⁹).
     pub mtime_ns: u32,
-    /// Size when the transfer started (the actual size is in [`Message::FileEnd`]).
-    pub size: u64,
+}
+
+impl Meta {
+    const ENCODED_LEN: usize = 4 + 4 + 4 + 8 + 4;
+}
+
+/// What an entry of the stop-time tree is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind<'a> {
+    /// A regular file with this size and BLAKE3 hash.
+    File {
+        /// Bytes.
+        size: u64,
+        /// BLAKE3 of the content.
+        hash: [u8; 32],
+    },
+    /// A directory.
+    Dir,
+    /// A symbolic link and what it points to (never followed at the destination).
+    Symlink {
+        /// The link's target, as stored (non-empty, no NUL, ≤ 4096 bytes).
+        target: &'a [u8],
+    },
+}
+
+/// One entry of the stop-time tree: a file, directory or symlink under a migrated root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Node<'a> {
+    /// Where it is, relative to the receiver's root.
+    pub path: RelPath<'a>,
+    /// Mode, owner, modification time.
+    pub meta: Meta,
+    /// File, directory or symlink.
+    pub kind: NodeKind<'a>,
+}
+
+impl Node<'_> {
+    /// Bytes this node takes in a payload.
+    pub fn encoded_len(&self) -> usize {
+        let kind = match self.kind {
+            NodeKind::File { .. } => 8 + 32,
+            NodeKind::Dir => 0,
+            NodeKind::Symlink { target } => 2 + target.len(),
+        };
+        2 + self.path.as_bytes().len() + 1 + Meta::ENCODED_LEN + kind
+    }
+}
+
+/// Who the application runs as, and with which environment, after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Identity<'a> {
+    /// Effective user id at the source.
+    pub uid: u32,
+    /// Effective group id at the source.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Environment entries (`NAME=value`).
+    pub env: Vec<&'a [u8]>,
 }
 
 /// A file and its content hash: resume queries and the final manifest.
@@ -262,16 +368,24 @@ pub enum Message<'a> {
     Query(Vec<Entry<'a>>),
     /// Receiver → sender: one flag per queried entry, in order.
     Have(Vec<bool>),
-    /// Sender → receiver: part of the manifest taken at stop time.
+    /// Sender → receiver: part of the tree taken at stop time. On the last part the receiver
+    /// makes every migrated root equal to it (removing what is not in it, creating directories
+    /// and symlinks, setting metadata) except for file contents, then answers with
+    /// [`Message::Have`] (one flag per node: equal) or, if `verify`, reads every file again and
+    /// answers with a [`Message::Verdict`].
     Manifest {
-        /// The manifest's last part: the receiver answers with a verdict.
+        /// The manifest's last part.
         last: bool,
-        /// Files and their hashes.
-        entries: Vec<Entry<'a>>,
+        /// Compare everything, contents read again, and answer with a verdict.
+        verify: bool,
+        /// Migrated roots whose whole subtree the manifest describes (usually in the first part).
+        roots: Vec<RelPath<'a>>,
+        /// The entries.
+        nodes: Vec<Node<'a>>,
     },
     /// Receiver → sender: the tree compared with the manifest.
     Verdict {
-        /// Files in the manifest.
+        /// Entries in the manifest.
         files: u32,
         /// Files that differ (the list below may be shorter if it did not fit).
         differing: u32,
@@ -282,6 +396,8 @@ pub enum Message<'a> {
     Restart {
         /// Working directory, relative to the receiver's root.
         cwd: RelPath<'a>,
+        /// Who it runs as, and its environment.
+        identity: Identity<'a>,
         /// Command and arguments; absolute paths are mapped under the root by the receiver.
         argv: Vec<&'a [u8]>,
     },
@@ -357,9 +473,7 @@ impl Message<'_> {
             Message::FileStart(h) => {
                 out.extend_from_slice(&h.id.to_be_bytes());
                 put_path(out, h.path);
-                out.extend_from_slice(&h.mode.to_be_bytes());
-                out.extend_from_slice(&h.mtime_s.to_be_bytes());
-                out.extend_from_slice(&h.mtime_ns.to_be_bytes());
+                put_meta(out, &h.meta);
                 out.extend_from_slice(&h.size.to_be_bytes());
             }
             Message::Chunk(data) => {
@@ -383,9 +497,21 @@ impl Message<'_> {
                 }
                 out.extend_from_slice(&bits);
             }
-            Message::Manifest { last, entries } => {
-                out.push(u8::from(*last));
-                put_entries(out, entries)?;
+            Message::Manifest {
+                last,
+                verify,
+                roots,
+                nodes,
+            } => {
+                out.push(u8::from(*last) | u8::from(*verify) << 1);
+                put_count(out, roots.len())?;
+                for root in roots {
+                    put_path(out, *root);
+                }
+                put_count(out, nodes.len())?;
+                for node in nodes {
+                    put_node(out, node)?;
+                }
             }
             Message::Verdict {
                 files,
@@ -400,19 +526,29 @@ impl Message<'_> {
                     out.push(d.reason.to_u8());
                 }
             }
-            Message::Restart { cwd, argv } => {
+            Message::Restart {
+                cwd,
+                identity,
+                argv,
+            } => {
                 if argv.is_empty() || argv.len() > MAX_ARGS {
                     return Err(EmitError::FieldTooLong("argv"));
                 }
-                put_path(out, *cwd);
-                put_count(out, argv.len())?;
-                for arg in argv {
-                    if arg.len() > MAX_ARG {
-                        return Err(EmitError::FieldTooLong("argument"));
-                    }
-                    out.extend_from_slice(&(arg.len() as u32).to_be_bytes());
-                    out.extend_from_slice(arg);
+                if identity.groups.len() > MAX_GROUPS {
+                    return Err(EmitError::FieldTooLong("groups"));
                 }
+                if identity.env.len() > MAX_ENV {
+                    return Err(EmitError::FieldTooLong("environment"));
+                }
+                put_path(out, *cwd);
+                out.extend_from_slice(&identity.uid.to_be_bytes());
+                out.extend_from_slice(&identity.gid.to_be_bytes());
+                put_count(out, identity.groups.len())?;
+                for group in &identity.groups {
+                    out.extend_from_slice(&group.to_be_bytes());
+                }
+                put_blobs(out, &identity.env, MAX_ENV_ENTRY, "environment entry")?;
+                put_blobs(out, argv, MAX_ARG, "argument")?;
             }
             Message::Started { pid } => out.extend_from_slice(&pid.to_be_bytes()),
             Message::Error { code, message } => {
@@ -447,11 +583,30 @@ pub fn chunk_header(len: usize) -> [u8; HEADER_LEN] {
     header(T_CHUNK, len as u32)
 }
 
-/// Splits `entries` into runs that each fit one [`Message::Query`] or [`Message::Manifest`].
-pub fn batches<'e, 'a>(entries: &'e [Entry<'a>]) -> impl Iterator<Item = &'e [Entry<'a>]> {
-    // One byte of `last`, four of count.
-    let budget = MAX_PAYLOAD - 5;
-    let mut rest = entries;
+/// Something listed in a frame, whose encoded size is known.
+pub trait Encoded {
+    /// Bytes it takes in a payload.
+    fn encoded_len(&self) -> usize;
+}
+
+impl Encoded for Entry<'_> {
+    fn encoded_len(&self) -> usize {
+        Entry::encoded_len(self)
+    }
+}
+
+impl Encoded for Node<'_> {
+    fn encoded_len(&self) -> usize {
+        Node::encoded_len(self)
+    }
+}
+
+/// Splits `items` into runs that each fit one [`Message::Query`] (entries) or, after `reserved`
+/// bytes of other fields, one [`Message::Manifest`] (nodes). Always at least one run.
+pub fn batches<'e, T: Encoded>(items: &'e [T], reserved: usize) -> impl Iterator<Item = &'e [T]> {
+    // One byte of flags, four of each count.
+    let budget = MAX_PAYLOAD - 9 - reserved;
+    let mut rest = items;
     let mut first = true;
     std::iter::from_fn(move || {
         if rest.is_empty() && !first {
@@ -468,6 +623,65 @@ pub fn batches<'e, 'a>(entries: &'e [Entry<'a>]) -> impl Iterator<Item = &'e [En
         rest = tail;
         Some(batch)
     })
+}
+
+fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
+    out.extend_from_slice(&meta.mode.to_be_bytes());
+    out.extend_from_slice(&meta.uid.to_be_bytes());
+    out.extend_from_slice(&meta.gid.to_be_bytes());
+    out.extend_from_slice(&meta.mtime_s.to_be_bytes());
+    out.extend_from_slice(&meta.mtime_ns.to_be_bytes());
+}
+
+const KIND_FILE: u8 = 1;
+const KIND_DIR: u8 = 2;
+const KIND_SYMLINK: u8 = 3;
+
+fn put_node(out: &mut Vec<u8>, node: &Node<'_>) -> Result<(), EmitError> {
+    put_path(out, node.path);
+    match node.kind {
+        NodeKind::File { .. } => out.push(KIND_FILE),
+        NodeKind::Dir => out.push(KIND_DIR),
+        NodeKind::Symlink { .. } => out.push(KIND_SYMLINK),
+    }
+    put_meta(out, &node.meta);
+    match node.kind {
+        NodeKind::File { size, hash } => {
+            out.extend_from_slice(&size.to_be_bytes());
+            out.extend_from_slice(&hash);
+        }
+        NodeKind::Dir => {}
+        NodeKind::Symlink { target } => {
+            if !valid_target(target) {
+                return Err(EmitError::FieldTooLong("symlink target (or empty, or with NUL)"));
+            }
+            out.extend_from_slice(&(target.len() as u16).to_be_bytes());
+            out.extend_from_slice(target);
+        }
+    }
+    Ok(())
+}
+
+fn valid_target(target: &[u8]) -> bool {
+    !target.is_empty() && target.len() <= MAX_PATH && !target.contains(&0)
+}
+
+/// A list of byte strings, each a u32 length and its bytes.
+fn put_blobs(
+    out: &mut Vec<u8>,
+    items: &[&[u8]],
+    max: usize,
+    what: &'static str,
+) -> Result<(), EmitError> {
+    put_count(out, items.len())?;
+    for item in items {
+        if item.len() > max {
+            return Err(EmitError::FieldTooLong(what));
+        }
+        out.extend_from_slice(&(item.len() as u32).to_be_bytes());
+        out.extend_from_slice(item);
+    }
+    Ok(())
 }
 
 fn put_path(out: &mut Vec<u8>, path: RelPath<'_>) {
@@ -613,6 +827,66 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    fn i64(&mut self) -> Result<i64, ParseError> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    fn meta(&mut self) -> Result<Meta, ParseError> {
+        let meta = Meta {
+            mode: self.u32()?,
+            uid: self.u32()?,
+            gid: self.u32()?,
+            mtime_s: self.i64()?,
+            mtime_ns: self.u32()?,
+        };
+        if meta.mtime_ns >= 1_000_000_000 {
+            return Err(self.bad("nanoseconds ≥ 10⁹"));
+        }
+        if meta.mode > 0o7777 {
+            return Err(self.bad("mode has bits above 0o7777"));
+        }
+        Ok(meta)
+    }
+
+    fn node(&mut self) -> Result<Node<'a>, ParseError> {
+        let path = self.path()?;
+        let kind = self.u8()?;
+        let meta = self.meta()?;
+        let kind = match kind {
+            KIND_FILE => NodeKind::File {
+                size: self.u64()?,
+                hash: self.array()?,
+            },
+            KIND_DIR => NodeKind::Dir,
+            KIND_SYMLINK => {
+                let len = self.u16()? as usize;
+                let target = self.take(len)?;
+                if !valid_target(target) {
+                    return Err(self.bad("symlink target empty, too long or with NUL"));
+                }
+                NodeKind::Symlink { target }
+            }
+            _ => return Err(self.bad("unknown node kind")),
+        };
+        Ok(Node { path, meta, kind })
+    }
+
+    fn blobs(&mut self, max_items: usize, max_len: usize) -> Result<Vec<&'a [u8]>, ParseError> {
+        let n = self.count(4)?;
+        if n > max_items {
+            return Err(self.bad("too many items"));
+        }
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            let len = self.u32()? as usize;
+            if len > max_len {
+                return Err(self.bad("item too long"));
+            }
+            items.push(self.take(len)?);
+        }
+        Ok(items)
+    }
+
     fn entries(&mut self) -> Result<Vec<Entry<'a>>, ParseError> {
         let n = self.count(2 + 1 + 8 + 32)?;
         let mut entries = Vec::with_capacity(n);
@@ -649,25 +923,12 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
         T_AUTH => Message::Auth { proof: r.array()? },
         T_READY => Message::Ready,
         T_BYE => Message::Bye,
-        T_FILE_START => {
-            let id = r.u64()?;
-            let path = r.path()?;
-            let mode = r.u32()?;
-            let mtime_s = r.u64()? as i64;
-            let mtime_ns = r.u32()?;
-            if mtime_ns >= 1_000_000_000 {
-                return Err(r.bad("nanoseconds ≥ 10⁹"));
-            }
-            let size = r.u64()?;
-            Message::FileStart(FileHeader {
-                id,
-                path,
-                mode,
-                mtime_s,
-                mtime_ns,
-                size,
-            })
-        }
+        T_FILE_START => Message::FileStart(FileHeader {
+            id: r.u64()?,
+            path: r.path()?,
+            meta: r.meta()?,
+            size: r.u64()?,
+        }),
         T_CHUNK => Message::Chunk(std::mem::take(&mut r.rest)),
         T_FILE_END => Message::FileEnd {
             id: r.u64()?,
@@ -689,14 +950,25 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
             Message::Have((0..n).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect())
         }
         T_MANIFEST => {
-            let last = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(r.bad("`last` is not 0 or 1")),
-            };
+            let flags = r.u8()?;
+            if flags > 3 {
+                return Err(r.bad("unknown flags"));
+            }
+            let n = r.count(2 + 1)?;
+            let mut roots = Vec::with_capacity(n);
+            for _ in 0..n {
+                roots.push(r.path()?);
+            }
+            let n = r.count(2 + 1 + 1 + Meta::ENCODED_LEN)?;
+            let mut nodes = Vec::with_capacity(n);
+            for _ in 0..n {
+                nodes.push(r.node()?);
+            }
             Message::Manifest {
-                last,
-                entries: r.entries()?,
+                last: flags & 1 != 0,
+                verify: flags & 2 != 0,
+                roots,
+                nodes,
             }
         }
         T_VERDICT => {
@@ -720,19 +992,31 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
         }
         T_RESTART => {
             let cwd = r.path()?;
+            let uid = r.u32()?;
+            let gid = r.u32()?;
             let n = r.count(4)?;
-            if n == 0 || n > MAX_ARGS {
+            if n > MAX_GROUPS {
+                return Err(r.bad("too many groups"));
+            }
+            let mut groups = Vec::with_capacity(n);
+            for _ in 0..n {
+                groups.push(r.u32()?);
+            }
+            let env = r.blobs(MAX_ENV, MAX_ENV_ENTRY)?;
+            let argv = r.blobs(MAX_ARGS, MAX_ARG)?;
+            if argv.is_empty() {
                 return Err(r.bad("argv count out of range"));
             }
-            let mut argv = Vec::with_capacity(n);
-            for _ in 0..n {
-                let len = r.u32()? as usize;
-                if len > MAX_ARG {
-                    return Err(r.bad("argument too long"));
-                }
-                argv.push(r.take(len)?);
+            Message::Restart {
+                cwd,
+                identity: Identity {
+                    uid,
+                    gid,
+                    groups,
+                    env,
+                },
+                argv,
             }
-            Message::Restart { cwd, argv }
         }
         T_STARTED => Message::Started { pid: r.u32()? },
         T_ERROR => {
@@ -772,12 +1056,12 @@ mod tests {
     #[test]
     fn refuses_bad_headers_early() {
         assert_eq!(parse(b"PX"), Err(ParseError::BadMagic));
-        assert_eq!(parse(b"PCMG\x02"), Err(ParseError::Version(2)));
-        assert_eq!(parse(b"PCMG\x01\x99"), Err(ParseError::UnknownType(0x99)));
-        let huge = [&b"PCMG\x01\x11"[..], &u32::MAX.to_be_bytes()].concat();
+        assert_eq!(parse(b"PCMG\x01"), Err(ParseError::Version(1)));
+        assert_eq!(parse(b"PCMG\x02\x99"), Err(ParseError::UnknownType(0x99)));
+        let huge = [&b"PCMG\x02\x11"[..], &u32::MAX.to_be_bytes()].concat();
         assert_eq!(parse(&huge), Err(ParseError::TooLarge(u32::MAX)));
         assert_eq!(parse(b""), Ok(None));
-        assert_eq!(parse(b"PCMG\x01\x11\x00"), Ok(None));
+        assert_eq!(parse(b"PCMG\x02\x11\x00"), Ok(None));
     }
 
     #[test]
@@ -785,9 +1069,7 @@ mod tests {
         let mut wire = frame(&Message::FileStart(FileHeader {
             id: 1,
             path: RelPath::new(b"a/bc").unwrap(),
-            mode: 0o644,
-            mtime_s: 0,
-            mtime_ns: 0,
+            meta: Meta::default(),
             size: 0,
         }));
         // Overwrite the path bytes in place: "a/bc" → "../c".
@@ -819,17 +1101,33 @@ mod tests {
             Message::Query(entries.clone()).emit(&mut Vec::new()),
             Err(EmitError::TooLarge(_))
         ));
-        let parts: Vec<_> = batches(&entries).collect();
+        let parts: Vec<_> = batches(&entries, 0).collect();
         assert!(parts.len() > 1);
         assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), 600);
         for part in parts {
+            let wire = frame(&Message::Query(part.to_vec()));
+            assert!(parse(&wire).unwrap().is_some());
+        }
+        let node = Node {
+            path: RelPath::new(&path).unwrap(),
+            meta: Meta::default(),
+            kind: NodeKind::Symlink { target: &path },
+        };
+        let nodes = vec![node; 300];
+        let root = RelPath::new(&path).unwrap();
+        let reserved = 2 + path.len();
+        let parts: Vec<_> = batches(&nodes, reserved).collect();
+        assert!(parts.len() > 1);
+        for part in parts {
             let wire = frame(&Message::Manifest {
                 last: false,
-                entries: part.to_vec(),
+                verify: true,
+                roots: vec![root],
+                nodes: part.to_vec(),
             });
             assert!(parse(&wire).unwrap().is_some());
         }
         // An empty list still makes one (empty) batch, so a manifest always has a last part.
-        assert_eq!(batches(&[]).count(), 1);
+        assert_eq!(batches::<Entry>(&[], 0).count(), 1);
     }
 }

@@ -15,7 +15,10 @@
 //!                            ◄───────────────  Have{bitmap}
 //!  FileStart, Chunk…, FileEnd ──────────────►  temp file, fsync, check BLAKE3, rename
 //!                            ◄───────────────  FileAck{id}
-//!  Manifest{…} … Manifest{last}  ───────────►  hash the tree
+//!  Manifest{roots, nodes…}   ───────────────►  make the roots equal but for contents
+//!                            ◄───────────────  Have{bitmap: content equal}
+//!  FileStart… (the rest)     ───────────────►
+//!  Manifest{verify}          ───────────────►  make equal again, read every file, compare
 //!                            ◄───────────────  Verdict{differing…}
 //!  Bye                       ───────────────►
 //! ```
@@ -43,8 +46,9 @@ pub mod handshake;
 pub mod path;
 
 pub use frame::{
-    batches, chunk_header, limits, parse, Difference, EmitError, Entry, ErrorCode, FileHeader,
-    Message, ParseError, Reason, HEADER_LEN, MAGIC, VERSION,
+    batches, chunk_header, limits, parse, Difference, EmitError, Encoded, Entry, ErrorCode,
+    FileHeader, Identity, Message, Meta, Node, NodeKind, ParseError, Reason, HEADER_LEN, MAGIC,
+    VERSION,
 };
 pub use handshake::{AuthError, Key};
 pub use path::{PathError, RelPath};

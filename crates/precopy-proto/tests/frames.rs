@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use precopy_proto::{
-    parse, Difference, Entry, ErrorCode, FileHeader, Message, ParseError, Reason, RelPath,
+    parse, Difference, Entry, ErrorCode, FileHeader, Identity, Message, Meta, Node, NodeKind,
+    ParseError, Reason, RelPath,
 };
 use proptest::prelude::*;
 
@@ -16,15 +17,15 @@ enum Owned {
     Auth([u8; 32]),
     Ready,
     Bye,
-    FileStart(u64, Vec<u8>, u32, i64, u32, u64),
+    FileStart(u64, Vec<u8>, Meta, u64),
     Chunk(Vec<u8>),
     FileEnd(u64, u64, [u8; 32]),
     FileAck(u64),
     Query(Vec<(Vec<u8>, u64, [u8; 32])>),
     Have(Vec<bool>),
-    Manifest(bool, Vec<(Vec<u8>, u64, [u8; 32])>),
+    Manifest(bool, bool, Vec<Vec<u8>>, Vec<OwnedNode>),
     Verdict(u32, Vec<(Vec<u8>, u8)>),
-    Restart(Vec<u8>, Vec<Vec<u8>>),
+    Restart(Vec<u8>, u32, u32, Vec<u32>, Vec<Vec<u8>>, Vec<Vec<u8>>),
     Started(u32),
     Error(u16, String),
 }
@@ -34,6 +35,40 @@ fn rel_path() -> impl Strategy<Value = Vec<u8>> {
         let joined = parts.join("/").into_bytes();
         RelPath::new(&joined).is_ok().then_some(joined)
     })
+}
+
+#[derive(Debug, Clone)]
+enum OwnedKind {
+    File(u64, [u8; 32]),
+    Dir,
+    Symlink(Vec<u8>),
+}
+
+type OwnedNode = (Vec<u8>, Meta, OwnedKind);
+
+fn meta() -> impl Strategy<Value = Meta> {
+    (0..=0o7777u32, any::<u32>(), any::<u32>(), any::<i64>(), 0..1_000_000_000u32).prop_map(
+        |(mode, uid, gid, mtime_s, mtime_ns)| Meta {
+            mode,
+            uid,
+            gid,
+            mtime_s,
+            mtime_ns,
+        },
+    )
+}
+
+fn nodes() -> impl Strategy<Value = Vec<OwnedNode>> {
+    let kind = prop_oneof![
+        (any::<u64>(), any::<[u8; 32]>()).prop_map(|(s, h)| OwnedKind::File(s, h)),
+        Just(OwnedKind::Dir),
+        prop::collection::vec(1u8..=255, 1..40).prop_map(OwnedKind::Symlink),
+    ];
+    prop::collection::vec((rel_path(), meta(), kind), 0..6)
+}
+
+fn blobs(max: usize) -> impl Strategy<Value = Vec<Vec<u8>>> {
+    prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 0..max)
 }
 
 fn entries() -> impl Strategy<Value = Vec<(Vec<u8>, u64, [u8; 32])>> {
@@ -47,29 +82,32 @@ fn owned() -> impl Strategy<Value = Owned> {
         any::<[u8; 32]>().prop_map(Owned::Auth),
         Just(Owned::Ready),
         Just(Owned::Bye),
-        (
-            any::<u64>(),
-            rel_path(),
-            any::<u32>(),
-            any::<i64>(),
-            0..1_000_000_000u32,
-            any::<u64>()
-        )
-            .prop_map(|(i, p, m, s, ns, z)| Owned::FileStart(i, p, m, s, ns, z)),
+        (any::<u64>(), rel_path(), meta(), any::<u64>())
+            .prop_map(|(i, p, m, z)| Owned::FileStart(i, p, m, z)),
         prop::collection::vec(any::<u8>(), 0..2048).prop_map(Owned::Chunk),
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>())
             .prop_map(|(i, s, h)| Owned::FileEnd(i, s, h)),
         any::<u64>().prop_map(Owned::FileAck),
         entries().prop_map(Owned::Query),
         prop::collection::vec(any::<bool>(), 0..70).prop_map(Owned::Have),
-        (any::<bool>(), entries()).prop_map(|(l, e)| Owned::Manifest(l, e)),
-        (0u32..4, prop::collection::vec((rel_path(), 1u8..=4), 0..6))
+        (
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(rel_path(), 0..3),
+            nodes()
+        )
+            .prop_map(|(l, v, r, n)| Owned::Manifest(l, v, r, n)),
+        (0u32..4, prop::collection::vec((rel_path(), 1u8..=8), 0..6))
             .prop_map(|(extra, list)| Owned::Verdict(extra, list)),
         (
             rel_path(),
+            any::<u32>(),
+            any::<u32>(),
+            prop::collection::vec(any::<u32>(), 0..4),
+            blobs(4),
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..5)
         )
-            .prop_map(|(c, a)| Owned::Restart(c, a)),
+            .prop_map(|(c, u, g, gs, e, a)| Owned::Restart(c, u, g, gs, e, a)),
         any::<u32>().prop_map(Owned::Started),
         (any::<u16>(), "[ -~]{0,100}").prop_map(|(c, m)| Owned::Error(c, m)),
     ]
@@ -84,7 +122,31 @@ fn entry(e: &(Vec<u8>, u64, [u8; 32])) -> Entry<'_> {
 }
 
 fn reason(code: u8) -> Reason {
-    [Reason::Missing, Reason::Size, Reason::Hash, Reason::Refused][code as usize - 1]
+    [
+        Reason::Missing,
+        Reason::Size,
+        Reason::Hash,
+        Reason::Refused,
+        Reason::Kind,
+        Reason::Metadata,
+        Reason::Extra,
+        Reason::Target,
+    ][code as usize - 1]
+}
+
+fn node(n: &OwnedNode) -> Node<'_> {
+    Node {
+        path: RelPath::new(&n.0).unwrap(),
+        meta: n.1,
+        kind: match &n.2 {
+            OwnedKind::File(size, hash) => NodeKind::File {
+                size: *size,
+                hash: *hash,
+            },
+            OwnedKind::Dir => NodeKind::Dir,
+            OwnedKind::Symlink(target) => NodeKind::Symlink { target },
+        },
+    }
 }
 
 fn message(o: &Owned) -> Message<'_> {
@@ -97,16 +159,12 @@ fn message(o: &Owned) -> Message<'_> {
         Owned::Auth(p) => Message::Auth { proof: *p },
         Owned::Ready => Message::Ready,
         Owned::Bye => Message::Bye,
-        Owned::FileStart(id, path, mode, mtime_s, mtime_ns, size) => {
-            Message::FileStart(FileHeader {
-                id: *id,
-                path: RelPath::new(path).unwrap(),
-                mode: *mode,
-                mtime_s: *mtime_s,
-                mtime_ns: *mtime_ns,
-                size: *size,
-            })
-        }
+        Owned::FileStart(id, path, meta, size) => Message::FileStart(FileHeader {
+            id: *id,
+            path: RelPath::new(path).unwrap(),
+            meta: *meta,
+            size: *size,
+        }),
         Owned::Chunk(data) => Message::Chunk(data),
         Owned::FileEnd(id, size, hash) => Message::FileEnd {
             id: *id,
@@ -116,9 +174,11 @@ fn message(o: &Owned) -> Message<'_> {
         Owned::FileAck(id) => Message::FileAck { id: *id },
         Owned::Query(e) => Message::Query(e.iter().map(entry).collect()),
         Owned::Have(flags) => Message::Have(flags.clone()),
-        Owned::Manifest(last, e) => Message::Manifest {
+        Owned::Manifest(last, verify, roots, nodes) => Message::Manifest {
             last: *last,
-            entries: e.iter().map(entry).collect(),
+            verify: *verify,
+            roots: roots.iter().map(|r| RelPath::new(r).unwrap()).collect(),
+            nodes: nodes.iter().map(node).collect(),
         },
         Owned::Verdict(extra, list) => Message::Verdict {
             files: list.len() as u32 + extra * 2,
@@ -131,8 +191,14 @@ fn message(o: &Owned) -> Message<'_> {
                 })
                 .collect(),
         },
-        Owned::Restart(cwd, argv) => Message::Restart {
+        Owned::Restart(cwd, uid, gid, groups, env, argv) => Message::Restart {
             cwd: RelPath::new(cwd).unwrap(),
+            identity: Identity {
+                uid: *uid,
+                gid: *gid,
+                groups: groups.clone(),
+                env: env.iter().map(Vec::as_slice).collect(),
+            },
             argv: argv.iter().map(Vec::as_slice).collect(),
         },
         Owned::Started(pid) => Message::Started { pid: *pid },
@@ -199,7 +265,7 @@ proptest! {
         kind in any::<u8>(),
         payload in prop::collection::vec(any::<u8>(), 0..512),
     ) {
-        let mut wire = b"PCMG\x01".to_vec();
+        let mut wire = b"PCMG\x02".to_vec();
         wire.push(kind);
         wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         wire.extend_from_slice(&payload);
@@ -219,13 +285,19 @@ fn committed_fuzz_inputs_replay() {
     let mut replayed = 0;
     for dir in ["corpus/decode", "regressions/decode"] {
         for file in std::fs::read_dir(fuzz.join(dir)).unwrap() {
-            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            let path = file.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
             let mut rest = &bytes[..];
             while let Ok(Some((message, used))) = parse(rest) {
                 let mut again = Vec::new();
                 message.emit(&mut again).unwrap();
                 assert_eq!(again, rest[..used]);
                 rest = &rest[used..];
+            }
+            // The seed corpus is valid frames of this version (`examples/write_corpus.rs`):
+            // after a format change, stale seeds would only exercise the version check.
+            if dir.starts_with("corpus") {
+                assert!(rest.is_empty(), "{} does not parse", path.display());
             }
             replayed += 1;
         }
