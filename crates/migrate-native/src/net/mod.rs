@@ -16,12 +16,14 @@
 //! - [`live`]: the identification step, live, when no file list is given.
 //! - [`transport`]: the sender's connection: files out, acks in, reconnect and resume.
 //! - [`migrate`]: the pre-copy loop, driven by the core's policy.
+//! - [`restart`]: the application started again at the destination, as the user it ran as.
 
 pub mod app;
 pub mod live;
 pub mod migrate;
 pub mod monitor;
 pub mod receiver;
+pub mod restart;
 pub mod stamp;
 pub mod store;
 pub mod transport;
