@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use precopy_proto::handshake::client_proof;
-use precopy_proto::{parse, ErrorCode, FileHeader, Key, Message, RelPath};
+use precopy_proto::{parse, ErrorCode, FileHeader, Key, Message, Meta, RelPath};
 
 const BIN: &str = env!("CARGO_BIN_EXE_migrate-native");
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -179,7 +179,7 @@ fn loopback_proposed_and_baseline_migrate_identical_trees() {
         assert!(sent.json["measured"]["verdict"]
             .as_str()
             .unwrap()
-            .starts_with("all 54 files equal"));
+            .contains("(54 files, byte for byte"));
         assert!(sent.json["prediction"]["downtime_s"].is_number());
     }
 }
@@ -251,9 +251,10 @@ fn file_start_raw(path: &[u8]) -> Vec<u8> {
     Message::FileStart(FileHeader {
         id: 1,
         path: RelPath::new(&placeholder).unwrap(),
-        mode: 0o644,
-        mtime_s: 0,
-        mtime_ns: 0,
+        meta: Meta {
+            mode: 0o644,
+            ..Meta::default()
+        },
         size: 4,
     })
     .emit(&mut wire)
@@ -347,9 +348,11 @@ fn garbage_and_truncated_frames_get_an_error_and_the_daemon_survives() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("dst");
     let daemon = receiver(work.path(), &root, "127.0.0.1:0");
-    let inputs: [&[u8]; 4] = [
+    let inputs: [&[u8]; 5] = [
         b"GET / HTTP/1.1\r\n\r\n",
-        b"PCMG\x01\x11\xff\xff\xff\xff",
+        b"PCMG\x02\x11\xff\xff\xff\xff",
+        b"PCMG\x02\x01\x00\x00\x00\x20abc",
+        // A version-1 peer.
         b"PCMG\x01\x01\x00\x00\x00\x20abc",
         &[0u8; 100_000],
     ];
@@ -538,7 +541,7 @@ fn without_a_file_list_the_files_are_identified_live() {
     );
     // The tree as it was at the stop: every identified file, verified by the receiver.
     let verdict = json["measured"]["verdict"].as_str().unwrap();
-    assert!(verdict.starts_with("all 34 files equal"), "{verdict}");
+    assert!(verdict.contains("(34 files, byte for byte"), "{verdict}");
     // The cold files are unchanged since: byte for byte at D.
     common::assert_same_tree(&src.join("cold"), |p| {
         root.join(p.strip_prefix("/").unwrap())
@@ -599,7 +602,7 @@ fn without_root_the_default_write_monitor_falls_back_to_polling() {
     assert!(json["measured"]["verdict"]
         .as_str()
         .unwrap()
-        .starts_with("all 9 files equal"));
+        .contains("(9 files, byte for byte"));
     assert_same_tree(&src, &root);
 }
 
@@ -659,7 +662,8 @@ impl Drop for Mapped {
 /// A store through a shared mapping is invisible to the write monitor, and lands in a page that
 /// an earlier store left dirty and writable, so by itself it would not change the file's times.
 /// Made after the file's only send, its size unchanged, it must still reach the destination:
-/// the manifest check reads the file again (its stamp changed) and the repair pass resends it.
+/// the send write-protected the page, so the store changes the file's stamp, which the walk at
+/// the stop finds, and the final copy resends it.
 #[test]
 fn a_store_through_a_mapping_after_the_last_send_is_caught_and_resent() {
     let work = tempfile::tempdir().unwrap();
@@ -704,7 +708,8 @@ fn a_store_through_a_mapping_after_the_last_send_is_caught_and_resent() {
     mapped.store(1, b'b');
     let sent = sender.join().unwrap();
     assert!(sent.ok, "{}", sent.stderr);
-    assert_eq!(sent.json["measured"]["repaired_files"], 1, "{}", sent.json);
+    // The walk at the stop finds the store's new stamp: the file goes in the final copy.
+    assert_eq!(sent.json["metrics"]["final_files"], 1, "{}", sent.json);
     assert_eq!(&std::fs::read(&at_destination).unwrap()[..2], b"ab");
     assert_same_tree(&src, &root);
 }
@@ -762,7 +767,7 @@ fn a_running_process_is_attached_for_identification_then_left_running() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let verdict = json["measured"]["verdict"].as_str().unwrap();
-    assert!(verdict.starts_with("all 4 files equal"), "{verdict}");
+    assert!(verdict.contains("(4 files, byte for byte"), "{verdict}");
     common::assert_same_tree(&src.join("cold"), |p| {
         root.join(p.strip_prefix("/").unwrap())
     });

@@ -65,8 +65,13 @@ impl UpdateEstimates {
         }
     }
 
-    /// Takes one period's counts (`counts[file]`) that covered `seconds`.
+    /// Takes one period's counts (`counts[file]`) that covered `seconds`. Files beyond those
+    /// known so far join with no history (a live migration's set grows).
     pub fn observe(&mut self, counts: &[u32], seconds: f64) {
+        if counts.len() > self.probability.len() {
+            self.probability.resize(counts.len(), 0.0);
+            self.totals.resize(counts.len(), 0);
+        }
         let period_total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
         self.total_writes += period_total;
         self.observed_seconds += seconds;
@@ -102,15 +107,15 @@ impl UpdateEstimates {
         }
     }
 
-    /// The estimated update probability p̂ of a file.
+    /// The estimated update probability p̂ of a file (0 for one not observed yet).
     pub fn probability(&self, file: u32) -> f64 {
-        self.probability[file as usize]
+        self.probability.get(file as usize).copied().unwrap_or(0.0)
     }
 
     /// The file's estimated write rate (writes per second) over everything observed so far.
     pub fn rate(&self, file: u32) -> f64 {
         if self.observed_seconds > 0.0 {
-            self.totals[file as usize] as f64 / self.observed_seconds
+            self.totals.get(file as usize).copied().unwrap_or(0) as f64 / self.observed_seconds
         } else {
             0.0
         }
@@ -130,6 +135,15 @@ mod tests {
         assert_eq!(est.probability(0), 0.0);
         assert_eq!(est.probability(2), 1.0);
         assert_eq!(est.rate(0), 1.5);
+    }
+
+    #[test]
+    fn files_joining_later_start_with_no_history() {
+        let mut est = UpdateEstimates::new(Estimator::Share, 1);
+        assert_eq!(est.probability(3), 0.0);
+        est.observe(&[1, 0, 0, 3], 1.0);
+        assert_eq!(est.probability(3), 0.75);
+        assert_eq!(est.rate(3), 3.0);
     }
 
     #[test]

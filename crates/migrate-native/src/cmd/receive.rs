@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -26,6 +27,10 @@ pub struct ReceiveArgs {
     /// File holding the pre-shared token (at least 16 bytes; never sent over the wire).
     #[arg(long, value_name = "F", env = "PRECOPY_TOKEN_FILE")]
     pub token_file: PathBuf,
+    /// After a restart, the application must still run this long to count as started (one
+    /// that exits sooner is reported, with its last lines on stderr).
+    #[arg(long, default_value = "1s", value_parser = crate::cmd::duration)]
+    pub restart_grace: f64,
 }
 
 /// Runs `receive`.
@@ -40,6 +45,12 @@ pub fn run(args: ReceiveArgs) -> Result<ExitCode> {
     writeln!(stdout, "listening on {}", listener.local_addr()?)?;
     stdout.flush()?;
     eprintln!("receive: root {}", store.root().display());
-    Arc::new(Receiver { store, key }).serve(listener)?;
+    let restart_grace = Duration::from_secs_f64(args.restart_grace);
+    Arc::new(Receiver {
+        store,
+        key,
+        restart_grace,
+    })
+    .serve(listener)?;
     Ok(ExitCode::SUCCESS)
 }

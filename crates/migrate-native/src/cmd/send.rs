@@ -3,8 +3,8 @@
 //! the final copy.
 
 use std::io::IsTerminal;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,8 +20,9 @@ use crate::cmd::{bad_input, bandwidth, duration};
 use crate::net::app::App;
 use crate::net::live::Live;
 use crate::net::migrate::{MigrateConfig, Migration, Outcome, Then};
-use crate::net::monitor::{FanotifyMonitor, Monitor, PollingMonitor, WatchedFile};
+use crate::net::monitor::{FanotifyMonitor, Monitor, PollingMonitor};
 use crate::net::transport::Transport;
+use crate::net::tree::Roots;
 use crate::net::wire::load_key;
 
 /// Arguments of `send`.
@@ -71,10 +72,11 @@ pub struct SendArgs {
     /// fanotify: a file's further writes within this window count once.
     #[arg(long, default_value = "10ms", value_parser = duration)]
     pub window: f64,
-    /// ReadOnly files (comma-separated, repeatable; directories are walked).
+    /// ReadOnly files or directories (comma-separated, repeatable). A directory is migrated
+    /// whole, as it is at the stop: files created in it meanwhile too, deleted ones deleted.
     #[arg(long, value_delimiter = ',')]
     pub ro: Vec<PathBuf>,
-    /// ReadWrite files (comma-separated, repeatable; directories are walked).
+    /// ReadWrite files or directories (comma-separated, repeatable), as for --ro.
     #[arg(long, value_delimiter = ',')]
     pub rw: Vec<PathBuf>,
     /// The files and their kinds from a `migrate-native trace` recording.
@@ -91,6 +93,10 @@ pub struct SendArgs {
     /// Repeatable.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Leave FIFOs, sockets and device files under the roots out (they are named) instead of
+    /// failing: they cannot be migrated.
+    #[arg(long)]
+    pub skip_special: bool,
     /// Migrate a running process (and its descendants) instead of starting one.
     #[arg(long, conflicts_with = "command")]
     pub pid: Option<u32>,
@@ -132,7 +138,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let named = if identify_live {
         None
     } else {
-        Some(watched(named_files(&args)?)?)
+        Some(roots(named_files(&args)?)?)
     };
     let filter = PathFilter::new(&args.include, &args.exclude).map_err(bad_input)?;
     let key = load_key(&args.token_file)?;
@@ -157,17 +163,18 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         poll_s: args.poll.unwrap_or((args.period / 10.0).clamp(0.02, 1.0)),
         reconnect: Duration::from_secs_f64(args.reconnect),
         then: args.then,
+        skip_special: args.skip_special,
     };
     let transport = Transport::connect(&args.to, key, args.bwlimit)
         .with_context(|| format!("connecting to {}", args.to))?;
-    let (files, mut app, live) = match named {
-        Some(files) => {
+    let (mut roots, mut app, live) = match named {
+        Some(roots) => {
             let app = match args.pid {
                 Some(pid) => App::Attached(pid),
                 None => App::spawn(&args.command)
                     .with_context(|| format!("starting {}", args.command[0]))?,
             };
-            (files, app, None)
+            (roots, app, None)
         }
         None => {
             let window = Duration::from_secs_f64(args.identify);
@@ -183,22 +190,32 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
                     (live.files(), App::Attached(live.pid), Some(live))
                 }
             };
-            let files = watched(named)?;
+            let existing: Vec<(PathBuf, Kind)> =
+                named.into_iter().filter(|(p, _)| p.is_file()).collect();
+            if existing.is_empty() {
+                bail!("no files to migrate: the application opened none (that --include/--exclude keep)");
+            }
             eprintln!(
                 "send: identified {} file(s) in the first {:.1} s ({} read-write)",
-                files.len(),
+                existing.len(),
                 args.identify,
-                files.iter().filter(|f| f.kind == Kind::ReadWrite).count()
+                existing
+                    .iter()
+                    .filter(|(_, k)| *k == Kind::ReadWrite)
+                    .count()
             );
-            (files, app, live)
+            (roots(existing)?, app, live)
         }
     };
+    // `send --json > out.json` must not migrate out.json.
+    roots.exclude_fd(std::io::stdout().as_fd());
+    roots.exclude_fd(std::io::stderr().as_fd());
     let window = Duration::from_secs_f64(args.window);
     let mut monitor: Box<dyn Monitor> = match args.write_monitor {
-        WriteMonitorKind::Fanotify => Box::new(FanotifyMonitor::new(files, window).context(
+        WriteMonitorKind::Fanotify => Box::new(FanotifyMonitor::new(window).context(
             "starting the fanotify write monitor (needs root; or use --write-monitor poll)",
         )?),
-        WriteMonitorKind::Auto => match FanotifyMonitor::new(files.clone(), window) {
+        WriteMonitorKind::Auto => match FanotifyMonitor::new(window) {
             Ok(monitor) => Box::new(monitor),
             Err(e) => {
                 eprintln!(
@@ -206,15 +223,22 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
                      files instead (--write-monitor poll), which sees at most one write per \
                      file per poll"
                 );
-                Box::new(PollingMonitor::new(files))
+                Box::<PollingMonitor>::default()
             }
         },
-        WriteMonitorKind::Poll => Box::new(PollingMonitor::new(files)),
+        WriteMonitorKind::Poll => Box::<PollingMonitor>::default(),
     };
     let mut progress = Progress::new();
     let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
-    let migration = Migration::new(config, monitor.as_mut(), &mut app, transport, &mut on_round);
-    let outcome = migration.run();
+    let outcome = Migration::new(
+        config,
+        roots,
+        monitor.as_mut(),
+        &mut app,
+        transport,
+        &mut on_round,
+    )
+    .and_then(Migration::run);
     progress.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -255,20 +279,22 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The files named by --ro, --rw and --trace.
+/// The roots named by --ro, --rw and --trace (a trace's files that no longer exist are left
+/// out: temporary files it recorded).
 fn named_files(args: &SendArgs) -> Result<Vec<(PathBuf, Kind)>> {
     let mut named: Vec<(PathBuf, Kind)> = Vec::new();
     for (paths, kind) in [(&args.ro, Kind::ReadOnly), (&args.rw, Kind::ReadWrite)] {
-        for path in paths {
-            walk(path, kind, &mut named)?;
-        }
+        named.extend(paths.iter().map(|p| (p.clone(), kind)));
     }
     if let Some(trace) = &args.trace {
         let text = std::fs::read_to_string(trace)
             .with_context(|| format!("reading {}", trace.display()))?;
         let trace = Trace::parse(&text).map_err(bad_input)?;
         for file in trace.files {
-            named.push((PathBuf::from(file.path), file.kind));
+            let path = PathBuf::from(file.path);
+            if path.exists() {
+                named.push((path, file.kind));
+            }
         }
     }
     if named.is_empty() {
@@ -277,48 +303,9 @@ fn named_files(args: &SendArgs) -> Result<Vec<(PathBuf, Kind)>> {
     Ok(named)
 }
 
-/// The files to watch and send, with absolute, symlink-free paths.
-fn watched(named: Vec<(PathBuf, Kind)>) -> Result<Vec<WatchedFile>> {
-    if named.is_empty() {
-        bail!("no files to migrate: the application opened none (that --include/--exclude keep)");
-    }
-    let mut files: Vec<WatchedFile> = Vec::new();
-    for (path, kind) in named {
-        let path = path
-            .canonicalize()
-            .with_context(|| format!("finding {}", path.display()))?;
-        let size = std::fs::metadata(&path)?.len();
-        let rel = precopy_proto::path::relative_of_absolute(path.as_os_str().as_bytes())
-            .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-        files.push(WatchedFile {
-            path,
-            rel,
-            kind,
-            size,
-        });
-    }
-    // Named as both: ReadWrite wins (it may be written).
-    files.sort_by(|a, b| a.rel.cmp(&b.rel).then(b.kind.cmp(&a.kind)));
-    files.dedup_by(|a, b| a.rel == b.rel);
-    Ok(files)
-}
-
-fn walk(path: &Path, kind: Kind, out: &mut Vec<(PathBuf, Kind)>) -> Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| format!("finding {}", path.display()))?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()?;
-        entries.sort();
-        for entry in entries {
-            walk(&entry, kind, out)?;
-        }
-    } else if meta.is_file() {
-        out.push((path.to_path_buf(), kind));
-    } else {
-        bail!("{}: not a regular file or directory", path.display());
-    }
-    Ok(())
+/// Roots for the named paths; one that does not exist is bad input, named.
+fn roots(named: Vec<(PathBuf, Kind)>) -> Result<Roots> {
+    Roots::new(named).map_err(|e| bad_input(format!("finding what to migrate: {e}")))
 }
 
 /// Progress on stderr: a bar when it is a terminal, a line per round otherwise.
@@ -445,6 +432,20 @@ fn print_summary(outcome: &Outcome) {
         x.repaired_files
     );
     println!("verdict: {}", x.verdict);
+    println!(
+        "downtime parts: final copy {:.3} s · check {:.3} s · {} {:.3} s",
+        x.downtime.final_copy_s,
+        x.downtime.verify_s,
+        match x.then {
+            Then::Restart => "restart",
+            Then::Resume => "resume",
+            Then::Stop => "stop",
+        },
+        x.downtime.restart_s
+    );
+    if !x.skipped.is_empty() {
+        println!("left out (--skip-special): {}", x.skipped.join(", "));
+    }
     if let Some(pid) = x.restarted_pid {
         println!("restarted at the destination as pid {pid}");
     }

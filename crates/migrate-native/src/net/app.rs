@@ -83,10 +83,6 @@ impl App {
     }
 
     /// Who the root process runs as and its environment, for a restart at the destination.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the restart frame does not carry it yet")
-    )]
     pub fn identity(&self) -> io::Result<Identity> {
         Identity::of_process(self.pid())
     }

@@ -1,13 +1,20 @@
 //! The pre-copy loop of a real migration, driven by the core's policy exactly as the simulator
 //! drives it (`precopy_core::sim`): each round the policy plans with last round's write counts,
 //! transfers start in its order until the period ends, and its end test (or U = 0, or the safety
-//! cap) ends pre-copy. Then the application's tree is stopped, every file not cleanly at the
-//! destination is sent, the destination's tree is checked against a manifest hashed at stop time,
-//! and the application is resumed, left stopped, or restarted at the destination.
+//! cap) ends pre-copy.
+//!
+//! What is migrated is a set of trees ([`Roots`]), walked again at every round: files created
+//! meanwhile join the set as unsent ReadWrite files, deleted ones leave it, and every size is the
+//! current one. At the stop the roots are walked once more, the files not cleanly at the
+//! destination are sent, and the destination is made equal to that tree (directories, symlinks,
+//! metadata, deletions) and checked against it, entry by entry, contents read again. Only then is
+//! the application resumed, left stopped, or restarted at the destination — never restarted on a
+//! copy known to differ.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,16 +22,18 @@ use precopy_core::dataset::Writes;
 use precopy_core::metrics::{end_of_precopy, Dirtied, Transfer};
 use precopy_core::policy::{self, FileView, Policy, Rounds, View};
 use precopy_core::{
-    Dataset, FileSpec, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig, Status,
+    Dataset, FileSpec, Kind, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig,
+    Status,
 };
-use precopy_proto::{Entry, Reason, RelPath};
+use precopy_proto::{Entry, Node, NodeKind, RelPath};
 use serde::Serialize;
 
 use super::app::App;
-use super::monitor::{Monitor, WatchedFile};
+use super::monitor::Monitor;
 use super::stamp::Stamp;
 use super::store::hash_reader;
 use super::transport::{SendError, Sent, Transport, Verdict};
+use super::tree::{shown, EntryKind, Roots, Scan};
 use super::wire::WireError;
 
 /// What to do with the application once its files are at the destination.
@@ -58,32 +67,65 @@ pub struct MigrateConfig {
     pub reconnect: Duration,
     /// What to do afterwards.
     pub then: Then,
+    /// Leave FIFOs, sockets and device files out (named) instead of failing.
+    pub skip_special: bool,
 }
 
 /// What was measured beyond the simulator's metrics.
 #[derive(Debug, Clone, Serialize)]
 pub struct Measured {
-    /// From stopping the application to the last file confirmed by the receiver, seconds.
+    /// From stopping the application until it runs again (resumed at the source or restarted
+    /// at the destination), or, left stopped, until the destination was found equal; seconds.
     pub downtime_s: f64,
+    /// Its parts.
+    pub downtime: Downtime,
     /// Hashing the manifest and the receiver's check, seconds (the application stays stopped).
     pub verify_s: f64,
     /// Files the manifest check read and hashed again at the source; the others had the stamps
     /// they were sent with and kept those hashes.
     pub reread: Reread,
+    /// What the stop-time tree held.
+    pub tree: TreeCount,
     /// Bytes written to the network, framing included.
     pub wire_bytes: u64,
     /// Mean rate while sending, bits per second.
     pub send_rate_bps: f64,
     /// Reconnections.
     pub reconnects: u32,
-    /// Files the manifest check found different and that were sent again (then checked again).
+    /// Files the destination still lacked after the final copy, sent again before the check.
     pub repaired_files: u32,
+    /// Entries left out (`--skip-special`): FIFOs, sockets, device files.
+    pub skipped: Vec<String>,
     /// The receiver's verdict.
     pub verdict: String,
     /// What happened to the application.
     pub then: Then,
     /// Its pid at the destination, after a restart.
     pub restarted_pid: Option<u32>,
+}
+
+/// The downtime's parts, seconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Downtime {
+    /// Walking the trees and sending what was not cleanly at the destination.
+    pub final_copy_s: f64,
+    /// Making the destination's trees equal and checking them.
+    pub verify_s: f64,
+    /// Resuming or restarting the application.
+    pub restart_s: f64,
+}
+
+/// Entries of the stop-time tree, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TreeCount {
+    /// Regular files.
+    pub files: u32,
+    /// Directories.
+    pub dirs: u32,
+    /// Symlinks.
+    pub symlinks: u32,
+    /// Bytes in the files.
+    pub bytes: u64,
 }
 
 /// Files, and their bytes, read again.
@@ -106,6 +148,18 @@ pub struct Outcome {
     pub prediction: Option<Metrics>,
 }
 
+/// A file the migration knows, by id (ids are never reused for another path).
+#[derive(Debug, Clone)]
+struct Tracked {
+    path: PathBuf,
+    rel: Vec<u8>,
+    /// Whether the last walk found it (a regular file at this path).
+    present: bool,
+    /// Its stamp when last sent or walked, whichever was later: a walk that finds another one
+    /// knows the file changed, even where the write monitor saw nothing (a rename over it).
+    stamp: Option<Stamp>,
+}
+
 /// One migration in progress.
 pub struct Migration<'m> {
     config: MigrateConfig,
@@ -113,6 +167,9 @@ pub struct Migration<'m> {
     app: &'m mut App,
     transport: Transport,
     policy: Box<dyn Policy>,
+    roots: Roots,
+    tracked: Vec<Tracked>,
+    by_rel: HashMap<Vec<u8>, usize>,
     files: Vec<FileView>,
     sent: Vec<Option<Sent>>,
     counts: Vec<u32>,
@@ -129,49 +186,57 @@ pub struct Migration<'m> {
 }
 
 impl<'m> Migration<'m> {
-    /// Lays out a migration of the monitor's files.
+    /// Lays out a migration of the files under `roots` as they are now. FIFOs, sockets and
+    /// device files under them are an error unless the configuration skips them.
     pub fn new(
         config: MigrateConfig,
+        roots: Roots,
         monitor: &'m mut dyn Monitor,
         app: &'m mut App,
         transport: Transport,
         on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
-    ) -> Migration<'m> {
-        let files: Vec<FileView> = monitor
-            .files()
-            .iter()
-            .map(|f| FileView::unsent(f.size, f.kind))
-            .collect();
-        let n = files.len();
-        let unsent = files.iter().map(|f| f.size).sum();
-        let policy = policy::build(config.policy, &config.params, n, 1);
+    ) -> Result<Migration<'m>> {
+        let scan = roots.scan().context("walking the files to migrate")?;
+        special_check(&scan, config.skip_special)?;
+        let policy = policy::build(config.policy, &config.params, 0, 1);
         let metrics = Metrics::new(
             policy.name(),
             &format!("pid {}", app.pid()),
             config.bwlimit_bps.unwrap_or(0.0),
             0,
-            n as u32,
-            unsent,
+            0,
+            0,
         );
-        Migration {
+        let mut migration = Migration {
             config,
             monitor,
             app,
             transport,
             policy,
-            files,
-            sent: vec![None; n],
-            counts: vec![0; n],
-            last_write: vec![f64::NEG_INFINITY; n],
-            write_times: vec![Vec::new(); n],
-            unsent,
+            roots,
+            tracked: Vec::new(),
+            by_rel: HashMap::new(),
+            files: Vec::new(),
+            sent: Vec::new(),
+            counts: Vec::new(),
+            last_write: Vec::new(),
+            write_times: Vec::new(),
+            unsent: 0,
             start: Instant::now(),
             last_poll: 0.0,
             poll_cost: 0.0,
             busy_s: 0.0,
             metrics,
             on_round,
+        };
+        let mut report = RoundReport::empty(0, Phase::ReadOnly, 0.0, 0);
+        migration.follow(&scan, true, &mut report);
+        if migration.tracked.is_empty() {
+            bail!("no files to migrate: the roots hold no regular file");
         }
+        migration.metrics.files = migration.tracked.len() as u32;
+        migration.metrics.total_bytes = migration.unsent;
+        Ok(migration)
     }
 
     fn now(&self) -> f64 {
@@ -185,6 +250,26 @@ impl<'m> Migration<'m> {
             None if self.busy_s > 0.05 => self.transport.written() as f64 * 8.0 / self.busy_s,
             None => 1e9,
         }
+    }
+
+    /// Asks the policy, with what the sender knows at `now`.
+    fn consult<T>(
+        &mut self,
+        now: f64,
+        round: u32,
+        ask: impl FnOnce(&mut dyn Policy, &View<'_>) -> T,
+    ) -> T {
+        let view = View::live(
+            now,
+            round,
+            self.config.period_s,
+            now,
+            &self.files,
+            &self.counts,
+            self.unsent,
+            self.bandwidth(),
+        );
+        ask(self.policy.as_mut(), &view)
     }
 
     /// Runs the whole migration.
@@ -208,30 +293,116 @@ impl<'m> Migration<'m> {
         result
     }
 
-    fn empty_report(&self, index: u32, phase: Phase, start: f64) -> RoundReport {
-        RoundReport::empty(index, phase, start, self.unsent)
+    /// Takes in what a walk found: new files join (ReadWrite, unsent, unless `initial`: then
+    /// of their root's kind), vanished ones leave, every size is brought up to date, and a file
+    /// whose stamp changed since it was sent is dirty even if the monitor saw no write.
+    fn follow(&mut self, scan: &Scan, initial: bool, report: &mut RoundReport) {
+        let now = self.now();
+        let mut seen = vec![false; self.tracked.len()];
+        for (rel, entry) in &scan.entries {
+            if entry.kind != EntryKind::File {
+                continue;
+            }
+            let id = match self.by_rel.get(rel) {
+                Some(&id) => id,
+                None => {
+                    let kind = if initial {
+                        entry.access
+                    } else {
+                        Kind::ReadWrite
+                    };
+                    self.add(rel, &entry.path, kind)
+                }
+            };
+            if let Some(flag) = seen.get_mut(id) {
+                *flag = true;
+            }
+            let tracked = &mut self.tracked[id];
+            if !tracked.present {
+                tracked.present = true;
+                tracked.stamp = Some(entry.stamp);
+                self.monitor.watch(id, &entry.path);
+                self.files[id].status = if self.files[id].sends == 0 {
+                    Status::Unsent
+                } else {
+                    Status::Dirty
+                };
+                self.files[id].size = 0;
+                self.unsent_grows(id, entry.size(), report);
+                continue;
+            }
+            if tracked.stamp != Some(entry.stamp) {
+                tracked.stamp = Some(entry.stamp);
+                if self.files[id].status == Status::Clean {
+                    self.write_hit(id, 1, now, report);
+                }
+            }
+            self.unsent_grows(id, entry.size(), report);
+        }
+        for (id, was_seen) in seen.into_iter().enumerate() {
+            if !was_seen && self.tracked[id].present {
+                self.vanished(id);
+            }
+        }
+    }
+
+    fn add(&mut self, rel: &[u8], path: &Path, kind: Kind) -> usize {
+        let id = self.tracked.len();
+        self.tracked.push(Tracked {
+            path: path.to_path_buf(),
+            rel: rel.to_vec(),
+            present: false,
+            stamp: None,
+        });
+        self.by_rel.insert(rel.to_vec(), id);
+        self.files.push(FileView::unsent(0, kind));
+        self.sent.push(None);
+        self.counts.push(0);
+        self.last_write.push(f64::NEG_INFINITY);
+        self.write_times.push(Vec::new());
+        id
+    }
+
+    /// Sets the file's size; while it still has to go, U follows (growth counts as dirtied).
+    fn unsent_grows(&mut self, id: usize, size: u64, report: &mut RoundReport) {
+        let view = &mut self.files[id];
+        if view.status.needs_send() {
+            if size >= view.size {
+                report.bytes_dirtied += size - view.size;
+                self.unsent += size - view.size;
+            } else {
+                self.unsent -= view.size - size;
+            }
+        }
+        view.size = size;
+    }
+
+    /// The file is gone: nothing of it is left to send (the destination's copy goes at the stop).
+    fn vanished(&mut self, id: usize) {
+        self.tracked[id].present = false;
+        self.tracked[id].stamp = None;
+        self.sent[id] = None;
+        let view = &mut self.files[id];
+        if view.status.needs_send() {
+            self.unsent -= view.size;
+        }
+        view.size = 0;
+        view.status = Status::Clean;
     }
 
     fn precopy_round(&mut self, round: u32) -> Result<RoundReport> {
         let start = self.now();
-        let (now, bandwidth) = (self.now(), self.bandwidth());
-        let view = View::live(
-            now,
-            round,
-            self.config.period_s,
-            now,
-            &self.files,
-            &self.counts,
-            self.unsent,
-            bandwidth,
-        );
-        let plan = self.policy.plan(&view);
+        let mut report = RoundReport::empty(round, Phase::ReadOnly, start, self.unsent);
+        let scan = self.roots.scan().context("walking the files to migrate")?;
+        self.follow(&scan, false, &mut report);
+        report.unsent_bytes = self.unsent;
+        let plan = self.consult(start, round, |policy, view| policy.plan(view));
+        report.phase = plan.phase;
         self.counts.iter_mut().for_each(|c| *c = 0);
         let deadline = match self.policy.rounds() {
             Rounds::Periods => Some(start + self.config.period_s),
             Rounds::Iterations => None,
         };
-        let mut report = self.empty_report(round, plan.phase, start);
         for planned in &plan.order {
             self.observe(&mut report, false)?;
             if deadline.is_some_and(|d| self.now() >= d) {
@@ -248,8 +419,9 @@ impl<'m> Migration<'m> {
             self.send(id, &mut report)?;
         }
         if let Some(deadline) = deadline.filter(|_| !plan.end_when_sent) {
-            // Nothing left to send (U = 0): the period's rest would only be waited out.
-            while self.now() < deadline && self.unsent > 0 {
+            // As in the simulator, a period lasts its length even when nothing is left to send:
+            // the writes it sees are the next plan's counts.
+            while self.now() < deadline {
                 let nap = (deadline - self.now()).clamp(0.0, self.config.poll_s);
                 std::thread::sleep(Duration::from_secs_f64(nap));
                 self.observe(&mut report, false)?;
@@ -260,19 +432,9 @@ impl<'m> Migration<'m> {
         report.end = end;
         report.unsent_bytes = self.unsent;
         report.plan = plan.order;
-
-        let bandwidth = self.bandwidth();
-        let view = View::live(
-            end,
-            round,
-            self.config.period_s,
-            end,
-            &self.files,
-            &self.counts,
-            self.unsent,
-            bandwidth,
-        );
-        let policy_end = self.policy.end_of_round(&view, &report);
+        let policy_end = self.consult(end, round, |policy, view| {
+            policy.end_of_round(view, &report)
+        });
         report.ended = end_of_precopy(self.unsent, policy_end, round + 1, self.config.max_rounds);
         self.metrics.record_precopy_round(&report);
         Ok(report)
@@ -309,7 +471,7 @@ impl<'m> Migration<'m> {
             self.write_hit(id, count, now, report);
         }
         if let Err(e) = self.transport.drain() {
-            self.recover(e)?;
+            self.recover(e, report)?;
         }
         Ok(())
     }
@@ -319,8 +481,13 @@ impl<'m> Migration<'m> {
         self.last_write[id] = at;
         self.write_times[id].push(at);
         report.writes += u64::from(count);
+        self.dirty(id, at, report);
+    }
+
+    /// A clean copy is stale: U grows by the file's size.
+    fn dirty(&mut self, id: usize, at: f64, report: &mut RoundReport) {
         let view = &mut self.files[id];
-        if view.status == Status::Clean {
+        if view.status == Status::Clean && self.tracked[id].present {
             view.status = Status::Dirty;
             self.unsent += view.size;
             report.bytes_dirtied += view.size;
@@ -331,7 +498,8 @@ impl<'m> Migration<'m> {
         }
     }
 
-    /// Sends one file that needs it, reconnecting as often as the link drops.
+    /// Sends one file that needs it, reconnecting as often as the link drops. A file found
+    /// gone (or no longer a regular file) leaves the set: the stop-time walk settles it.
     fn send(&mut self, id: usize, report: &mut RoundReport) -> Result<()> {
         let seen = self
             .monitor
@@ -341,17 +509,20 @@ impl<'m> Migration<'m> {
             self.write_hit(id, seen, self.now(), report);
         }
         let begin = self.now();
-        let watched = &self.monitor.files()[id];
-        let (rel, path) = (watched.rel.clone(), watched.path.clone());
+        let (rel, path) = (self.tracked[id].rel.clone(), self.tracked[id].path.clone());
         let sent = loop {
             match self.transport.send_file(id, &rel, &path) {
                 Ok(sent) => break sent,
-                Err(SendError::Wire(e)) => self.recover(e)?,
+                Err(SendError::Wire(e)) => self.recover(e, report)?,
                 Err(e @ SendError::Source { .. }) => return Err(e.into()),
             }
         };
         let end = self.now();
         self.busy_s += end - begin;
+        let Some(sent) = sent else {
+            self.vanished(id);
+            return Ok(());
+        };
         let view = &mut self.files[id];
         if view.status.needs_send() {
             self.unsent -= view.size;
@@ -361,6 +532,7 @@ impl<'m> Migration<'m> {
         view.status = Status::Clean;
         view.sends += 1;
         self.sent[id] = Some(sent);
+        self.tracked[id].stamp = Some(sent.observed);
         report.bytes_sent += sent.size;
         report.files_sent += 1;
         if resend {
@@ -377,7 +549,7 @@ impl<'m> Migration<'m> {
 
     /// After a connection error: reconnect if it was the link, then ask the receiver which clean
     /// files it holds verified; the others are dirty again.
-    fn recover(&mut self, error: WireError) -> Result<()> {
+    fn recover(&mut self, error: WireError, report: &mut RoundReport) -> Result<()> {
         let error = self.transport.explain(error);
         if !error.is_transient() {
             return Err(anyhow!(error).context("the receiver refused the migration"));
@@ -386,23 +558,16 @@ impl<'m> Migration<'m> {
             self.transport
                 .reconnect(self.config.reconnect)
                 .with_context(|| format!("reconnecting after: {error}"))?;
-            let ids: Vec<usize> = (0..self.files.len())
+            let clean: Vec<(usize, Sent)> = (0..self.files.len())
                 .filter(|&id| self.files[id].status == Status::Clean)
+                .filter_map(|id| self.sent[id].map(|sent| (id, sent)))
                 .collect();
-            let rels: Vec<Vec<u8>> = ids
+            let entries: Vec<Entry<'_>> = clean
                 .iter()
-                .map(|&id| self.monitor.files()[id].rel.clone())
-                .collect();
-            let entries: Vec<Entry<'_>> = ids
-                .iter()
-                .zip(&rels)
-                .map(|(&id, rel)| {
-                    let sent = self.sent[id].expect("a clean file was sent");
-                    Entry {
-                        path: RelPath::new(rel).expect("checked at start"),
-                        size: sent.size,
-                        hash: sent.hash,
-                    }
+                .map(|&(id, sent)| Entry {
+                    path: RelPath::new(&self.tracked[id].rel).expect("checked by the walk"),
+                    size: sent.size,
+                    hash: sent.hash,
                 })
                 .collect();
             let have = match self.transport.query(&entries) {
@@ -410,62 +575,66 @@ impl<'m> Migration<'m> {
                 Err(e) if e.is_transient() => continue,
                 Err(e) => return Err(e.into()),
             };
-            for (&id, ok) in ids.iter().zip(have) {
+            let now = self.now();
+            for (&(id, _), ok) in clean.iter().zip(have) {
                 if !ok {
-                    self.files[id].status = Status::Dirty;
-                    self.unsent += self.files[id].size;
+                    self.dirty(id, now, report);
                 }
             }
             return Ok(());
         }
     }
 
-    /// The application is stopped: send the rest, check the destination, then `--then`.
+    /// The application is stopped: walk the trees, send what is not cleanly at the destination,
+    /// make the destination equal to the walk and check it, then `--then`.
     fn final_copy(&mut self) -> Result<Outcome> {
         let stop = self.now();
         let round = self.metrics.rounds;
-        let mut report = self.empty_report(round, Phase::Final, stop);
+        let mut report = RoundReport::empty(round, Phase::Final, stop, self.unsent);
         self.observe(&mut report, true)?;
+        let scan = self
+            .roots
+            .scan()
+            .context("walking the files to migrate at the stop")?;
+        let skipped = special_check(&scan, self.config.skip_special)?;
+        self.follow(&scan, false, &mut report);
         self.send_all_dirty(&mut report)?;
-        let mut verify_s = 0.0;
-        let mut repaired = 0;
+        let copied = self.now();
+        let started = Instant::now();
         let mut reread = Reread::default();
-        let verdict = loop {
-            let confirmed = self.now();
-            let started = Instant::now();
-            let verdict = self.check(&mut reread)?;
-            verify_s += started.elapsed().as_secs_f64();
-            report.end = confirmed;
-            if verdict.differing == 0 || repaired > 0 {
-                break verdict;
+        let hashes = self.hash_files(&scan, &mut reread)?;
+        let nodes = nodes(&scan, &hashes);
+        let roots: Vec<Vec<u8>> = self.roots.outermost().map(|r| r.rel.clone()).collect();
+        let roots: Vec<RelPath<'_>> = roots
+            .iter()
+            .map(|r| RelPath::new(r).expect("checked by the walk"))
+            .collect();
+        let equal = self.with_link(|t| t.mirror(&roots, &nodes))?;
+        // The destination lacks what a write the monitor could not see changed (same size and
+        // timestamp tick), or what it lost: send those, from the stopped source.
+        let mut repaired = 0;
+        for (node, ok) in nodes.iter().zip(equal) {
+            if !ok && matches!(node.kind, NodeKind::File { .. }) {
+                let id = self.by_rel[node.path.as_bytes()];
+                self.files[id].status = Status::Dirty;
+                self.unsent += self.files[id].size;
+                repaired += 1;
             }
-            // A write the monitor could not see (same size and timestamp tick): send again.
-            let by_rel: std::collections::HashMap<&[u8], usize> = self
-                .monitor
-                .files()
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.rel.as_slice(), i))
-                .collect();
-            let ids: Vec<usize> = verdict
-                .list
-                .iter()
-                .filter_map(|(rel, _)| by_rel.get(rel.as_slice()).copied())
-                .collect();
-            for &id in &ids {
-                if self.files[id].status == Status::Clean {
-                    self.files[id].status = Status::Dirty;
-                    self.unsent += self.files[id].size;
-                }
-            }
-            repaired = ids.len() as u32;
-            self.send_all_dirty(&mut report)?;
-        };
-        let downtime = report.end - stop;
+        }
+        self.send_all_dirty(&mut report)?;
+        let verdict = self.with_link(|t| t.verify(&roots, &nodes))?;
+        let checked = self.now();
+        let verify_s = started.elapsed().as_secs_f64();
+        report.end = checked;
         report.unsent_bytes = self.unsent;
         self.metrics.record_final_copy(&report, stop);
-        (self.on_round)(&report, &self.metrics);
-
+        self.metrics.files = self.tracked.iter().filter(|t| t.present).count() as u32;
+        self.metrics.total_bytes = tree_count(&scan).bytes;
+        let verdict_text = describe(&verdict, &scan);
+        if verdict.differing > 0 {
+            (self.on_round)(&report, &self.metrics);
+            bail!("the destination differs from the source: {verdict_text}");
+        }
         let restarted_pid = match self.config.then {
             Then::Resume => {
                 self.app.resume().context("resuming the application")?;
@@ -474,19 +643,26 @@ impl<'m> Migration<'m> {
             Then::Stop => None,
             Then::Restart => Some(self.restart()?),
         };
-        let verdict_text = describe(&verdict);
-        if verdict.differing > 0 {
-            bail!("the destination differs from the source after a repair pass: {verdict_text}");
-        }
+        let back = self.now();
+        self.metrics.downtime_s = back - stop;
+        self.metrics.total_time_s = back;
+        (self.on_round)(&report, &self.metrics);
         let bandwidth = self.bandwidth();
         let measured = Measured {
-            downtime_s: downtime,
+            downtime_s: back - stop,
+            downtime: Downtime {
+                final_copy_s: copied - stop,
+                verify_s: checked - copied,
+                restart_s: back - checked,
+            },
             verify_s,
             reread,
+            tree: tree_count(&scan),
             wire_bytes: self.transport.written(),
             send_rate_bps: bandwidth,
             reconnects: self.transport.reconnects,
             repaired_files: repaired,
+            skipped,
             verdict: verdict_text,
             then: self.config.then,
             restarted_pid,
@@ -497,7 +673,7 @@ impl<'m> Migration<'m> {
         let prediction = predict(
             &self.config,
             &self.metrics.dataset,
-            self.monitor.files(),
+            &self.prediction_files(),
             &self.write_times,
             bandwidth,
             stop,
@@ -507,6 +683,24 @@ impl<'m> Migration<'m> {
             measured,
             prediction,
         })
+    }
+
+    /// Runs a request that needs the link, reconnecting while the link (not the peer) fails.
+    fn with_link<T>(
+        &mut self,
+        mut request: impl FnMut(&mut Transport) -> Result<T, WireError>,
+    ) -> Result<T> {
+        loop {
+            match request(&mut self.transport) {
+                Ok(answer) => return Ok(answer),
+                Err(e) if e.is_transient() => {
+                    self.transport
+                        .reconnect(self.config.reconnect)
+                        .context("reconnecting for the stop-time check")?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Sends every file not cleanly at the destination, and waits for all acknowledgements.
@@ -520,7 +714,7 @@ impl<'m> Migration<'m> {
             }
             match self.transport.wait_acks() {
                 Ok(()) => {}
-                Err(e) => self.recover(e)?,
+                Err(e) => self.recover(e, report)?,
             }
             if self.files.iter().all(|f| !f.status.needs_send()) {
                 return Ok(());
@@ -528,47 +722,45 @@ impl<'m> Migration<'m> {
         }
     }
 
-    /// Hashes every file now (the application is stopped) and has the receiver compare. A file
+    /// Size and hash of every file of the stop-time walk (the application is stopped). A file
     /// whose stamp is still the one that vouched for what was sent is not read again.
-    fn check(&mut self, read: &mut Reread) -> Result<Verdict> {
+    fn hash_files(&self, scan: &Scan, read: &mut Reread) -> Result<HashMap<Vec<u8>, Sent>> {
         use rayon::prelude::*;
+        let files: Vec<(&Vec<u8>, &PathBuf)> = scan
+            .entries
+            .iter()
+            .filter(|(_, e)| e.kind == EntryKind::File)
+            .map(|(rel, e)| (rel, &e.path))
+            .collect();
+        let (by_rel, sent) = (&self.by_rel, &self.sent);
         // On every core: the application is stopped while this runs.
-        let current: Vec<(Sent, bool)> = self
-            .monitor
-            .files()
+        let hashed: Vec<(Vec<u8>, Sent, bool)> = files
             .par_iter()
-            .zip(&self.sent)
-            .map(|(f, sent)| {
-                current(&f.path, sent.as_ref())
-                    .with_context(|| format!("hashing {}", f.path.display()))
+            .map(|&(rel, path)| {
+                let sent = by_rel.get(rel).and_then(|&id| sent[id]);
+                current(path, sent.as_ref())
+                    .map(|(now, was_read)| (rel.clone(), now, was_read))
+                    .with_context(|| format!("hashing {} at the stop", path.display()))
             })
             .collect::<Result<_>>()?;
-        for (now, _) in current.iter().filter(|(_, was_read)| *was_read) {
-            read.files += 1;
-            read.bytes += now.size;
-        }
-        let entries: Vec<Entry<'_>> = self
-            .monitor
-            .files()
-            .iter()
-            .zip(&current)
-            .map(|(f, (now, _))| Entry {
-                path: RelPath::new(&f.rel).expect("checked at start"),
-                size: now.size,
-                hash: now.hash,
-            })
-            .collect();
-        loop {
-            match self.transport.verify(&entries) {
-                Ok(verdict) => return Ok(verdict),
-                Err(e) if e.is_transient() => {
-                    self.transport
-                        .reconnect(self.config.reconnect)
-                        .context("reconnecting for the manifest check")?;
-                }
-                Err(e) => return Err(e.into()),
+        let mut hashes = HashMap::with_capacity(hashed.len());
+        for (rel, now, was_read) in hashed {
+            if was_read {
+                read.files += 1;
+                read.bytes += now.size;
             }
+            hashes.insert(rel, now);
         }
+        Ok(hashes)
+    }
+
+    /// The files present at the stop, for the simulator's prediction.
+    fn prediction_files(&self) -> Vec<(Vec<u8>, u64, Kind)> {
+        self.tracked
+            .iter()
+            .zip(&self.files)
+            .map(|(t, f)| (t.rel.clone(), if t.present { f.size } else { 0 }, f.kind))
+            .collect()
     }
 
     fn restart(&mut self) -> Result<u32> {
@@ -576,6 +768,10 @@ impl<'m> Migration<'m> {
             .app
             .command()
             .context("reading the application's command")?;
+        let identity = self
+            .app
+            .identity()
+            .context("reading the application's user and environment")?;
         let cwd = precopy_proto::path::relative_of_absolute(&cwd).map_err(|e| {
             anyhow!(
                 "cannot restart from working directory {}: {e}",
@@ -586,12 +782,78 @@ impl<'m> Migration<'m> {
             .kill()
             .context("killing the application at the source")?;
         let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        let identity = precopy_proto::Identity {
+            uid: identity.uid,
+            gid: identity.gid,
+            groups: identity.groups.clone(),
+            env: identity.env.iter().map(Vec::as_slice).collect(),
+        };
         let pid = self
             .transport
-            .restart(RelPath::new(&cwd).expect("normalised"), &args)
-            .context("restarting at the destination")?;
+            .restart(RelPath::new(&cwd).expect("normalised"), identity, &args)
+            .context("restarting at the destination (the application is not running anywhere)")?;
         Ok(pid)
     }
+}
+
+/// Fails on FIFOs, sockets and device files under the roots unless they are to be skipped;
+/// returns the skipped ones' paths.
+fn special_check(scan: &Scan, skip: bool) -> Result<Vec<String>> {
+    let named: Vec<String> = scan
+        .special
+        .values()
+        .map(|e| match e.kind {
+            EntryKind::Special(what) => format!("{} ({what})", e.path.display()),
+            _ => unreachable!("only specials are listed"),
+        })
+        .collect();
+    if !named.is_empty() && !skip {
+        bail!(
+            "cannot migrate {}: only files, directories and symlinks can be; leave such entries \
+             out with --skip-special",
+            named.join(", ")
+        );
+    }
+    Ok(named)
+}
+
+/// The stop-time tree as manifest nodes, files with the hashes just taken.
+fn nodes<'s>(scan: &'s Scan, hashes: &HashMap<Vec<u8>, Sent>) -> Vec<Node<'s>> {
+    scan.entries
+        .iter()
+        .map(|(rel, e)| Node {
+            path: RelPath::new(rel).expect("checked by the walk"),
+            meta: e.meta,
+            kind: match &e.kind {
+                EntryKind::File => {
+                    let sent = hashes[rel];
+                    NodeKind::File {
+                        size: sent.size,
+                        hash: sent.hash,
+                    }
+                }
+                EntryKind::Dir => NodeKind::Dir,
+                EntryKind::Symlink(target) => NodeKind::Symlink { target },
+                EntryKind::Special(_) => unreachable!("specials are listed apart"),
+            },
+        })
+        .collect()
+}
+
+fn tree_count(scan: &Scan) -> TreeCount {
+    let mut count = TreeCount::default();
+    for entry in scan.entries.values() {
+        match entry.kind {
+            EntryKind::File => {
+                count.files += 1;
+                count.bytes += entry.size();
+            }
+            EntryKind::Dir => count.dirs += 1,
+            EntryKind::Symlink(_) => count.symlinks += 1,
+            EntryKind::Special(_) => {}
+        }
+    }
+    count
 }
 
 /// Writes replayed beyond this many, the prediction is given up.
@@ -605,17 +867,17 @@ const MAX_REPLAYED_WRITES: usize = 1 << 24;
 fn predict(
     config: &MigrateConfig,
     name: &str,
-    files: &[WatchedFile],
+    files: &[(Vec<u8>, u64, Kind)],
     writes: &[Vec<f64>],
     bandwidth_bps: f64,
     stop_s: f64,
 ) -> Option<Metrics> {
     let specs: Vec<FileSpec> = files
         .iter()
-        .map(|f| FileSpec {
-            path: String::from_utf8_lossy(&f.rel).into_owned(),
-            size: f.size.max(1),
-            kind: f.kind,
+        .map(|(rel, size, kind)| FileSpec {
+            path: shown(rel).into_owned(),
+            size: (*size).max(1),
+            kind: *kind,
             access_probability: 0.0,
         })
         .collect();
@@ -680,40 +942,37 @@ fn current(path: &Path, sent: Option<&Sent>) -> std::io::Result<(Sent, bool)> {
         }
     }
     let file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
     let hash = hash_reader(file)?;
     Ok((
         Sent {
-            size,
+            size: meta.len(),
             hash,
             stamp: None,
+            observed: Stamp::of(&meta),
         },
         true,
     ))
 }
 
 /// One line for a verdict.
-pub fn describe(v: &Verdict) -> String {
+fn describe(v: &Verdict, scan: &Scan) -> String {
     if v.differing == 0 {
-        return format!("all {} files equal the source, byte for byte", v.files);
+        let count = tree_count(scan);
+        return format!(
+            "all {} entries equal the source ({} files, byte for byte; {} directories; {} \
+             symlinks; mode, owner and modification time included)",
+            v.files, count.files, count.dirs, count.symlinks
+        );
     }
     let listed: Vec<String> = v
         .list
         .iter()
         .take(5)
-        .map(|(p, r)| {
-            let why = match r {
-                Reason::Missing => "missing",
-                Reason::Size => "size",
-                Reason::Hash => "content",
-                Reason::Refused => "refused",
-                _ => "other",
-            };
-            format!("{} ({why})", OsStr::from_bytes(p).to_string_lossy())
-        })
+        .map(|(p, r)| format!("{} ({})", OsStr::from_bytes(p).to_string_lossy(), r.name()))
         .collect();
     format!(
-        "{} of {} files differ: {}",
+        "{} of {} entries differ: {}",
         v.differing,
         v.files,
         listed.join(", ")
@@ -724,7 +983,6 @@ pub fn describe(v: &Verdict) -> String {
 mod tests {
     use super::*;
     use crate::net::stamp::RACY;
-    use precopy_core::Kind;
 
     /// What `Transport::send_file` records: the stamp before reading, then the hash.
     fn sent(path: &Path) -> Sent {
@@ -734,6 +992,7 @@ mod tests {
             size: meta.len(),
             hash: hash_reader(file).unwrap(),
             stamp,
+            observed: Stamp::of(&meta),
         }
     }
 
@@ -774,12 +1033,7 @@ mod tests {
     /// replayed as recorded, the writes would stop, the file go clean and the downtime be 0 s.
     #[test]
     fn a_prediction_outlasting_the_recording_keeps_the_writes_going() {
-        let files = [WatchedFile {
-            path: "/hot".into(),
-            rel: b"hot".to_vec(),
-            kind: Kind::ReadWrite,
-            size: 1_000_000,
-        }];
+        let files = [(b"hot".to_vec(), 1_000_000, Kind::ReadWrite)];
         let writes = vec![(0..60).map(|i| f64::from(i) * 0.05).collect::<Vec<_>>()];
         let config = MigrateConfig {
             policy: PolicyKind::Baseline,
@@ -790,6 +1044,7 @@ mod tests {
             poll_s: 0.1,
             reconnect: Duration::from_secs(1),
             then: Then::Stop,
+            skip_special: false,
         };
         let m = predict(&config, "test", &files, &writes, 8e6, 3.0).unwrap();
         assert!(m.precopy_time_s > 3.0, "{}", m.precopy_time_s);

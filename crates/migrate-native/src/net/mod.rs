@@ -8,6 +8,8 @@
 //!
 //! - [`wire`]: framed connection, token bucket, handshake on both sides.
 //! - [`store`]: the receiver's root: safe path resolution, atomic verified writes.
+//! - [`mirror`]: the receiver's roots made equal to the stop-time tree, and checked.
+//! - [`tree`]: the sender's roots, walked again whenever it needs to know what is there.
 //! - [`receiver`]: the daemon, one thread per connection.
 //! - [`stamp`]: what `stat` says a write would change, and when it proves a file unchanged.
 //! - [`monitor`]: where per-period write counts come from (a trait; a stat-polling monitor now, the
@@ -21,10 +23,12 @@
 pub mod app;
 pub mod live;
 pub mod migrate;
+pub mod mirror;
 pub mod monitor;
 pub mod receiver;
 pub mod restart;
 pub mod stamp;
 pub mod store;
 pub mod transport;
+pub mod tree;
 pub mod wire;

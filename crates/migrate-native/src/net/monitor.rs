@@ -8,31 +8,16 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use precopy_core::Kind;
 
 use super::stamp::Stamp;
 
-/// One file to migrate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatchedFile {
-    /// Absolute path at the source.
-    pub path: PathBuf,
-    /// The path on the wire (relative, see `precopy_proto::path`).
-    pub rel: Vec<u8>,
-    /// ReadOnly or ReadWrite, from the identification step.
-    pub kind: Kind,
-    /// Size when the migration started.
-    pub size: u64,
-}
-
-/// A source of write counts.
+/// A source of write counts for the files it is told to watch, by id.
 pub trait Monitor {
-    /// The files, sorted by path (the baseline's fixed order), indexed as in every other call.
-    fn files(&self) -> &[WatchedFile];
-    /// Adds the writes seen since the last call to `counts` (one entry per file).
+    /// Watches the file now at `path` as `file` (again, if a new file took that path).
+    fn watch(&mut self, file: usize, path: &Path);
+    /// Adds the writes seen since the last call to `counts` (one entry per file id).
     fn poll(&mut self, counts: &mut [u32]) -> io::Result<()>;
     /// Writes to one file since it was last looked at, just before its transfer starts (so a
     /// write that came before the transfer does not make the new copy look stale).
@@ -40,26 +25,10 @@ pub trait Monitor {
 }
 
 /// Counts changes of `stat` between polls.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct PollingMonitor {
-    files: Vec<WatchedFile>,
+    paths: Vec<PathBuf>,
     seen: Vec<Option<Stamp>>,
-}
-
-/// Files in the order every monitor reports them: by wire path, once each.
-fn in_path_order(mut files: Vec<WatchedFile>) -> Vec<WatchedFile> {
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    files.dedup_by(|a, b| a.rel == b.rel);
-    files
-}
-
-impl PollingMonitor {
-    /// Watches `files` (sorted here by path).
-    pub fn new(files: Vec<WatchedFile>) -> PollingMonitor {
-        let files = in_path_order(files);
-        let seen = files.iter().map(|f| Stamp::of_path(&f.path).ok()).collect();
-        PollingMonitor { files, seen }
-    }
 }
 
 /// Counts fanotify `FAN_MODIFY` events per file: a write is seen even when `stat` would not
@@ -67,7 +36,6 @@ impl PollingMonitor {
 /// (their writes make the copy stale all the same).
 #[derive(Debug)]
 pub struct FanotifyMonitor {
-    files: Vec<WatchedFile>,
     by_path: HashMap<String, usize>,
     /// Events read but not yet handed out, per file.
     pending: Vec<u32>,
@@ -75,23 +43,14 @@ pub struct FanotifyMonitor {
 }
 
 impl FanotifyMonitor {
-    /// Marks `files` (sorted here by path); `window` as in `trace --window`.
-    pub fn new(files: Vec<WatchedFile>, window: Duration) -> io::Result<FanotifyMonitor> {
-        let files = in_path_order(files);
+    /// Starts the fanotify group; `window` as in `trace --window`.
+    pub fn new(window: Duration) -> io::Result<FanotifyMonitor> {
         let filter = precopy_trace::paths::PathFilter::default();
         let notify = precopy_trace::notify::Monitor::start(Instant::now(), window, filter)
             .map_err(io::Error::other)?;
-        let marks = notify.marks();
-        let mut by_path = HashMap::new();
-        for (id, file) in files.iter().enumerate() {
-            let path = file.path.to_string_lossy().into_owned();
-            marks.add(&path, &path);
-            by_path.insert(path, id);
-        }
         Ok(FanotifyMonitor {
-            pending: vec![0; files.len()],
-            files,
-            by_path,
+            by_path: HashMap::new(),
+            pending: Vec::new(),
             notify,
         })
     }
@@ -106,8 +65,14 @@ impl FanotifyMonitor {
 }
 
 impl Monitor for FanotifyMonitor {
-    fn files(&self) -> &[WatchedFile] {
-        &self.files
+    fn watch(&mut self, file: usize, path: &Path) {
+        // Events name the path the file has when they are read (renames are followed).
+        let path = path.to_string_lossy().into_owned();
+        self.notify.marks().add(&path, &path);
+        self.by_path.insert(path, file);
+        if self.pending.len() <= file {
+            self.pending.resize(file + 1, 0);
+        }
     }
 
     fn poll(&mut self, counts: &mut [u32]) -> io::Result<()> {
@@ -120,24 +85,32 @@ impl Monitor for FanotifyMonitor {
 
     fn poll_file(&mut self, file: usize) -> io::Result<u32> {
         self.drain();
-        Ok(std::mem::take(&mut self.pending[file]))
+        Ok(self.pending.get_mut(file).map_or(0, std::mem::take))
     }
 }
 
 impl Monitor for PollingMonitor {
-    fn files(&self) -> &[WatchedFile] {
-        &self.files
+    fn watch(&mut self, file: usize, path: &Path) {
+        if self.paths.len() <= file {
+            self.paths.resize(file + 1, PathBuf::new());
+            self.seen.resize(file + 1, None);
+        }
+        self.paths[file] = path.to_path_buf();
+        self.seen[file] = Stamp::of_path(path).ok();
     }
 
     fn poll(&mut self, counts: &mut [u32]) -> io::Result<()> {
-        for (id, count) in counts.iter_mut().enumerate() {
+        for (id, count) in counts.iter_mut().enumerate().take(self.paths.len()) {
             *count += self.poll_file(id)?;
         }
         Ok(())
     }
 
     fn poll_file(&mut self, file: usize) -> io::Result<u32> {
-        let now = Stamp::of_path(&self.files[file].path).ok();
+        let Some(path) = self.paths.get(file) else {
+            return Ok(0);
+        };
+        let now = Stamp::of_path(path).ok();
         let changed = now != self.seen[file];
         self.seen[file] = now;
         Ok(u32::from(changed))
@@ -153,13 +126,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"a").unwrap();
-        let file = WatchedFile {
-            path: path.clone(),
-            rel: b"f".to_vec(),
-            kind: Kind::ReadWrite,
-            size: 1,
-        };
-        let mut monitor = PollingMonitor::new(vec![file]);
+        let mut monitor = PollingMonitor::default();
+        monitor.watch(0, &path);
         let mut counts = [0];
         monitor.poll(&mut counts).unwrap();
         assert_eq!(counts, [0]);

@@ -3,13 +3,14 @@
 
 use std::ffi::OsStr;
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-use precopy_proto::{Difference, ErrorCode, Key, Message, Reason, RelPath};
+use precopy_proto::{Difference, ErrorCode, Identity, Key, Message, Reason, RelPath};
 
+use super::mirror::TreeNode;
+use super::restart::{self, Launch};
 use super::store::{Incoming, Sealed, Store, StoreError};
 use super::wire::{server_handshake, unexpected, FrameReader, FrameWriter, WireError};
 
@@ -21,6 +22,8 @@ const MAX_LISTED: usize = 256;
 const BATCH_FILES: usize = 1024;
 /// …or this many bytes, or as soon as the sender pauses (group commit, see [`Store::commit`]).
 const BATCH_BYTES: u64 = 64 << 20;
+/// Most entries of one manifest (a few hundred bytes of memory each).
+const MAX_MANIFEST: usize = 16 << 20;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -29,6 +32,8 @@ pub struct Receiver {
     pub store: Store,
     /// The handshake key.
     pub key: Key,
+    /// How long a restarted application must keep running to count as started.
+    pub restart_grace: Duration,
 }
 
 impl Receiver {
@@ -137,43 +142,47 @@ impl Receiver {
                         .collect();
                     writer.send(&Message::Have(have))?;
                 }
-                Message::Manifest { last, entries } => {
-                    // Every file is read and hashed again: on every core.
-                    use rayon::prelude::*;
-                    let found: Vec<Option<Reason>> = entries
-                        .par_iter()
-                        .map(|e| self.store.compare(e.path, e.size, &e.hash))
-                        .collect();
-                    state.manifest_files += entries.len() as u32;
-                    for (e, reason) in entries.iter().zip(found) {
-                        if let Some(reason) = reason {
-                            state.differing.push((e.path.as_bytes().to_vec(), reason));
-                        }
+                Message::Manifest {
+                    last,
+                    verify,
+                    roots,
+                    nodes,
+                } => {
+                    let manifest = state.manifest.get_or_insert_with(Default::default);
+                    manifest
+                        .roots
+                        .extend(roots.iter().map(|r| r.as_bytes().to_vec()));
+                    manifest.nodes.extend(nodes.iter().map(TreeNode::from));
+                    if manifest.nodes.len() > MAX_MANIFEST {
+                        return Err(WireError::Unexpected("manifest of too many entries").into());
                     }
                     if last {
-                        let verdict = verdict(state);
-                        writer.send(&verdict)?;
-                        state.verdict = match &verdict {
-                            Message::Verdict {
-                                differing: 0,
-                                files,
-                                ..
-                            } => {
-                                format!("all {files} files equal the manifest")
-                            }
-                            Message::Verdict {
-                                differing, files, ..
-                            } => {
-                                format!("{differing} of {files} files differ from the manifest")
-                            }
-                            _ => unreachable!(),
-                        };
-                        state.differing.clear();
-                        state.manifest_files = 0;
+                        let manifest = state.manifest.take().expect("just inserted");
+                        let mirror = self.store.mirror(&manifest.roots, &manifest.nodes, verify);
+                        if verify {
+                            let verdict = verdict(manifest.nodes.len(), &mirror.differing);
+                            writer.send(&verdict)?;
+                            state.verdict = match mirror.differing.len() {
+                                0 => format!(
+                                    "all {} entries equal the manifest",
+                                    manifest.nodes.len()
+                                ),
+                                n => format!(
+                                    "{n} of {} entries differ from the manifest",
+                                    manifest.nodes.len()
+                                ),
+                            };
+                        } else {
+                            writer.send(&Message::Have(mirror.files))?;
+                        }
                     }
                 }
-                Message::Restart { cwd, argv } => {
-                    let pid = self.restart(cwd, &argv)?;
+                Message::Restart {
+                    cwd,
+                    identity,
+                    argv,
+                } => {
+                    let pid = self.restart(cwd, identity, &argv)?;
                     writer.send(&Message::Started { pid })?;
                 }
                 Message::Bye => return Ok(()),
@@ -199,30 +208,45 @@ impl Receiver {
         Ok(())
     }
 
-    /// Starts the application at the destination: the working directory and every absolute
-    /// argument are mapped under the root. It runs detached from this daemon.
-    fn restart(&self, cwd: RelPath<'_>, argv: &[&[u8]]) -> Result<u32, SessionError> {
-        let map = |arg: &[u8]| -> PathBuf {
+    /// Starts the application at the destination as the user it ran as, with its environment:
+    /// the working directory and every absolute argument are mapped under the root. It is
+    /// reported started only if it still runs after the grace period.
+    fn restart(
+        &self,
+        cwd: RelPath<'_>,
+        identity: Identity<'_>,
+        argv: &[&[u8]],
+    ) -> Result<u32, SessionError> {
+        let map = |arg: &[u8]| -> Vec<u8> {
             match precopy_proto::path::relative_of_absolute(arg) {
-                Ok(rel) => self.store.root().join(OsStr::from_bytes(&rel)),
-                Err(_) => PathBuf::from(OsStr::from_bytes(arg)),
+                Ok(rel) => self
+                    .store
+                    .root()
+                    .join(OsStr::from_bytes(&rel))
+                    .into_os_string()
+                    .into_vec(),
+                Err(_) => arg.to_vec(),
             }
         };
-        let dir = self.store.root().join(OsStr::from_bytes(cwd.as_bytes()));
-        std::fs::create_dir_all(&dir).map_err(SessionError::Restart)?;
-        let child = std::process::Command::new(OsStr::from_bytes(argv[0]))
-            .args(argv[1..].iter().map(|a| map(a)))
-            .current_dir(dir)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .map_err(SessionError::Restart)?;
-        Ok(child.id())
+        let mut mapped: Vec<Vec<u8>> = vec![argv[0].to_vec()];
+        mapped.extend(argv[1..].iter().map(|a| map(a)));
+        let launch = Launch {
+            argv: mapped,
+            cwd: self.store.root().join(OsStr::from_bytes(cwd.as_bytes())),
+            identity: restart::Identity {
+                uid: identity.uid,
+                gid: identity.gid,
+                groups: identity.groups,
+                env: identity.env.iter().map(|e| e.to_vec()).collect(),
+            },
+        };
+        let started = restart::start(&launch, self.restart_grace)?;
+        Ok(started.pid)
     }
 }
 
-fn verdict(state: &Session) -> Message<'_> {
-    let list = state
-        .differing
+fn verdict(entries: usize, differing: &[(Vec<u8>, Reason)]) -> Message<'_> {
+    let list = differing
         .iter()
         .take(MAX_LISTED)
         .map(|(path, reason)| Difference {
@@ -231,10 +255,17 @@ fn verdict(state: &Session) -> Message<'_> {
         })
         .collect();
     Message::Verdict {
-        files: state.manifest_files,
-        differing: state.differing.len() as u32,
+        files: entries as u32,
+        differing: differing.len() as u32,
         list,
     }
+}
+
+/// A manifest being received, part by part.
+#[derive(Default)]
+struct Manifest {
+    roots: Vec<Vec<u8>>,
+    nodes: Vec<TreeNode>,
 }
 
 #[derive(Default)]
@@ -245,8 +276,7 @@ struct Session {
     batch_bytes: u64,
     files: u64,
     bytes: u64,
-    manifest_files: u32,
-    differing: Vec<(Vec<u8>, Reason)>,
+    manifest: Option<Manifest>,
     verdict: String,
 }
 
@@ -256,6 +286,6 @@ enum SessionError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("restart: {0}")]
-    Restart(std::io::Error),
+    #[error(transparent)]
+    Restart(#[from] restart::RestartError),
 }

@@ -7,12 +7,6 @@
 //! within it, and the error then carries its exit status and last lines on stderr. A thread of
 //! ours reaps it whenever it exits, so it never lingers as a zombie of the receiver.
 
-// Wired into the receiver's restart frame next; until then only the tests use it.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the receiver does not call it yet")
-)]
-
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read, Write};

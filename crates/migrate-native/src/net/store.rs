@@ -14,7 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::num::NonZeroU64;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use precopy_proto::{ErrorCode, FileHeader, Reason, RelPath};
+use precopy_proto::{ErrorCode, FileHeader, Meta, RelPath};
 
 use super::stamp::Stamp;
 
@@ -116,7 +116,7 @@ impl Store {
 
     /// The directory that holds `rel` (every step a real directory under the root, created if
     /// `create`), and the file name.
-    fn parent_of<'p>(
+    pub(crate) fn parent_of<'p>(
         &self,
         rel: RelPath<'p>,
         create: bool,
@@ -188,8 +188,7 @@ impl Store {
             hasher: blake3::Hasher::new(),
             writeback: self.writeback.clone(),
             bytes: 0,
-            mode: header.mode & 0o777,
-            mtime: mtime_of(header.mtime_s, header.mtime_ns),
+            meta: header.meta,
         })
     }
 
@@ -202,21 +201,8 @@ impl Store {
         }
     }
 
-    /// Compares `rel` at the destination with a manifest entry, always reading it (the final
-    /// check is byte for byte, not from memory).
-    pub fn compare(&self, rel: RelPath<'_>, size: u64, hash: &[u8; 32]) -> Option<Reason> {
-        match self.current(rel, true) {
-            Ok(Some((s, _))) if s != size => Some(Reason::Size),
-            Ok(Some((_, h))) if &h != hash => Some(Reason::Hash),
-            Ok(Some(_)) => None,
-            Ok(None) => Some(Reason::Missing),
-            Err(StoreError::Refused { .. }) => Some(Reason::Refused),
-            Err(_) => Some(Reason::Missing),
-        }
-    }
-
     /// Size and hash of the regular file at `rel`, `None` if absent.
-    fn current(
+    pub(crate) fn current(
         &self,
         rel: RelPath<'_>,
         reread: bool,
@@ -276,8 +262,7 @@ pub struct Incoming {
     hasher: blake3::Hasher,
     writeback: Writeback,
     bytes: u64,
-    mode: u32,
-    mtime: SystemTime,
+    meta: Meta,
 }
 
 impl Incoming {
@@ -285,14 +270,20 @@ impl Incoming {
         RelPath::new(&self.rel).expect("checked when received")
     }
 
-    /// Appends data. Every [`WRITEBACK`] bytes, the kernel is asked to start writing the last
-    /// stretch to disk ([`Writeback`]).
+    /// Appends data; blocks of zeros are skipped (left as holes), so a sparse file stays sparse.
+    /// Every [`WRITEBACK`] bytes, the kernel is asked to start writing the last stretch to disk
+    /// ([`Writeback`]).
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
         self.hasher.update(data);
         let before = self.bytes;
         self.bytes += data.len() as u64;
         let rel = RelPath::new(&self.rel).expect("checked when received");
-        self.tmp.write_all(data).map_err(io_error(rel))?;
+        let file = self.tmp.as_file();
+        for (at, run) in data_runs(data) {
+            file.write_all_at(run, before + at as u64)
+                .map_err(io_error(rel))?;
+        }
         if before / WRITEBACK != self.bytes / WRITEBACK {
             let from = (self.bytes / WRITEBACK - 1) * WRITEBACK;
             self.writeback
@@ -308,8 +299,9 @@ impl Incoming {
         store.commit(vec![sealed])
     }
 
-    /// Checks size and hash, sets mode and mtime, and closes the temporary file: it waits for
-    /// [`Store::commit`].
+    /// Checks size and hash, sets owner, mode and mtime, and closes the temporary file: it waits
+    /// for [`Store::commit`]. An owner that cannot be set (the receiver is not root) is left as
+    /// it is: the stop-time check reports it.
     pub fn seal(self, size: u64, hash: &[u8; 32]) -> Result<Sealed, StoreError> {
         let rel = self.rel();
         if self.bytes != size {
@@ -325,9 +317,18 @@ impl Incoming {
             });
         }
         let file = self.tmp.as_file();
-        file.set_permissions(fs::Permissions::from_mode(self.mode))
+        // Holes at the end are not written: the length says where the file ends.
+        file.set_len(self.bytes).map_err(io_error(rel))?;
+        let _ = rustix::fs::fchown(
+            file,
+            Some(rustix::fs::Uid::from_raw(self.meta.uid)),
+            Some(rustix::fs::Gid::from_raw(self.meta.gid)),
+        );
+        // After the owner: chown clears the setuid and setgid bits.
+        file.set_permissions(fs::Permissions::from_mode(self.meta.mode))
             .map_err(io_error(rel))?;
-        file.set_modified(self.mtime).map_err(io_error(rel))?;
+        file.set_modified(mtime_of(self.meta.mtime_s, self.meta.mtime_ns))
+            .map_err(io_error(rel))?;
         self.writeback
             .start(file, self.bytes / WRITEBACK * WRITEBACK, None);
         let meta = file.metadata().map_err(io_error(rel))?;
@@ -443,7 +444,29 @@ impl Writeback {
     }
 }
 
-fn mtime_of(seconds: i64, nanos: u32) -> SystemTime {
+/// Bytes per block checked for zeros: a file system's block, the smallest hole it can keep.
+const HOLE_BLOCK: usize = 4096;
+
+/// The runs of `data` that are not whole blocks of zeros, as (offset, bytes).
+fn data_runs(data: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let is_hole = |block: &[u8]| block.len() == HOLE_BLOCK && block.iter().all(|&b| b == 0);
+        while at < data.len() && is_hole(&data[at..(at + HOLE_BLOCK).min(data.len())]) {
+            at += HOLE_BLOCK;
+        }
+        if at >= data.len() {
+            return None;
+        }
+        let start = at;
+        while at < data.len() && !is_hole(&data[at..(at + HOLE_BLOCK).min(data.len())]) {
+            at = (at + HOLE_BLOCK).min(data.len());
+        }
+        Some((start, &data[start..at]))
+    })
+}
+
+pub(crate) fn mtime_of(seconds: i64, nanos: u32) -> SystemTime {
     let nanos = Duration::from_nanos(u64::from(nanos));
     if seconds >= 0 {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds as u64) + nanos
@@ -495,9 +518,13 @@ mod tests {
         FileHeader {
             id: 1,
             path: RelPath::new(path).unwrap(),
-            mode: 0o640,
-            mtime_s: 1_700_000_000,
-            mtime_ns: 5,
+            meta: Meta {
+                mode: 0o2640,
+                uid: rustix::process::geteuid().as_raw(),
+                gid: rustix::process::getegid().as_raw(),
+                mtime_s: 1_700_000_000,
+                mtime_ns: 5,
+            },
             size: 5,
         }
     }
@@ -517,7 +544,7 @@ mod tests {
         let path = root.path().join("var/app/db");
         assert_eq!(fs::read(&path).unwrap(), b"hello");
         let meta = fs::metadata(&path).unwrap();
-        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o2640);
         assert_eq!(meta.mtime(), 1_700_000_000);
         assert!(store.has(
             RelPath::new(b"var/app/db").unwrap(),
@@ -555,19 +582,37 @@ mod tests {
         let victim = outside.path().join("victim");
         fs::write(&victim, b"keep").unwrap();
         std::os::unix::fs::symlink(&victim, root.path().join("link")).unwrap();
-        assert_eq!(
-            store.compare(
-                RelPath::new(b"link").unwrap(),
-                4,
-                blake3::hash(b"keep").as_bytes()
-            ),
-            Some(Reason::Refused)
-        );
+        assert!(matches!(
+            store.current(RelPath::new(b"link").unwrap(), true),
+            Err(StoreError::Refused { .. })
+        ));
         store_file(&store, b"link", b"new").unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep");
         assert!(!fs::symlink_metadata(root.path().join("link"))
             .unwrap()
             .is_symlink());
+    }
+
+    #[test]
+    fn zero_blocks_become_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let mut data = vec![0u8; 1 << 20];
+        data[5] = 1;
+        data[700_000] = 2;
+        let mut incoming = store.begin(&header(b"sparse")).unwrap();
+        for piece in data.chunks(256 * 1024) {
+            incoming.write(piece).unwrap();
+        }
+        let hash = *blake3::hash(&data).as_bytes();
+        incoming.finish(&store, data.len() as u64, &hash).unwrap();
+        let path = root.path().join("sparse");
+        assert_eq!(fs::read(&path).unwrap(), data);
+        // Two 4 KiB blocks hold data; st_blocks counts 512-byte units.
+        assert!(fs::metadata(&path).unwrap().blocks() * 512 <= 64 * 1024);
+        let runs: Vec<(usize, usize)> = data_runs(&data).map(|(at, r)| (at, r.len())).collect();
+        assert_eq!(runs, [(0, 4096), (696_320, 4096)]);
     }
 
     #[test]

@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::net::TcpStream;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use precopy_proto::{batches, Entry, FileHeader, Key, Message, Reason, RelPath};
+use precopy_proto::{batches, Entry, FileHeader, Identity, Key, Message, Node, Reason, RelPath};
 
 use super::stamp::Stamp;
 use super::wire::{client_handshake, unexpected, FrameReader, FrameWriter, Throttle, WireError};
@@ -28,6 +27,9 @@ pub struct Sent {
     /// The file's stamp before it was read, if it vouches for the content sent: while the file
     /// has this stamp, it holds what was sent.
     pub stamp: Option<Stamp>,
+    /// The file's stamp before it was read, vouching or not: a later walk that finds another
+    /// one knows the file changed.
+    pub observed: Stamp,
 }
 
 /// The receiver's answer to the manifest.
@@ -144,14 +146,27 @@ impl Transport {
         self.link.as_mut().ok_or(WireError::Closed)
     }
 
-    /// Sends one file as it is now: at most the size it had when opened.
-    pub fn send_file(&mut self, file: usize, rel: &[u8], path: &Path) -> Result<Sent, SendError> {
+    /// Sends one file as it is now: at most the size it had when opened. `None` if it is no
+    /// longer a regular file there (deleted, or replaced by a directory…): nothing was sent.
+    pub fn send_file(
+        &mut self,
+        file: usize,
+        rel: &[u8],
+        path: &Path,
+    ) -> Result<Option<Sent>, SendError> {
         let source = |e| SendError::Source {
             path: path.display().to_string(),
             source: e,
         };
-        let handle = File::open(path).map_err(source)?;
+        let handle = match File::open(path) {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(source(e)),
+        };
         let (meta, stamp) = Stamp::before_read(&handle).map_err(source)?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
         let id = self.next_id;
         self.next_id += 1;
         let rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;
@@ -159,9 +174,7 @@ impl Transport {
         link.writer.queue(&Message::FileStart(FileHeader {
             id,
             path: rel,
-            mode: meta.mode() & 0o7777,
-            mtime_s: meta.mtime(),
-            mtime_ns: meta.mtime_nsec().clamp(0, 999_999_999) as u32,
+            meta: super::tree::meta_of(&meta),
             size: meta.len(),
         }))?;
         let mut content = handle.take(meta.len());
@@ -185,8 +198,14 @@ impl Transport {
         self.inflight.insert(id, file);
         self.drain()?;
         // Sent whole: the stamp's size is what was read.
+        let observed = Stamp::of(&meta);
         let stamp = stamp.filter(|s| s.size() == size);
-        Ok(Sent { size, hash, stamp })
+        Ok(Some(Sent {
+            size,
+            hash,
+            stamp,
+            observed,
+        }))
     }
 
     /// Handles the events that have arrived, without waiting.
@@ -238,7 +257,7 @@ impl Transport {
     /// Which of these files the receiver already has, verified, with this size and hash.
     pub fn query(&mut self, entries: &[Entry<'_>]) -> Result<Vec<bool>, WireError> {
         let mut have = Vec::with_capacity(entries.len());
-        for batch in batches(entries) {
+        for batch in batches(entries, 0) {
             self.link()?.writer.send(&Message::Query(batch.to_vec()))?;
             match self.next_answer()? {
                 Event::Have(flags) if flags.len() == batch.len() => have.extend(flags),
@@ -248,25 +267,67 @@ impl Transport {
         Ok(have)
     }
 
-    /// Sends the manifest and returns the receiver's verdict.
-    pub fn verify(&mut self, manifest: &[Entry<'_>]) -> Result<Verdict, WireError> {
-        let parts: Vec<_> = batches(manifest).collect();
-        for (i, part) in parts.iter().enumerate() {
-            self.link()?.writer.send(&Message::Manifest {
-                last: i + 1 == parts.len(),
-                entries: part.to_vec(),
-            })?;
+    /// Sends the stop-time tree; the receiver makes its roots equal to it but for file contents.
+    /// Returns, per node, whether the receiver's copy is equal now.
+    pub fn mirror(
+        &mut self,
+        roots: &[RelPath<'_>],
+        nodes: &[Node<'_>],
+    ) -> Result<Vec<bool>, WireError> {
+        self.send_manifest(roots, nodes, false)?;
+        match self.next_answer()? {
+            Event::Have(flags) if flags.len() == nodes.len() => Ok(flags),
+            _ => Err(WireError::Unexpected("answer to manifest")),
         }
+    }
+
+    /// Sends the stop-time tree for the final check; returns the receiver's verdict.
+    pub fn verify(
+        &mut self,
+        roots: &[RelPath<'_>],
+        nodes: &[Node<'_>],
+    ) -> Result<Verdict, WireError> {
+        self.send_manifest(roots, nodes, true)?;
         match self.next_answer()? {
             Event::Verdict(v) => Ok(v),
             _ => Err(WireError::Unexpected("answer to manifest")),
         }
     }
 
+    fn send_manifest(
+        &mut self,
+        roots: &[RelPath<'_>],
+        nodes: &[Node<'_>],
+        verify: bool,
+    ) -> Result<(), WireError> {
+        let reserved: usize = roots.iter().map(|r| 2 + r.as_bytes().len()).sum();
+        if reserved + 1024 > precopy_proto::limits::MAX_PAYLOAD {
+            return Err(WireError::Io(io::Error::other(
+                "too many roots for one manifest frame",
+            )));
+        }
+        let parts: Vec<_> = batches(nodes, reserved).collect();
+        for (i, part) in parts.iter().enumerate() {
+            self.link()?.writer.send(&Message::Manifest {
+                last: i + 1 == parts.len(),
+                verify,
+                roots: if i == 0 { roots.to_vec() } else { Vec::new() },
+                nodes: part.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Asks the receiver to start the application; returns its pid there.
-    pub fn restart(&mut self, cwd: RelPath<'_>, argv: &[&[u8]]) -> Result<u32, WireError> {
+    pub fn restart(
+        &mut self,
+        cwd: RelPath<'_>,
+        identity: Identity<'_>,
+        argv: &[&[u8]],
+    ) -> Result<u32, WireError> {
         self.link()?.writer.send(&Message::Restart {
             cwd,
+            identity,
             argv: argv.to_vec(),
         })?;
         match self.next_answer()? {
