@@ -653,7 +653,9 @@ fn put_node(out: &mut Vec<u8>, node: &Node<'_>) -> Result<(), EmitError> {
         NodeKind::Dir => {}
         NodeKind::Symlink { target } => {
             if !valid_target(target) {
-                return Err(EmitError::FieldTooLong("symlink target (or empty, or with NUL)"));
+                return Err(EmitError::FieldTooLong(
+                    "symlink target (or empty, or with NUL)",
+                ));
             }
             out.extend_from_slice(&(target.len() as u16).to_be_bytes());
             out.extend_from_slice(target);

@@ -47,15 +47,20 @@ enum OwnedKind {
 type OwnedNode = (Vec<u8>, Meta, OwnedKind);
 
 fn meta() -> impl Strategy<Value = Meta> {
-    (0..=0o7777u32, any::<u32>(), any::<u32>(), any::<i64>(), 0..1_000_000_000u32).prop_map(
-        |(mode, uid, gid, mtime_s, mtime_ns)| Meta {
+    (
+        0..=0o7777u32,
+        any::<u32>(),
+        any::<u32>(),
+        any::<i64>(),
+        0..1_000_000_000u32,
+    )
+        .prop_map(|(mode, uid, gid, mtime_s, mtime_ns)| Meta {
             mode,
             uid,
             gid,
             mtime_s,
             mtime_ns,
-        },
-    )
+        })
 }
 
 fn nodes() -> impl Strategy<Value = Vec<OwnedNode>> {

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, SigHandler, Signal};
@@ -74,6 +76,8 @@ pub struct TraceConfig {
     pub write_monitor: WriteMonitor,
     /// The fanotify window, seconds ([`DEFAULT_WINDOW_S`]).
     pub window_s: f64,
+    /// Where a spawned application's stdout and stderr go (`None`: inherited from us).
+    pub output: Option<Arc<OwnedFd>>,
 }
 
 impl TraceConfig {
@@ -86,6 +90,7 @@ impl TraceConfig {
             follow_sharing: false,
             write_monitor: WriteMonitor::default(),
             window_s: DEFAULT_WINDOW_S,
+            output: None,
         }
     }
 }
@@ -191,7 +196,8 @@ pub fn record_observed(
     let _sigint = matches!(config.target, Target::Pid(_)).then(Tracer::detach_on_sigint);
     let (mut tracer, command, pid) = match &config.target {
         Target::Command(command) => {
-            let tracer = Tracer::spawn_with(command, monitor.as_ref().map(Monitor::marks))?;
+            let output = config.output.as_ref().map(|fd| fd.as_raw_fd());
+            let tracer = Tracer::spawn_with(command, monitor.as_ref().map(Monitor::marks), output)?;
             // Ctrl-C reaches the application through its process group; the tracer stays to
             // see it exit. SAFETY: SIG_IGN installs no handler code.
             for sig in [Signal::SIGINT, Signal::SIGQUIT] {

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{CString, OsString};
 use std::io::IoSliceMut;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -102,13 +103,18 @@ impl Tracer {
     /// The application inherits stdin, stdout and stderr. With `PTRACE_O_EXITKILL`, it is killed
     /// if the tracer dies: its filtered calls would otherwise fail with ENOSYS.
     pub fn spawn(command: &[OsString]) -> Result<Tracer, TraceError> {
-        Tracer::spawn_with(command, None)
+        Tracer::spawn_with(command, None, None)
     }
 
     /// [`Tracer::spawn`], with writes left to the fanotify write monitor when `marks` is given:
     /// the filter no longer stops the calls that only change an open file's content, and every
     /// recorded file is marked when it is opened (before the application can write to it).
-    pub fn spawn_with(command: &[OsString], marks: Option<Marks>) -> Result<Tracer, TraceError> {
+    /// With `output`, the application's stdout and stderr go to that descriptor instead.
+    pub fn spawn_with(
+        command: &[OsString],
+        marks: Option<Marks>,
+        output: Option<RawFd>,
+    ) -> Result<Tracer, TraceError> {
         let name = command
             .first()
             .map(|c| c.to_string_lossy().into_owned())
@@ -135,7 +141,7 @@ impl Tracer {
         // SAFETY: the child only makes async-signal-safe calls on memory prepared before the
         // fork, then execs or exits.
         match unsafe { fork() }.map_err(spawn_error)? {
-            ForkResult::Child => unsafe { exec_child(&argv, &prog, message.as_bytes()) },
+            ForkResult::Child => unsafe { exec_child(&argv, &prog, message.as_bytes(), output) },
             ForkResult::Parent { child } => Tracer::seize_child(child, marks),
         }
     }
@@ -483,7 +489,12 @@ impl Tracer {
 ///
 /// # Safety
 /// Call only in a freshly forked child; `argv` is NULL-terminated.
-unsafe fn exec_child(argv: &[*const libc::c_char], prog: &libc::sock_fprog, message: &[u8]) -> ! {
+unsafe fn exec_child(
+    argv: &[*const libc::c_char],
+    prog: &libc::sock_fprog,
+    message: &[u8],
+    output: Option<RawFd>,
+) -> ! {
     let fail = |what: &[u8]| -> ! {
         let err = Errno::last().desc().as_bytes();
         unsafe {
@@ -495,6 +506,11 @@ unsafe fn exec_child(argv: &[*const libc::c_char], prog: &libc::sock_fprog, mess
         }
     };
     unsafe {
+        if let Some(fd) = output {
+            if libc::dup2(fd, 1) < 0 || libc::dup2(fd, 2) < 0 {
+                fail(b"redirecting the output: ");
+            }
+        }
         // The parent seizes us while we are stopped, then sends SIGCONT.
         libc::raise(libc::SIGSTOP);
         let install = || {

@@ -3,9 +3,10 @@
 //! the final copy.
 
 use std::io::IsTerminal;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -83,7 +84,8 @@ pub struct SendArgs {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// Without --ro, --rw and --trace, the files are identified live: the application starts
-    /// under the tracer and the files it opens in this first stretch are migrated.
+    /// under the tracer, the files it opens in this first stretch start the migration, and
+    /// every file it opens later, up to the stop, joins it.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub identify: f64,
     /// Live identification: record only files matching GLOB. Repeatable.
@@ -100,6 +102,10 @@ pub struct SendArgs {
     /// Migrate a running process (and its descendants) instead of starting one.
     #[arg(long, conflicts_with = "command")]
     pub pid: Option<u32>,
+    /// Where the application's stdout and stderr go: `null`, `inherit` (send's stderr: send's
+    /// stdout is its summary), or a file (appended to; never migrated).
+    #[arg(long, default_value = "null", value_name = "null|inherit|FILE")]
+    pub app_output: String,
     /// The application to start and migrate.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -167,11 +173,12 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     };
     let transport = Transport::connect(&args.to, key, args.bwlimit)
         .with_context(|| format!("connecting to {}", args.to))?;
-    let (mut roots, mut app, live) = match named {
+    let output = app_output(&args.app_output)?;
+    let (mut roots, mut app, mut live) = match named {
         Some(roots) => {
             let app = match args.pid {
                 Some(pid) => App::Attached(pid),
-                None => App::spawn(&args.command)
+                None => App::spawn(&args.command, output.try_clone()?)
                     .with_context(|| format!("starting {}", args.command[0]))?,
             };
             (roots, app, None)
@@ -185,7 +192,8 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
                     (named, App::Attached(pid), None)
                 }
                 None => {
-                    let live = Live::spawn(&args.command, filter, window)
+                    let output = Some(Arc::new(output.try_clone()?));
+                    let live = Live::spawn(&args.command, filter, window, output)
                         .with_context(|| format!("starting {} under trace", args.command[0]))?;
                     (live.files(), App::Attached(live.pid), Some(live))
                 }
@@ -210,6 +218,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     // `send --json > out.json` must not migrate out.json.
     roots.exclude_fd(std::io::stdout().as_fd());
     roots.exclude_fd(std::io::stderr().as_fd());
+    roots.exclude_fd(output.as_fd());
     let window = Duration::from_secs_f64(args.window);
     let mut monitor: Box<dyn Monitor> = match args.write_monitor {
         WriteMonitorKind::Fanotify => Box::new(FanotifyMonitor::new(window).context(
@@ -230,6 +239,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     };
     let mut progress = Progress::new();
     let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
+    let mut opened = || live.as_mut().map(Live::take_opened).unwrap_or_default();
     let outcome = Migration::new(
         config,
         roots,
@@ -238,6 +248,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         transport,
         &mut on_round,
     )
+    .map(|migration| migration.discovering(&mut opened))
     .and_then(Migration::run);
     progress.finish();
     let outcome = match outcome {
@@ -301,6 +312,20 @@ fn named_files(args: &SendArgs) -> Result<Vec<(PathBuf, Kind)>> {
         return Err(bad_input("no files to migrate: give --ro, --rw or --trace"));
     }
     Ok(named)
+}
+
+/// Where `--app-output` sends the application's output.
+fn app_output(choice: &str) -> Result<OwnedFd> {
+    let file = match choice {
+        "inherit" => return Ok(std::io::stderr().as_fd().try_clone_to_owned()?),
+        "null" => std::fs::OpenOptions::new().write(true).open("/dev/null"),
+        path => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path),
+    };
+    let file = file.with_context(|| format!("opening --app-output {choice}"))?;
+    Ok(file.into())
 }
 
 /// Roots for the named paths; one that does not exist is bad input, named.
@@ -443,6 +468,12 @@ fn print_summary(outcome: &Outcome) {
         },
         x.downtime.restart_s
     );
+    for dir in &x.unopened {
+        println!(
+            "not migrated: {dir} the application never opened, in a directory it wrote into \
+             (give the directory with --rw to migrate it whole)"
+        );
+    }
     if !x.skipped.is_empty() {
         println!("left out (--skip-special): {}", x.skipped.join(", "));
     }

@@ -96,6 +96,8 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
             MonitorArg::Ptrace => WriteMonitor::Ptrace,
         },
         window_s: args.window,
+        // `trace` is interactive: the application keeps the terminal.
+        output: None,
     };
     let output = precopy_trace::record_observed(&config, &mut |observed| {
         if let Observed::Fallback { why } = observed {

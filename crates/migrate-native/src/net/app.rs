@@ -25,17 +25,16 @@ impl App {
     /// terminal's ^C reaches us, not it). Not only a group: when `send` exits and leaves a
     /// stopped application behind (`--then stop`), the kernel sends SIGHUP and SIGCONT to a
     /// stopped process group orphaned within its session, which would kill it or, under
-    /// `nohup`, let it run on and write after its files were migrated. Its stdout goes to our
-    /// stderr: our stdout is the summary (`--json`), and a long-lived application must not hold
-    /// the pipe of whoever reads it.
-    pub fn spawn(argv: &[String]) -> io::Result<App> {
-        use std::os::fd::AsFd;
-        let stdout = std::io::stderr().as_fd().try_clone_to_owned()?;
+    /// `nohup`, let it run on and write after its files were migrated. Its stdout and stderr go
+    /// to `output`: not ours, which a long-lived application would hold open for whoever reads
+    /// them (`send --json | jq` would wait for it).
+    pub fn spawn(argv: &[String], output: std::os::fd::OwnedFd) -> io::Result<App> {
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
             .stdin(std::process::Stdio::null())
-            .stdout(stdout);
+            .stdout(output.try_clone()?)
+            .stderr(output);
         // SAFETY: between fork and exec the child only makes the setsid system call, which is
         // async-signal-safe and touches no memory shared with the parent.
         #[allow(unsafe_code)]
@@ -221,10 +220,17 @@ fn tree(root: u32) -> BTreeSet<u32> {
 mod tests {
     use super::*;
 
+    fn null() -> std::os::fd::OwnedFd {
+        std::fs::File::create("/dev/null").unwrap().into()
+    }
+
     #[test]
     fn stop_and_resume_reach_grandchildren() {
-        let mut app =
-            App::spawn(&["sh".into(), "-c".into(), "sleep 30 & sleep 30; wait".into()]).unwrap();
+        let mut app = App::spawn(
+            &["sh".into(), "-c".into(), "sleep 30 & sleep 30; wait".into()],
+            null(),
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_millis(200));
         let members = tree(app.pid());
         assert!(members.len() >= 3, "{members:?}");
@@ -239,7 +245,7 @@ mod tests {
 
     #[test]
     fn identity_is_the_spawned_process_user() {
-        let mut app = App::spawn(&["sleep".into(), "30".into()]).unwrap();
+        let mut app = App::spawn(&["sleep".into(), "30".into()], null()).unwrap();
         let identity = app.identity().unwrap();
         app.kill().unwrap();
         assert_eq!(identity.uid, rustix::process::geteuid().as_raw());

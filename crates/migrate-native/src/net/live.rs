@@ -1,16 +1,18 @@
 //! The identification step, live: `send -- CMD` without a file list starts the application under
-//! the tracer (`precopy-trace`, seccomp + ptrace for the open family), and the files it opens
-//! during the identification window are the ones migrated, ReadWrite if any process of its tree
-//! opened them for writing. The tracer then stays with the application for its whole life: a
-//! spawned tracee's filtered calls fail without it, so it cannot be left behind. Files first
-//! opened after the window are reported, not migrated. `send --pid PID` attaches for the window
+//! the tracer (`precopy-trace`, seccomp + ptrace for the open family); the files it opens during
+//! the identification window start the migration, and every file it opens later, up to the stop,
+//! joins it ([`Live::take_opened`]), ReadWrite if any process of its tree opened it for writing.
+//! The tracer stays with the application for its whole life: a spawned tracee's filtered calls
+//! fail without it, so it cannot be left behind. `send --pid PID` attaches for the window
 //! instead, then detaches.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::os::unix::thread::JoinHandleExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,9 +45,14 @@ impl Live {
     /// Starts `command` under the tracer and identifies its files for `window`. Writes are
     /// not the tracer's business here (the migration has its own write monitor), so it uses
     /// fanotify where permitted: the application stops on the open family only.
-    pub fn spawn(command: &[String], filter: PathFilter, window: Duration) -> Result<Live> {
+    pub fn spawn(
+        command: &[String],
+        filter: PathFilter,
+        window: Duration,
+        output: Option<Arc<OwnedFd>>,
+    ) -> Result<Live> {
         let command = command.iter().map(OsString::from).collect();
-        Live::start(Target::Command(command), filter, window)
+        Live::start(Target::Command(command), filter, window, output)
     }
 
     /// Attaches to a running process tree for `window`, then detaches: it runs on untraced
@@ -57,7 +64,7 @@ impl Live {
         window: Duration,
     ) -> Result<Vec<(PathBuf, Kind)>> {
         let pid = i32::try_from(pid).context("--pid out of range")?;
-        let live = Live::start(Target::Pid(pid), filter, window)?;
+        let live = Live::start(Target::Pid(pid), filter, window, None)?;
         // SIGINT to the tracing thread detaches (and interrupts its wait); its handler is
         // installed before the tracer reports the start.
         pthread_kill(live.tracer.as_pthread_t(), Signal::SIGINT)
@@ -69,10 +76,16 @@ impl Live {
         Ok(files)
     }
 
-    fn start(target: Target, filter: PathFilter, window: Duration) -> Result<Live> {
+    fn start(
+        target: Target,
+        filter: PathFilter,
+        window: Duration,
+        output: Option<Arc<OwnedFd>>,
+    ) -> Result<Live> {
         let config = TraceConfig {
             filter,
             write_monitor: WriteMonitor::Auto,
+            output,
             ..TraceConfig::new(target)
         };
         let (tx, seen) = channel();
@@ -144,8 +157,25 @@ impl Live {
             .collect()
     }
 
+    /// The files first opened (or first opened for writing) since the last call, with their
+    /// kinds. Called up to the stop, so every file opened before it is migrated.
+    pub fn take_opened(&mut self) -> Vec<(PathBuf, Kind)> {
+        let mut fresh = Vec::new();
+        for seen in self.seen.try_iter() {
+            let Seen::Opened { path, write } = seen else {
+                continue;
+            };
+            let known = self.identified.get(&path).copied();
+            if known.is_none() || (write && known == Some(false)) {
+                self.identified.insert(path.clone(), write);
+                fresh.push((PathBuf::from(path), Kind::opened_for_writing(write)));
+            }
+        }
+        fresh
+    }
+
     /// Waits for the application to end (the tracer must outlive it), says which files it
-    /// first opened after the identification window (they are not at D), and says how it ended.
+    /// first opened after the stop (they are not at D), and says how it ended.
     pub fn wait_and_report(self) -> Result<String> {
         let exit = self
             .tracer
@@ -166,8 +196,7 @@ impl Live {
                 names.push("…");
             }
             eprintln!(
-                "send: {} file(s) first opened after the identification window were not \
-                 migrated (a longer --identify would include them): {}",
+                "send: {} file(s) first opened after the stop were not migrated: {}",
                 late.len(),
                 names.join(", ")
             );

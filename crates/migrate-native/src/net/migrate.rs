@@ -96,6 +96,9 @@ pub struct Measured {
     pub repaired_files: u32,
     /// Entries left out (`--skip-special`): FIFOs, sockets, device files.
     pub skipped: Vec<String>,
+    /// Directories the application wrote into that hold files it never opened (not migrated
+    /// unless named with `--rw`), with how many.
+    pub unopened: Vec<String>,
     /// The receiver's verdict.
     pub verdict: String,
     /// What happened to the application.
@@ -183,6 +186,8 @@ pub struct Migration<'m> {
     busy_s: f64,
     metrics: Metrics,
     on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
+    /// Files the application opened since last asked (live identification goes on all along).
+    discover: Option<&'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>>,
 }
 
 impl<'m> Migration<'m> {
@@ -228,6 +233,7 @@ impl<'m> Migration<'m> {
             busy_s: 0.0,
             metrics,
             on_round,
+            discover: None,
         };
         let mut report = RoundReport::empty(0, Phase::ReadOnly, 0.0, 0);
         migration.follow(&scan, true, &mut report);
@@ -239,8 +245,26 @@ impl<'m> Migration<'m> {
         Ok(migration)
     }
 
+    /// Files the application opens later join the migration (`discover` yields them).
+    pub fn discovering(mut self, discover: &'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>) -> Self {
+        self.discover = Some(discover);
+        self
+    }
+
     fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
+    }
+
+    /// Walks the roots, after adding the files the application opened since the last walk.
+    fn scan(&mut self) -> Result<Scan> {
+        if let Some(discover) = self.discover.as_mut() {
+            for (path, kind) in discover() {
+                if path.is_file() {
+                    self.roots.add_file(path, kind);
+                }
+            }
+        }
+        Ok(self.roots.scan().context("walking the files to migrate")?)
     }
 
     /// The link rate the policy plans with: the limit, else what has been measured.
@@ -393,7 +417,7 @@ impl<'m> Migration<'m> {
     fn precopy_round(&mut self, round: u32) -> Result<RoundReport> {
         let start = self.now();
         let mut report = RoundReport::empty(round, Phase::ReadOnly, start, self.unsent);
-        let scan = self.roots.scan().context("walking the files to migrate")?;
+        let scan = self.scan()?;
         self.follow(&scan, false, &mut report);
         report.unsent_bytes = self.unsent;
         let plan = self.consult(start, round, |policy, view| policy.plan(view));
@@ -592,10 +616,7 @@ impl<'m> Migration<'m> {
         let round = self.metrics.rounds;
         let mut report = RoundReport::empty(round, Phase::Final, stop, self.unsent);
         self.observe(&mut report, true)?;
-        let scan = self
-            .roots
-            .scan()
-            .context("walking the files to migrate at the stop")?;
+        let scan = self.scan().context("at the stop")?;
         let skipped = special_check(&scan, self.config.skip_special)?;
         self.follow(&scan, false, &mut report);
         self.send_all_dirty(&mut report)?;
@@ -663,6 +684,12 @@ impl<'m> Migration<'m> {
             reconnects: self.transport.reconnects,
             repaired_files: repaired,
             skipped,
+            unopened: self
+                .roots
+                .unopened_neighbours()
+                .into_iter()
+                .map(|(dir, n)| format!("{} ({n} files)", dir.display()))
+                .collect(),
             verdict: verdict_text,
             then: self.config.then,
             restarted_pid,

@@ -241,7 +241,15 @@ impl Receiver {
             },
         };
         let started = restart::start(&launch, self.restart_grace)?;
-        Ok(started.pid)
+        let pid = started.pid;
+        // The daemon's log says when the application it started ends.
+        std::thread::spawn(move || loop {
+            if let Some(status) = started.wait(Duration::from_secs(3600)) {
+                eprintln!("receive: the restarted application (pid {pid}) ended: {status}");
+                return;
+            }
+        });
+        Ok(pid)
     }
 }
 

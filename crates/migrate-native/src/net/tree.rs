@@ -142,9 +142,32 @@ impl Roots {
         true
     }
 
-    /// The roots, by wire path.
-    pub fn roots(&self) -> &[Root] {
-        &self.roots
+    /// Directories holding a ReadWrite single-file root (ones the application wrote into) that
+    /// also hold regular files no root covers, with how many: files the application never
+    /// opened, which a database may still need (`--rw DIR` migrates them).
+    pub fn unopened_neighbours(&self) -> Vec<(PathBuf, usize)> {
+        let mut dirs: Vec<&Path> = self
+            .roots
+            .iter()
+            .filter(|r| r.kind == Kind::ReadWrite && !r.path.is_dir())
+            .filter_map(|r| r.path.parent())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs.into_iter()
+            .filter_map(|dir| {
+                let unopened = std::fs::read_dir(dir)
+                    .ok()?
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    .filter(|e| {
+                        let path = e.path();
+                        !self.roots.iter().any(|r| path.starts_with(&r.path))
+                    })
+                    .count();
+                (unopened > 0).then(|| (dir.to_path_buf(), unopened))
+            })
+            .collect()
     }
 
     /// The roots no other root contains: what the destination makes equal, subtree by subtree.
@@ -294,7 +317,7 @@ mod tests {
         nix::unistd::mkfifo(&root.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         let roots = Roots::new(vec![(root.clone(), Kind::ReadOnly)]).unwrap();
         let scan = roots.scan().unwrap();
-        let base = roots.roots()[0].rel.clone();
+        let base = roots.outermost().next().unwrap().rel.clone();
         let rel = |name: &str| [&base[..], b"/", name.as_bytes()].concat();
         assert_eq!(scan.entries[&base].kind, EntryKind::Dir);
         assert_eq!(scan.entries[&rel("empty")].kind, EntryKind::Dir);
