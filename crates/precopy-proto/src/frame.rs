@@ -603,7 +603,7 @@ impl Encoded for Node<'_> {
 
 /// Splits `items` into runs that each fit one [`Message::Query`] (entries) or, after `reserved`
 /// bytes of other fields, one [`Message::Manifest`] (nodes). Always at least one run.
-pub fn batches<'e, T: Encoded>(items: &'e [T], reserved: usize) -> impl Iterator<Item = &'e [T]> {
+pub fn batches<T: Encoded>(items: &[T], reserved: usize) -> impl Iterator<Item = &[T]> {
     // One byte of flags, four of each count.
     let budget = MAX_PAYLOAD - 9 - reserved;
     let mut rest = items;

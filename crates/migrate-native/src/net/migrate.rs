@@ -264,7 +264,7 @@ impl<'m> Migration<'m> {
                 }
             }
         }
-        Ok(self.roots.scan().context("walking the files to migrate")?)
+        self.roots.scan().context("walking the files to migrate")
     }
 
     /// The link rate the policy plans with: the limit, else what has been measured.

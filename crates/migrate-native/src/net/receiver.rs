@@ -230,9 +230,21 @@ impl Receiver {
         };
         let mut mapped: Vec<Vec<u8>> = vec![argv[0].to_vec()];
         mapped.extend(argv[1..].iter().map(|a| map(a)));
+        // The working directory need not be under a migrated root: made if missing.
+        let (dir, name) = self
+            .store
+            .parent_of(cwd, true)?
+            .expect("created on the way");
+        let cwd = dir.join(name);
+        if !cwd.is_dir() {
+            std::fs::create_dir(&cwd).map_err(|source| StoreError::Io {
+                path: cwd.display().to_string(),
+                source,
+            })?;
+        }
         let launch = Launch {
             argv: mapped,
-            cwd: self.store.root().join(OsStr::from_bytes(cwd.as_bytes())),
+            cwd,
             identity: restart::Identity {
                 uid: identity.uid,
                 gid: identity.gid,

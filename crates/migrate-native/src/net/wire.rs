@@ -235,22 +235,39 @@ impl FrameWriter {
         self.flush()
     }
 
-    /// Sends an error frame, best effort: the connection is being closed anyway.
+    /// Sends an error frame, best effort: the connection is being closed anyway. A message too
+    /// long for the frame keeps its start and its end (where an application's last words are).
     pub fn send_error(&mut self, code: ErrorCode, message: &str) {
-        let mut text = message;
-        while text.len() > precopy_proto::limits::MAX_MESSAGE {
-            let mut cut = precopy_proto::limits::MAX_MESSAGE;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text = &text[..cut];
-        }
+        let text = shortened(message, precopy_proto::limits::MAX_MESSAGE);
         self.out.clear();
         let _ = self.send(&Message::Error {
             code,
-            message: text,
+            message: &text,
         });
     }
+}
+
+/// `text` in at most `max` bytes: its first fifth, " … ", and as much of its end as fits.
+fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    const GAP: &str = " … ";
+    let floor = |mut at: usize| {
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let ceil = |mut at: usize| {
+        while !text.is_char_boundary(at) {
+            at += 1;
+        }
+        at
+    };
+    let head = floor(max / 5);
+    let tail = ceil(text.len() - (max - head - GAP.len()));
+    format!("{}{GAP}{}", &text[..head], &text[tail..]).into()
 }
 
 /// Fresh random bytes for a nonce.
@@ -357,6 +374,16 @@ mod tests {
         assert!(matches!(reader.recv().unwrap(), Message::Chunk(d) if d.len() == 3000));
         assert_eq!(reader.recv().unwrap(), Message::Bye);
         assert!(matches!(reader.recv(), Err(WireError::Closed)));
+    }
+
+    #[test]
+    fn a_long_message_keeps_its_start_and_its_end() {
+        let text = format!("start {} the last line", "é".repeat(2000));
+        let short = shortened(&text, 1024);
+        assert!(short.len() <= 1024, "{}", short.len());
+        assert!(short.starts_with("start "));
+        assert!(short.ends_with("the last line"));
+        assert_eq!(shortened("short", 1024), "short");
     }
 
     #[test]
