@@ -16,7 +16,8 @@
 //! - [`workload`]: how access probabilities become writes; replayed traces.
 //! - [`monitor`]: what a write monitor lets a policy know (per-period counts → p̂).
 //! - [`policy`]: the policies, behind one trait.
-//! - [`sim`]: the engine: [`SimBuilder`] → [`Simulation::step`] / [`Simulation::run`].
+//! - [`engine`]: the pre-copy engine, sans-IO, driven by the simulator and the real sender alike.
+//! - [`sim`]: the simulator: [`SimBuilder`] → [`Simulation::step`] / [`Simulation::run`].
 //! - [`metrics`]: round reports and run metrics.
 //! - [`trace`] (feature `serde`): the JSON Lines trace format.
 //!
@@ -46,6 +47,7 @@
 extern crate alloc;
 
 pub mod dataset;
+pub mod engine;
 pub mod metrics;
 pub mod monitor;
 pub mod paper;

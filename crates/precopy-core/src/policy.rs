@@ -103,37 +103,6 @@ pub struct View<'a> {
     pub(crate) future: Option<&'a WriteClock>,
 }
 
-impl<'a> View<'a> {
-    /// A view for a live sender (no look-ahead): the real migration drives the same policies
-    /// with wall-clock time, measured counts and the link's configured or measured rate.
-    #[allow(clippy::too_many_arguments)]
-    pub fn live(
-        now: f64,
-        round: u32,
-        period: f64,
-        link_free_at: f64,
-        files: &'a [FileView],
-        counts: &'a [u32],
-        unsent_bytes: u64,
-        bandwidth_bps: f64,
-    ) -> View<'a> {
-        View {
-            now,
-            round,
-            period,
-            link_free_at,
-            files,
-            counts,
-            unsent_bytes,
-            link: Link {
-                bandwidth_bps,
-                overhead_s: 0.0,
-            },
-            future: None,
-        }
-    }
-}
-
 impl View<'_> {
     /// Seconds the link needs for one file of `size` bytes.
     pub fn transfer_time(&self, size: u64) -> f64 {

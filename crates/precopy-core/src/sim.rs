@@ -1,23 +1,23 @@
-//! The engine: continuous simulated time, one link, seeded writes, and a policy choosing the order.
+//! The simulator: the [`Engine`] driven in continuous simulated time, over one link, with seeded
+//! writes. The real sender drives the same engine with a clock, a write monitor and a transport.
 //!
 //! Describe the run with [`SimBuilder`], get a validated [`Simulation`], then drive it with
 //! [`Simulation::step`] (one round: a monitoring period or an iteration; the last step is the final
 //! copy) or [`Simulation::run`]. Time advances only here; nothing reads a clock.
 //!
-//! Per round the engine asks the policy for an order (O(n + k log k): only the k files that fit in
-//! a period are sorted), then walks it: before each transfer starts it applies that file's writes
+//! Per round the policy gives an order (O(n + k log k): only the k files that fit in a period are
+//! sorted), and the simulator walks it: before each transfer starts it applies that file's writes
 //! due by then, and at the round's end every file's, so the consistency rule — a copy is clean iff
 //! no write hit the file after its transfer started — holds exactly, at O(n + writes) per round.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
 use crate::dataset::{Dataset, DatasetError};
-use crate::metrics::{end_of_precopy, Dirtied, Metrics, Phase, RoundReport, Transfer};
-use crate::policy::{self, FileView, Link, Policy, PolicyKind, PolicyParams, Rounds, Status, View};
+use crate::engine::{Context, Engine, Stage};
+use crate::metrics::{Metrics, RoundReport};
+use crate::policy::{self, FileView, Link, PolicyKind, PolicyParams};
 use crate::workload::{WriteClock, WriteModel};
 
 /// The run's parameters, apart from the data set and the policy.
@@ -254,67 +254,38 @@ impl SimBuilder {
             },
             clairvoyant: policy.clairvoyant(),
             config,
-            files,
-            last_write: vec![f64::NEG_INFINITY; n],
-            counts: vec![0; n],
-            written: Vec::new(),
-            keep_dirtied: true,
             now: 0.0,
             link_free_at: 0.0,
-            unsent_bytes,
-            round: 0,
         };
-        Ok(Simulation {
-            policy,
-            world,
-            stage: Stage::PreCopy,
-            metrics,
-        })
+        let engine = Engine::new(policy, files, config.period_s, config.max_rounds, metrics);
+        Ok(Simulation { engine, world })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Stage {
-    PreCopy,
-    FinalCopy,
-    Done,
-}
-
-/// A running migration. See the module docs.
+/// A running migration: the [`Engine`] driven in simulated time. See the module docs.
 pub struct Simulation {
-    policy: Box<dyn Policy>,
+    engine: Engine,
     world: World,
-    stage: Stage,
-    metrics: Metrics,
 }
 
-/// Everything but the policy, so a policy can be handed a view of it.
+/// Everything the engine does not own: the data set, simulated time, the link and the writes.
 struct World {
     dataset: Arc<Dataset>,
     config: SimConfig,
     link: Link,
     clairvoyant: bool,
     clock: WriteClock,
-    files: Vec<FileView>,
-    last_write: Vec<f64>,
-    counts: Vec<u32>,
-    /// The files whose count is not 0, so a round resets only those.
-    written: Vec<u32>,
-    /// Whether round reports list the files dirtied (only [`Simulation::run`] turns it off).
-    keep_dirtied: bool,
     now: f64,
     link_free_at: f64,
-    unsent_bytes: u64,
-    round: u32,
 }
 
 impl fmt::Debug for Simulation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Simulation")
-            .field("policy", &self.policy.name())
+            .field("policy", &self.engine.policy_name())
             .field("now", &self.world.now)
-            .field("round", &self.world.round)
-            .field("unsent_bytes", &self.world.unsent_bytes)
+            .field("round", &self.engine.round())
+            .field("unsent_bytes", &self.engine.unsent_bytes())
             .finish_non_exhaustive()
     }
 }
@@ -322,7 +293,7 @@ impl fmt::Debug for Simulation {
 impl Simulation {
     /// Advances one round and reports it; the final copy is the last report, then `None`.
     pub fn step(&mut self) -> Option<RoundReport> {
-        match self.stage {
+        match self.engine.stage() {
             Stage::PreCopy => Some(self.precopy_round()),
             Stage::FinalCopy => Some(self.final_copy()),
             Stage::Done => None,
@@ -332,19 +303,19 @@ impl Simulation {
     /// Runs to the end and returns the metrics. The round reports are not returned, so their
     /// lists of dirtied files (read by no policy and by no metric) are not kept.
     pub fn run(mut self) -> Metrics {
-        self.world.keep_dirtied = false;
+        self.engine.forget_dirtied();
         while self.step().is_some() {}
-        self.metrics
+        self.engine.metrics().clone()
     }
 
     /// The metrics so far (complete once [`Simulation::is_done`]).
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        self.engine.metrics()
     }
 
     /// Whether the final copy is done.
     pub fn is_done(&self) -> bool {
-        self.stage == Stage::Done
+        self.engine.stage() == Stage::Done
     }
 
     /// Current simulated time, seconds.
@@ -354,12 +325,12 @@ impl Simulation {
 
     /// U: bytes not cleanly at the destination.
     pub fn unsent_bytes(&self) -> u64 {
-        self.world.unsent_bytes
+        self.engine.unsent_bytes()
     }
 
     /// The files' current state, by id.
     pub fn files(&self) -> &[FileView] {
-        &self.world.files
+        self.engine.files()
     }
 
     /// The data set being migrated.
@@ -374,165 +345,73 @@ impl Simulation {
 
     /// The policy's name.
     pub fn policy_name(&self) -> &'static str {
-        self.policy.name()
+        self.engine.policy_name()
     }
 
     fn precopy_round(&mut self) -> RoundReport {
-        let world = &mut self.world;
+        let (engine, world) = (&mut self.engine, &mut self.world);
         let start = world.now;
-        let plan = self.policy.plan(&world.view());
-        for file in world.written.drain(..) {
-            world.counts[file as usize] = 0;
-        }
-        let deadline = match self.policy.rounds() {
-            Rounds::Periods => Some(start + world.config.period_s),
-            Rounds::Iterations => None,
-        };
-        let mut report = world.empty_report(plan.phase, start);
-        for planned in &plan.order {
+        engine.begin_round(start);
+        engine.plan(world.context());
+        loop {
             let begin = world.link_free_at.max(start);
-            if deadline.is_some_and(|d| begin >= d) {
+            let Some(file) = engine.candidate(begin) else {
                 break;
+            };
+            world.catch_up(engine, file, begin);
+            if engine.should_send(file) {
+                let size = engine.files()[file as usize].size;
+                let end = begin + world.link.transfer_time(size);
+                engine.on_sent(file, size, begin, end);
+                world.link_free_at = end;
             }
-            world.catch_up(planned.file, begin, &mut report);
-            let id = planned.file as usize;
-            if !world.files[id].status.needs_send() {
-                continue;
-            }
-            if plan.skip_redirtied && world.last_write[id] > start {
-                report.skipped += 1;
-                continue;
-            }
-            world.send(planned.file, begin, &mut report);
         }
-        let sent_by = world.link_free_at.max(start);
-        let end = match deadline {
-            Some(d) if plan.end_when_sent => sent_by.min(d),
-            Some(d) => d,
-            None => sent_by,
-        };
-        world.catch_up_all(end, &mut report);
+        let end = engine.round_end(world.link_free_at.max(start));
+        for file in 0..engine.files().len() as u32 {
+            if world.clock.is_due(file, end) {
+                world.catch_up(engine, file, end);
+            }
+        }
         world.now = end;
-        report.end = end;
-        report.unsent_bytes = world.unsent_bytes;
-        report.plan = plan.order;
-
-        let policy_end = self.policy.end_of_round(&world.view(), &report);
-        report.ended = end_of_precopy(
-            world.unsent_bytes,
-            policy_end,
-            world.round + 1,
-            world.config.max_rounds,
-        );
-        if report.ended.is_some() {
-            self.stage = Stage::FinalCopy;
-        }
-        self.metrics.record_precopy_round(&report);
-        world.round += 1;
-        report
+        engine.end_round(world.context())
     }
 
     /// The application is stopped at `now`: no more writes. Whatever is on the wire finishes,
     /// then every file not cleanly at the destination goes.
     fn final_copy(&mut self) -> RoundReport {
-        let world = &mut self.world;
+        let (engine, world) = (&mut self.engine, &mut self.world);
         let stop = world.now;
-        let mut report = world.empty_report(Phase::Final, stop);
-        for id in 0..world.files.len() {
-            if world.files[id].status.needs_send() {
-                let begin = world.link_free_at.max(stop);
-                world.send(id as u32, begin, &mut report);
-            }
+        engine.begin_final(stop);
+        let pending: Vec<u32> = engine.pending().collect();
+        for file in pending {
+            let begin = world.link_free_at.max(stop);
+            let size = engine.files()[file as usize].size;
+            let end = begin + world.link.transfer_time(size);
+            engine.on_sent(file, size, begin, end);
+            world.link_free_at = end;
         }
         let end = world.link_free_at.max(stop);
-        report.end = end;
-        report.unsent_bytes = world.unsent_bytes;
         world.now = end;
-        world.round += 1;
-        self.metrics.record_final_copy(&report, stop);
-        self.stage = Stage::Done;
-        report
+        engine.end_final(stop, end)
     }
 }
 
 impl World {
-    fn view(&self) -> View<'_> {
-        View {
+    fn context(&self) -> Context<'_> {
+        Context {
             now: self.now,
-            round: self.round,
-            period: self.config.period_s,
             link_free_at: self.link_free_at,
-            files: &self.files,
-            counts: &self.counts,
-            unsent_bytes: self.unsent_bytes,
-            link: self.link,
+            bandwidth_bps: self.link.bandwidth_bps,
+            overhead_s: self.link.overhead_s,
             future: self.clairvoyant.then_some(&self.clock),
         }
     }
 
-    fn empty_report(&self, phase: Phase, start: f64) -> RoundReport {
-        RoundReport::empty(self.round, phase, start, self.unsent_bytes)
-    }
-
-    /// Applies `file`'s writes due by `until`: counts them, and makes a clean copy dirty. Lazy
-    /// per file is exact: only the file's own transfers change its status, and each transfer is
-    /// preceded by a catch-up to its start.
-    fn catch_up(&mut self, file: u32, until: f64, report: &mut RoundReport) {
-        let id = file as usize;
+    /// Applies `file`'s writes due by `until`. Lazy per file is exact: only the file's own
+    /// transfers change its status, and each transfer is preceded by a catch-up to its start.
+    fn catch_up(&mut self, engine: &mut Engine, file: u32, until: f64) {
         while let Some(at) = self.clock.next_until(file, until) {
-            if self.counts[id] == 0 {
-                self.written.push(file);
-            }
-            self.counts[id] = self.counts[id].saturating_add(1);
-            self.last_write[id] = at;
-            report.writes += 1;
-            let view = &mut self.files[id];
-            if view.status == Status::Clean {
-                view.status = Status::Dirty;
-                self.unsent_bytes += view.size;
-                report.bytes_dirtied += view.size;
-                if self.keep_dirtied {
-                    report.dirtied.push(Dirtied { file, at });
-                }
-            }
+            engine.on_write(file, 1, at);
         }
-    }
-
-    /// Applies every file's writes due by `until` (a round's end).
-    fn catch_up_all(&mut self, until: f64, report: &mut RoundReport) {
-        for file in 0..self.files.len() as u32 {
-            if self.clock.is_due(file, until) {
-                self.catch_up(file, until, report);
-            }
-        }
-        // Write times are ≥ 0, where the bits order floats as `total_cmp` does, but more cheaply.
-        report
-            .dirtied
-            .sort_unstable_by_key(|d| (d.at.to_bits(), d.file));
-    }
-
-    /// Starts a file's transfer at `start` and records it in the report.
-    fn send(&mut self, file: u32, start: f64, report: &mut RoundReport) {
-        let id = file as usize;
-        let view = &mut self.files[id];
-        let end = start + self.link.transfer_time(view.size);
-        if view.status.needs_send() {
-            self.unsent_bytes -= view.size;
-        }
-        let resend = view.sends > 0;
-        view.status = Status::Clean;
-        view.sends += 1;
-        self.link_free_at = end;
-        report.bytes_sent += view.size;
-        report.files_sent += 1;
-        if resend {
-            report.resent_bytes += view.size;
-        }
-        report.transfers.push(Transfer {
-            file,
-            start,
-            end,
-            resend,
-        });
     }
 }

@@ -47,6 +47,9 @@ pub struct SendArgs {
     /// Baseline iterations.
     #[arg(long, default_value_t = PolicyParams::default().baseline_iterations)]
     pub baseline_iterations: u32,
+    /// Seed of the policy's own randomness (the random ablation), as in `simulate`.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Safety cap on pre-copy rounds.
     #[arg(long, default_value_t = 1000)]
     pub max_rounds: u32,
@@ -170,6 +173,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         reconnect: Duration::from_secs_f64(args.reconnect),
         then: args.then,
         skip_special: args.skip_special,
+        seed: args.seed,
     };
     let transport = Transport::connect(&args.to, key, args.bwlimit)
         .with_context(|| format!("connecting to {}", args.to))?;

@@ -19,11 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use precopy_core::dataset::Writes;
-use precopy_core::metrics::{end_of_precopy, Dirtied, Transfer};
-use precopy_core::policy::{self, FileView, Policy, Rounds, View};
+use precopy_core::engine::{self, Engine, Stage};
+use precopy_core::policy;
 use precopy_core::{
-    Dataset, FileSpec, Kind, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig,
-    Status,
+    Dataset, FileSpec, Kind, Metrics, PolicyKind, PolicyParams, RoundReport, SimConfig, Status,
 };
 use precopy_proto::{Entry, Node, NodeKind, RelPath};
 use serde::Serialize;
@@ -69,6 +68,8 @@ pub struct MigrateConfig {
     pub then: Then,
     /// Leave FIFOs, sockets and device files out (named) instead of failing.
     pub skip_special: bool,
+    /// Seed of the policy's own randomness (the random ablation), as in the simulator.
+    pub seed: u64,
 }
 
 /// What was measured beyond the simulator's metrics.
@@ -163,28 +164,24 @@ struct Tracked {
     stamp: Option<Stamp>,
 }
 
-/// One migration in progress.
+/// One migration in progress: the core's [`Engine`] driven by the clock, the write monitor, the
+/// walks of the roots and the transport.
 pub struct Migration<'m> {
     config: MigrateConfig,
     monitor: &'m mut dyn Monitor,
     app: &'m mut App,
     transport: Transport,
-    policy: Box<dyn Policy>,
+    engine: Engine,
     roots: Roots,
     tracked: Vec<Tracked>,
     by_rel: HashMap<Vec<u8>, usize>,
-    files: Vec<FileView>,
     sent: Vec<Option<Sent>>,
-    counts: Vec<u32>,
-    last_write: Vec<f64>,
     write_times: Vec<Vec<f64>>,
-    unsent: u64,
     start: Instant,
     last_poll: f64,
     /// How long the last poll of the monitor took, seconds.
     poll_cost: f64,
     busy_s: f64,
-    metrics: Metrics,
     on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
     /// Files the application opened since last asked (live identification goes on all along).
     discover: Option<&'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>>,
@@ -203,45 +200,48 @@ impl<'m> Migration<'m> {
     ) -> Result<Migration<'m>> {
         let scan = roots.scan().context("walking the files to migrate")?;
         special_check(&scan, config.skip_special)?;
-        let policy = policy::build(config.policy, &config.params, 0, 1);
+        let policy = policy::build(config.policy, &config.params, 0, config.seed);
         let metrics = Metrics::new(
             policy.name(),
             &format!("pid {}", app.pid()),
             config.bwlimit_bps.unwrap_or(0.0),
+            config.seed,
             0,
             0,
-            0,
+        );
+        let engine = Engine::new(
+            policy,
+            Vec::new(),
+            config.period_s,
+            config.max_rounds,
+            metrics,
         );
         let mut migration = Migration {
             config,
             monitor,
             app,
             transport,
-            policy,
+            engine,
             roots,
             tracked: Vec::new(),
             by_rel: HashMap::new(),
-            files: Vec::new(),
             sent: Vec::new(),
-            counts: Vec::new(),
-            last_write: Vec::new(),
             write_times: Vec::new(),
-            unsent: 0,
             start: Instant::now(),
             last_poll: 0.0,
             poll_cost: 0.0,
             busy_s: 0.0,
-            metrics,
             on_round,
             discover: None,
         };
-        let mut report = RoundReport::empty(0, Phase::ReadOnly, 0.0, 0);
-        migration.follow(&scan, true, &mut report);
+        migration.follow(&scan, true);
         if migration.tracked.is_empty() {
             bail!("no files to migrate: the roots hold no regular file");
         }
-        migration.metrics.files = migration.tracked.len() as u32;
-        migration.metrics.total_bytes = migration.unsent;
+        let (files, total) = (migration.tracked.len(), migration.engine.unsent_bytes());
+        let metrics = migration.engine.metrics_mut();
+        metrics.files = files as u32;
+        metrics.total_bytes = total;
         Ok(migration)
     }
 
@@ -276,37 +276,15 @@ impl<'m> Migration<'m> {
         }
     }
 
-    /// Asks the policy, with what the sender knows at `now`.
-    fn consult<T>(
-        &mut self,
-        now: f64,
-        round: u32,
-        ask: impl FnOnce(&mut dyn Policy, &View<'_>) -> T,
-    ) -> T {
-        let view = View::live(
-            now,
-            round,
-            self.config.period_s,
-            now,
-            &self.files,
-            &self.counts,
-            self.unsent,
-            self.bandwidth(),
-        );
-        ask(self.policy.as_mut(), &view)
+    fn context(&self, now: f64) -> engine::Context<'static> {
+        engine::Context::live(now, self.bandwidth())
     }
 
     /// Runs the whole migration.
     pub fn run(mut self) -> Result<Outcome> {
-        let mut round = 0;
-        loop {
-            let report = self.precopy_round(round)?;
-            round += 1;
-            let ended = report.ended;
-            (self.on_round)(&report, &self.metrics);
-            if ended.is_some() {
-                break;
-            }
+        while self.engine.stage() == Stage::PreCopy {
+            let report = self.precopy_round()?;
+            (self.on_round)(&report, self.engine.metrics());
         }
         self.app.stop().context("stopping the application")?;
         let result = self.final_copy();
@@ -320,48 +298,46 @@ impl<'m> Migration<'m> {
     /// Takes in what a walk found: new files join (ReadWrite, unsent, unless `initial`: then
     /// of their root's kind), vanished ones leave, every size is brought up to date, and a file
     /// whose stamp changed since it was sent is dirty even if the monitor saw no write.
-    fn follow(&mut self, scan: &Scan, initial: bool, report: &mut RoundReport) {
+    fn follow(&mut self, scan: &Scan, initial: bool) {
         let now = self.now();
         let mut seen = vec![false; self.tracked.len()];
         for (rel, entry) in &scan.entries {
             if entry.kind != EntryKind::File {
                 continue;
             }
-            let id = match self.by_rel.get(rel) {
-                Some(&id) => id,
-                None => {
-                    let kind = if initial {
-                        entry.access
-                    } else {
-                        Kind::ReadWrite
-                    };
-                    self.add(rel, &entry.path, kind)
-                }
+            let Some(&id) = self.by_rel.get(rel) else {
+                let kind = if initial {
+                    entry.access
+                } else {
+                    Kind::ReadWrite
+                };
+                let id = self.engine.add_file(entry.size(), kind) as usize;
+                self.tracked.push(Tracked {
+                    path: entry.path.clone(),
+                    rel: rel.clone(),
+                    present: true,
+                    stamp: Some(entry.stamp),
+                });
+                self.by_rel.insert(rel.clone(), id);
+                self.sent.push(None);
+                self.write_times.push(Vec::new());
+                self.monitor.watch(id, &entry.path);
+                continue;
             };
-            if let Some(flag) = seen.get_mut(id) {
-                *flag = true;
-            }
+            seen[id] = true;
             let tracked = &mut self.tracked[id];
             if !tracked.present {
                 tracked.present = true;
                 tracked.stamp = Some(entry.stamp);
                 self.monitor.watch(id, &entry.path);
-                self.files[id].status = if self.files[id].sends == 0 {
-                    Status::Unsent
-                } else {
-                    Status::Dirty
-                };
-                self.files[id].size = 0;
-                self.unsent_grows(id, entry.size(), report);
+                self.engine.restore_file(id as u32, entry.size());
                 continue;
             }
             if tracked.stamp != Some(entry.stamp) {
                 tracked.stamp = Some(entry.stamp);
-                if self.files[id].status == Status::Clean {
-                    self.write_hit(id, 1, now, report);
-                }
+                self.engine.on_lost(id as u32, now);
             }
-            self.unsent_grows(id, entry.size(), report);
+            self.engine.set_size(id as u32, entry.size());
         }
         for (id, was_seen) in seen.into_iter().enumerate() {
             if !was_seen && self.tracked[id].present {
@@ -370,103 +346,51 @@ impl<'m> Migration<'m> {
         }
     }
 
-    fn add(&mut self, rel: &[u8], path: &Path, kind: Kind) -> usize {
-        let id = self.tracked.len();
-        self.tracked.push(Tracked {
-            path: path.to_path_buf(),
-            rel: rel.to_vec(),
-            present: false,
-            stamp: None,
-        });
-        self.by_rel.insert(rel.to_vec(), id);
-        self.files.push(FileView::unsent(0, kind));
-        self.sent.push(None);
-        self.counts.push(0);
-        self.last_write.push(f64::NEG_INFINITY);
-        self.write_times.push(Vec::new());
-        id
-    }
-
-    /// Sets the file's size; while it still has to go, U follows (growth counts as dirtied).
-    fn unsent_grows(&mut self, id: usize, size: u64, report: &mut RoundReport) {
-        let view = &mut self.files[id];
-        if view.status.needs_send() {
-            if size >= view.size {
-                report.bytes_dirtied += size - view.size;
-                self.unsent += size - view.size;
-            } else {
-                self.unsent -= view.size - size;
-            }
-        }
-        view.size = size;
-    }
-
     /// The file is gone: nothing of it is left to send (the destination's copy goes at the stop).
     fn vanished(&mut self, id: usize) {
         self.tracked[id].present = false;
         self.tracked[id].stamp = None;
         self.sent[id] = None;
-        let view = &mut self.files[id];
-        if view.status.needs_send() {
-            self.unsent -= view.size;
-        }
-        view.size = 0;
-        view.status = Status::Clean;
+        self.engine.remove_file(id as u32);
     }
 
-    fn precopy_round(&mut self, round: u32) -> Result<RoundReport> {
+    fn precopy_round(&mut self) -> Result<RoundReport> {
         let start = self.now();
-        let mut report = RoundReport::empty(round, Phase::ReadOnly, start, self.unsent);
+        self.engine.begin_round(start);
         let scan = self.scan()?;
-        self.follow(&scan, false, &mut report);
-        report.unsent_bytes = self.unsent;
-        let plan = self.consult(start, round, |policy, view| policy.plan(view));
-        report.phase = plan.phase;
-        self.counts.iter_mut().for_each(|c| *c = 0);
-        let deadline = match self.policy.rounds() {
-            Rounds::Periods => Some(start + self.config.period_s),
-            Rounds::Iterations => None,
-        };
-        for planned in &plan.order {
-            self.observe(&mut report, false)?;
-            if deadline.is_some_and(|d| self.now() >= d) {
+        self.follow(&scan, false);
+        self.engine.plan(self.context(start));
+        loop {
+            self.observe(false)?;
+            let now = self.now();
+            let Some(file) = self.engine.candidate(now) else {
                 break;
-            }
-            let id = planned.file as usize;
-            if !self.files[id].status.needs_send() {
-                continue;
-            }
-            if plan.skip_redirtied && self.last_write[id] > start {
-                report.skipped += 1;
-                continue;
-            }
-            self.send(id, &mut report)?;
-        }
-        if let Some(deadline) = deadline.filter(|_| !plan.end_when_sent) {
-            // As in the simulator, a period lasts its length even when nothing is left to send:
-            // the writes it sees are the next plan's counts.
-            while self.now() < deadline {
-                let nap = (deadline - self.now()).clamp(0.0, self.config.poll_s);
-                std::thread::sleep(Duration::from_secs_f64(nap));
-                self.observe(&mut report, false)?;
+            };
+            // Writes that came before the transfer must not make the new copy look stale.
+            let seen = self
+                .monitor
+                .poll_file(file as usize)
+                .context("polling the write monitor")?;
+            self.write_hit(file as usize, seen, now);
+            if self.engine.should_send(file) {
+                self.send(file as usize)?;
             }
         }
-        self.observe(&mut report, true)?;
-        let end = self.now();
-        report.end = end;
-        report.unsent_bytes = self.unsent;
-        report.plan = plan.order;
-        let policy_end = self.consult(end, round, |policy, view| {
-            policy.end_of_round(view, &report)
-        });
-        report.ended = end_of_precopy(self.unsent, policy_end, round + 1, self.config.max_rounds);
-        self.metrics.record_precopy_round(&report);
-        Ok(report)
+        // As in the simulator, a period lasts its length even when nothing is left to send:
+        // the writes it sees are the next plan's counts.
+        let end = self.engine.round_end(self.now());
+        while self.now() < end {
+            let nap = (end - self.now()).clamp(0.0, self.config.poll_s);
+            std::thread::sleep(Duration::from_secs_f64(nap));
+            self.observe(false)?;
+        }
+        self.observe(true)?;
+        Ok(self.engine.end_round(self.context(self.now())))
     }
 
     /// Polls the monitor (if due, or if `force`): counts writes and marks clean copies dirty.
     /// Also notices an application that has exited, and the receiver's errors.
-    fn observe(&mut self, report: &mut RoundReport, force: bool) -> Result<()> {
+    fn observe(&mut self, force: bool) -> Result<()> {
         let now = self.now();
         // Polling many files costs time the transfer needs: at most a twentieth of it.
         let interval = self.config.poll_s.max(20.0 * self.poll_cost);
@@ -475,69 +399,49 @@ impl<'m> Migration<'m> {
         }
         self.last_poll = now;
         if let Some(status) = self.app.exited() {
+            let (metrics, report) = (self.engine.metrics(), self.engine.report());
             bail!(
                 "the application (pid {}) exited during pre-copy ({status}) after {:.1} s, in \
                  round {}: there is nothing left to migrate; {} files were pre-copied ({} bytes), \
                  the destination may hold a partial set of them",
                 self.app.pid(),
                 now,
-                report.index + 1,
-                self.metrics.precopy_files + report.files_sent,
-                self.metrics.precopy_bytes + report.bytes_sent,
+                self.engine.round() + 1,
+                metrics.precopy_files + report.map_or(0, |r| r.files_sent),
+                metrics.precopy_bytes + report.map_or(0, |r| r.bytes_sent),
             );
         }
-        let mut seen = vec![0; self.files.len()];
+        let mut seen = vec![0; self.tracked.len()];
         self.monitor
             .poll(&mut seen)
             .context("polling the write monitor")?;
         self.poll_cost = self.now() - now;
-        for (id, &count) in seen.iter().enumerate().filter(|(_, &c)| c > 0) {
-            self.write_hit(id, count, now, report);
+        for (id, &count) in seen.iter().enumerate() {
+            self.write_hit(id, count, now);
         }
         if let Err(e) = self.transport.drain() {
-            self.recover(e, report)?;
+            self.recover(e)?;
         }
         Ok(())
     }
 
-    fn write_hit(&mut self, id: usize, count: u32, at: f64, report: &mut RoundReport) {
-        self.counts[id] = self.counts[id].saturating_add(count);
-        self.last_write[id] = at;
-        self.write_times[id].push(at);
-        report.writes += u64::from(count);
-        self.dirty(id, at, report);
-    }
-
-    /// A clean copy is stale: U grows by the file's size.
-    fn dirty(&mut self, id: usize, at: f64, report: &mut RoundReport) {
-        let view = &mut self.files[id];
-        if view.status == Status::Clean && self.tracked[id].present {
-            view.status = Status::Dirty;
-            self.unsent += view.size;
-            report.bytes_dirtied += view.size;
-            report.dirtied.push(Dirtied {
-                file: id as u32,
-                at,
-            });
+    /// `count` writes (if any) to a present file, seen at `at`.
+    fn write_hit(&mut self, id: usize, count: u32, at: f64) {
+        if count > 0 && self.tracked[id].present {
+            self.engine.on_write(id as u32, count, at);
+            self.write_times[id].push(at);
         }
     }
 
     /// Sends one file that needs it, reconnecting as often as the link drops. A file found
     /// gone (or no longer a regular file) leaves the set: the stop-time walk settles it.
-    fn send(&mut self, id: usize, report: &mut RoundReport) -> Result<()> {
-        let seen = self
-            .monitor
-            .poll_file(id)
-            .context("polling the write monitor")?;
-        if seen > 0 {
-            self.write_hit(id, seen, self.now(), report);
-        }
+    fn send(&mut self, id: usize) -> Result<()> {
         let begin = self.now();
         let (rel, path) = (self.tracked[id].rel.clone(), self.tracked[id].path.clone());
         let sent = loop {
             match self.transport.send_file(id, &rel, &path) {
                 Ok(sent) => break sent,
-                Err(SendError::Wire(e)) => self.recover(e, report)?,
+                Err(SendError::Wire(e)) => self.recover(e)?,
                 Err(e @ SendError::Source { .. }) => return Err(e.into()),
             }
         };
@@ -547,33 +451,15 @@ impl<'m> Migration<'m> {
             self.vanished(id);
             return Ok(());
         };
-        let view = &mut self.files[id];
-        if view.status.needs_send() {
-            self.unsent -= view.size;
-        }
-        view.size = sent.size;
-        let resend = view.sends > 0;
-        view.status = Status::Clean;
-        view.sends += 1;
+        self.engine.on_sent(id as u32, sent.size, begin, end);
         self.sent[id] = Some(sent);
         self.tracked[id].stamp = Some(sent.observed);
-        report.bytes_sent += sent.size;
-        report.files_sent += 1;
-        if resend {
-            report.resent_bytes += sent.size;
-        }
-        report.transfers.push(Transfer {
-            file: id as u32,
-            start: begin,
-            end,
-            resend,
-        });
         Ok(())
     }
 
     /// After a connection error: reconnect if it was the link, then ask the receiver which clean
     /// files it holds verified; the others are dirty again.
-    fn recover(&mut self, error: WireError, report: &mut RoundReport) -> Result<()> {
+    fn recover(&mut self, error: WireError) -> Result<()> {
         let error = self.transport.explain(error);
         if !error.is_transient() {
             return Err(anyhow!(error).context("the receiver refused the migration"));
@@ -582,8 +468,9 @@ impl<'m> Migration<'m> {
             self.transport
                 .reconnect(self.config.reconnect)
                 .with_context(|| format!("reconnecting after: {error}"))?;
-            let clean: Vec<(usize, Sent)> = (0..self.files.len())
-                .filter(|&id| self.files[id].status == Status::Clean)
+            let files = self.engine.files();
+            let clean: Vec<(usize, Sent)> = (0..files.len())
+                .filter(|&id| files[id].status == Status::Clean)
                 .filter_map(|id| self.sent[id].map(|sent| (id, sent)))
                 .collect();
             let entries: Vec<Entry<'_>> = clean
@@ -602,7 +489,7 @@ impl<'m> Migration<'m> {
             let now = self.now();
             for (&(id, _), ok) in clean.iter().zip(have) {
                 if !ok {
-                    self.dirty(id, now, report);
+                    self.engine.on_lost(id as u32, now);
                 }
             }
             return Ok(());
@@ -613,13 +500,12 @@ impl<'m> Migration<'m> {
     /// make the destination equal to the walk and check it, then `--then`.
     fn final_copy(&mut self) -> Result<Outcome> {
         let stop = self.now();
-        let round = self.metrics.rounds;
-        let mut report = RoundReport::empty(round, Phase::Final, stop, self.unsent);
-        self.observe(&mut report, true)?;
+        self.engine.begin_final(stop);
+        self.observe(true)?;
         let scan = self.scan().context("at the stop")?;
         let skipped = special_check(&scan, self.config.skip_special)?;
-        self.follow(&scan, false, &mut report);
-        self.send_all_dirty(&mut report)?;
+        self.follow(&scan, false);
+        self.send_all_pending()?;
         let copied = self.now();
         let started = Instant::now();
         let mut reread = Reread::default();
@@ -637,23 +523,22 @@ impl<'m> Migration<'m> {
         for (node, ok) in nodes.iter().zip(equal) {
             if !ok && matches!(node.kind, NodeKind::File { .. }) {
                 let id = self.by_rel[node.path.as_bytes()];
-                self.files[id].status = Status::Dirty;
-                self.unsent += self.files[id].size;
+                self.engine.on_lost(id as u32, self.now());
                 repaired += 1;
             }
         }
-        self.send_all_dirty(&mut report)?;
+        self.send_all_pending()?;
         let verdict = self.with_link(|t| t.verify(&roots, &nodes))?;
         let checked = self.now();
         let verify_s = started.elapsed().as_secs_f64();
-        report.end = checked;
-        report.unsent_bytes = self.unsent;
-        self.metrics.record_final_copy(&report, stop);
-        self.metrics.files = self.tracked.iter().filter(|t| t.present).count() as u32;
-        self.metrics.total_bytes = tree_count(&scan).bytes;
+        let report = self.engine.end_final(stop, checked);
+        let present = self.tracked.iter().filter(|t| t.present).count() as u32;
+        let metrics = self.engine.metrics_mut();
+        metrics.files = present;
+        metrics.total_bytes = tree_count(&scan).bytes;
         let verdict_text = describe(&verdict, &scan);
         if verdict.differing > 0 {
-            (self.on_round)(&report, &self.metrics);
+            (self.on_round)(&report, self.engine.metrics());
             bail!("the destination differs from the source: {verdict_text}");
         }
         let restarted_pid = match self.config.then {
@@ -665,9 +550,10 @@ impl<'m> Migration<'m> {
             Then::Restart => Some(self.restart()?),
         };
         let back = self.now();
-        self.metrics.downtime_s = back - stop;
-        self.metrics.total_time_s = back;
-        (self.on_round)(&report, &self.metrics);
+        let metrics = self.engine.metrics_mut();
+        metrics.downtime_s = back - stop;
+        metrics.total_time_s = back;
+        (self.on_round)(&report, self.engine.metrics());
         let bandwidth = self.bandwidth();
         let measured = Measured {
             downtime_s: back - stop,
@@ -695,11 +581,11 @@ impl<'m> Migration<'m> {
             restarted_pid,
         };
         self.transport.bye();
-        let mut metrics = self.metrics.clone();
+        let mut metrics = self.engine.metrics().clone();
         metrics.bandwidth_bps = bandwidth;
         let prediction = predict(
             &self.config,
-            &self.metrics.dataset,
+            &metrics.dataset,
             &self.prediction_files(),
             &self.write_times,
             bandwidth,
@@ -731,19 +617,17 @@ impl<'m> Migration<'m> {
     }
 
     /// Sends every file not cleanly at the destination, and waits for all acknowledgements.
-    fn send_all_dirty(&mut self, report: &mut RoundReport) -> Result<()> {
+    fn send_all_pending(&mut self) -> Result<()> {
         loop {
-            let ids: Vec<usize> = (0..self.files.len())
-                .filter(|&id| self.files[id].status.needs_send())
-                .collect();
-            for id in ids {
-                self.send(id, report)?;
+            let pending: Vec<u32> = self.engine.pending().collect();
+            for id in pending {
+                self.send(id as usize)?;
             }
             match self.transport.wait_acks() {
                 Ok(()) => {}
-                Err(e) => self.recover(e, report)?,
+                Err(e) => self.recover(e)?,
             }
-            if self.files.iter().all(|f| !f.status.needs_send()) {
+            if self.engine.pending().next().is_none() {
                 return Ok(());
             }
         }
@@ -785,7 +669,7 @@ impl<'m> Migration<'m> {
     fn prediction_files(&self) -> Vec<(Vec<u8>, u64, Kind)> {
         self.tracked
             .iter()
-            .zip(&self.files)
+            .zip(self.engine.files())
             .map(|(t, f)| (t.rel.clone(), if t.present { f.size } else { 0 }, f.kind))
             .collect()
     }
@@ -1072,6 +956,7 @@ mod tests {
             reconnect: Duration::from_secs(1),
             then: Then::Stop,
             skip_special: false,
+            seed: 1,
         };
         let m = predict(&config, "test", &files, &writes, 8e6, 3.0).unwrap();
         assert!(m.precopy_time_s > 3.0, "{}", m.precopy_time_s);

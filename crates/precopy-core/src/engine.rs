@@ -1,0 +1,457 @@
+//! The pre-copy engine, sans-IO: what a migration knows about its files and what its policy
+//! decided, driven by events with explicit times. The simulator ([`crate::sim`]) drives it with
+//! simulated time and seeded writes; the real sender drives it with a monotonic clock, its write
+//! monitor and its transport. Both therefore run the same rounds: the same plans, the same
+//! consistency rule, the same U accounting and the same end test.
+//!
+//! ```text
+//!  begin_round(now) → plan(context) → { candidate(t) → [on_write…] → should_send → on_sent }…
+//!     → end_round(context)            … then begin_final(stop) → on_sent… → end_final(end)
+//! ```
+//!
+//! A round's transfers start in the policy's order: [`Engine::candidate`] names the next planned
+//! file (or `None` once the plan is done or the period is over at that time); the driver applies
+//! that file's writes due by then ([`Engine::on_write`]), asks [`Engine::should_send`] (a copy
+//! already clean is not resent; the baseline skips a file written again during its round), and
+//! reports the transfer ([`Engine::on_sent`]). Before [`Engine::end_round`] it applies every
+//! write due by the round's end. So the consistency rule — a copy is clean iff no write hit the
+//! file after its transfer started — holds for any driver that reports writes in time.
+//!
+//! Files may join and leave between or within rounds ([`Engine::add_file`],
+//! [`Engine::remove_file`]) and change size ([`Engine::set_size`]): a live application creates,
+//! deletes and grows files.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::dataset::Kind;
+use crate::metrics::{end_of_precopy, Dirtied, Metrics, Phase, RoundReport, Transfer};
+use crate::policy::{FileView, Link, Plan, Policy, Rounds, Status, View};
+use crate::workload::WriteClock;
+
+/// What a policy may be told besides the engine's own state.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Now, seconds.
+    pub now: f64,
+    /// When the link finishes its current transfer (≥ `now` if busy).
+    pub link_free_at: f64,
+    /// Link rate the policy plans with, bits per second.
+    pub bandwidth_bps: f64,
+    /// Fixed cost per transfer, seconds.
+    pub overhead_s: f64,
+    /// Future writes, for the clairvoyant reference only.
+    pub future: Option<&'a WriteClock>,
+}
+
+impl Context<'_> {
+    /// A live sender's context: no look-ahead, the link free now.
+    pub fn live(now: f64, bandwidth_bps: f64) -> Context<'static> {
+        Context {
+            now,
+            link_free_at: now,
+            bandwidth_bps,
+            overhead_s: 0.0,
+            future: None,
+        }
+    }
+}
+
+/// Whether the migration is pre-copying, in its final copy, or done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Rounds while the application runs.
+    PreCopy,
+    /// Pre-copy has ended: the final copy is next.
+    FinalCopy,
+    /// The final copy is done.
+    Done,
+}
+
+/// The round in progress.
+#[derive(Debug)]
+struct Round {
+    report: RoundReport,
+    plan: Option<Plan>,
+    next: usize,
+    deadline: Option<f64>,
+}
+
+/// The engine. See the module docs.
+pub struct Engine {
+    policy: Box<dyn Policy>,
+    period_s: f64,
+    max_rounds: u32,
+    files: Vec<FileView>,
+    last_write: Vec<f64>,
+    counts: Vec<u32>,
+    /// The files whose count is not 0, so a round resets only those.
+    written: Vec<u32>,
+    /// Whether round reports list the files dirtied.
+    keep_dirtied: bool,
+    unsent: u64,
+    round: u32,
+    stage: Stage,
+    current: Option<Round>,
+    metrics: Metrics,
+}
+
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Engine")
+            .field("policy", &self.policy.name())
+            .field("round", &self.round)
+            .field("stage", &self.stage)
+            .field("unsent", &self.unsent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for `files` (none sent yet) under `policy`, with monitoring period `period_s`
+    /// and a safety cap of `max_rounds` pre-copy rounds; `metrics` is filled in as it goes.
+    pub fn new(
+        policy: Box<dyn Policy>,
+        files: Vec<FileView>,
+        period_s: f64,
+        max_rounds: u32,
+        metrics: Metrics,
+    ) -> Engine {
+        let n = files.len();
+        Engine {
+            policy,
+            period_s,
+            max_rounds,
+            unsent: files
+                .iter()
+                .filter(|f| f.status.needs_send())
+                .map(|f| f.size)
+                .sum(),
+            files,
+            last_write: alloc::vec![f64::NEG_INFINITY; n],
+            counts: alloc::vec![0; n],
+            written: Vec::new(),
+            keep_dirtied: true,
+            round: 0,
+            stage: Stage::PreCopy,
+            current: None,
+            metrics,
+        }
+    }
+
+    /// Stops listing dirtied files in round reports (a run that drops its reports).
+    pub fn forget_dirtied(&mut self) {
+        self.keep_dirtied = false;
+    }
+
+    /// The files' current state, by id.
+    pub fn files(&self) -> &[FileView] {
+        &self.files
+    }
+
+    /// U: bytes not cleanly at the destination.
+    pub fn unsent_bytes(&self) -> u64 {
+        self.unsent
+    }
+
+    /// Pre-copy, final copy, or done.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// Rounds begun so far.
+    pub fn round(&self) -> u32 {
+        self.round
+    }
+
+    /// The policy's name.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// The metrics so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The metrics, for a driver's own figures (a real sender's measured downtime).
+    pub fn metrics_mut(&mut self) -> &mut Metrics {
+        &mut self.metrics
+    }
+
+    /// The round in progress's report so far.
+    pub fn report(&self) -> Option<&RoundReport> {
+        self.current.as_ref().map(|r| &r.report)
+    }
+
+    /// Opens a pre-copy round at `now`. Files may join, leave or change size before its plan.
+    pub fn begin_round(&mut self, now: f64) {
+        debug_assert_eq!(self.stage, Stage::PreCopy);
+        self.current = Some(Round {
+            report: RoundReport::empty(self.round, Phase::ReadOnly, now, self.unsent),
+            plan: None,
+            next: 0,
+            deadline: None,
+        });
+    }
+
+    /// Asks the policy for the round's order, with last round's write counts, then starts
+    /// counting this round's writes.
+    pub fn plan(&mut self, context: Context<'_>) {
+        let view = view(
+            &self.files,
+            &self.counts,
+            self.unsent,
+            self.round,
+            self.period_s,
+            &context,
+        );
+        let plan = self.policy.plan(&view);
+        for file in self.written.drain(..) {
+            self.counts[file as usize] = 0;
+        }
+        let round = self.current.as_mut().expect("a round is open");
+        round.report.phase = plan.phase;
+        round.report.unsent_bytes = self.unsent;
+        round.deadline = match self.policy.rounds() {
+            Rounds::Periods => Some(round.report.start + self.period_s),
+            Rounds::Iterations => None,
+        };
+        round.plan = Some(plan);
+    }
+
+    /// The next planned file whose transfer may start at `at`, or `None` once the plan is done
+    /// or the period is over.
+    pub fn candidate(&mut self, at: f64) -> Option<u32> {
+        let round = self.current.as_mut()?;
+        if round.deadline.is_some_and(|d| at >= d) {
+            return None;
+        }
+        let plan = round.plan.as_ref()?;
+        let planned = plan.order.get(round.next)?;
+        round.next += 1;
+        Some(planned.file)
+    }
+
+    /// Whether the candidate goes now: it still has to (it is not cleanly at the destination),
+    /// and, under the baseline's rule, it was not written again since its round began. Call it
+    /// after applying the file's writes due by the transfer's start.
+    pub fn should_send(&mut self, file: u32) -> bool {
+        let id = file as usize;
+        if !self.files[id].status.needs_send() {
+            return false;
+        }
+        let Some(round) = self.current.as_mut() else {
+            return true;
+        };
+        let skip = round.plan.as_ref().is_some_and(|p| p.skip_redirtied)
+            && self.last_write[id] > round.report.start;
+        if skip {
+            round.report.skipped += 1;
+        }
+        !skip
+    }
+
+    /// `count` writes to `file` seen at `at`: counted for the policy, and a clean copy is now
+    /// stale (U grows by the file's size).
+    pub fn on_write(&mut self, file: u32, count: u32, at: f64) {
+        let id = file as usize;
+        if self.counts[id] == 0 {
+            self.written.push(file);
+        }
+        self.counts[id] = self.counts[id].saturating_add(count);
+        self.last_write[id] = at;
+        if let Some(round) = self.current.as_mut() {
+            round.report.writes += u64::from(count);
+        }
+        self.on_lost(file, at);
+    }
+
+    /// The destination's copy of `file` is not current (a write the monitor could not see, or
+    /// the destination lost it): it has to go again. No write is counted for the policy.
+    pub fn on_lost(&mut self, file: u32, at: f64) {
+        let view = &mut self.files[file as usize];
+        if view.status != Status::Clean {
+            return;
+        }
+        view.status = Status::Dirty;
+        self.unsent += view.size;
+        if let Some(round) = self.current.as_mut() {
+            round.report.bytes_dirtied += view.size;
+            if self.keep_dirtied {
+                round.report.dirtied.push(Dirtied { file, at });
+            }
+        }
+    }
+
+    /// A transfer of `file`, `size` bytes as read, started at `start` and ended at `end`: its copy
+    /// is clean from `start` on.
+    pub fn on_sent(&mut self, file: u32, size: u64, start: f64, end: f64) {
+        let view = &mut self.files[file as usize];
+        if view.status.needs_send() {
+            self.unsent -= view.size;
+        }
+        view.size = size;
+        let resend = view.sends > 0;
+        view.status = Status::Clean;
+        view.sends += 1;
+        if let Some(round) = self.current.as_mut() {
+            let report = &mut round.report;
+            report.bytes_sent += size;
+            report.files_sent += 1;
+            if resend {
+                report.resent_bytes += size;
+            }
+            report.transfers.push(Transfer {
+                file,
+                start,
+                end,
+                resend,
+            });
+        }
+    }
+
+    /// A new file joins, not sent yet; returns its id.
+    pub fn add_file(&mut self, size: u64, kind: Kind) -> u32 {
+        let id = self.files.len() as u32;
+        self.files.push(FileView::unsent(0, kind));
+        self.last_write.push(f64::NEG_INFINITY);
+        self.counts.push(0);
+        self.set_size(id, size);
+        id
+    }
+
+    /// The file is gone at the source: nothing of it is left to send.
+    pub fn remove_file(&mut self, file: u32) {
+        let view = &mut self.files[file as usize];
+        if view.status.needs_send() {
+            self.unsent -= view.size;
+        }
+        view.size = 0;
+        view.status = Status::Clean;
+    }
+
+    /// A removed file is back (created again at the same path): it has to go.
+    pub fn restore_file(&mut self, file: u32, size: u64) {
+        let view = &mut self.files[file as usize];
+        view.status = if view.sends == 0 {
+            Status::Unsent
+        } else {
+            Status::Dirty
+        };
+        view.size = 0;
+        self.set_size(file, size);
+    }
+
+    /// The file's current size. While it still has to go, U follows; growth counts as dirtied.
+    pub fn set_size(&mut self, file: u32, size: u64) {
+        let view = &mut self.files[file as usize];
+        if view.status.needs_send() {
+            if size >= view.size {
+                self.unsent += size - view.size;
+                if let Some(round) = self.current.as_mut() {
+                    round.report.bytes_dirtied += size - view.size;
+                }
+            } else {
+                self.unsent -= view.size - size;
+            }
+        }
+        view.size = size;
+    }
+
+    /// When the round ends if the link is done at `sent_by`: the period's end, or, for a round
+    /// that ends when its plan is sent, whichever comes first; an iteration ends when sent.
+    pub fn round_end(&self, sent_by: f64) -> f64 {
+        let Some(round) = self.current.as_ref() else {
+            return sent_by;
+        };
+        let end_when_sent = round.plan.as_ref().is_some_and(|p| p.end_when_sent);
+        match round.deadline {
+            Some(d) if end_when_sent => sent_by.min(d),
+            Some(d) => d,
+            None => sent_by,
+        }
+    }
+
+    /// Closes the round at `context.now`, after every write due by then was applied: the
+    /// policy's end test, U = 0 or the safety cap may end pre-copy.
+    pub fn end_round(&mut self, context: Context<'_>) -> RoundReport {
+        let round = self.current.take().expect("a round is open");
+        let mut report = round.report;
+        // Write times are ≥ 0, where the bits order floats as `total_cmp` does, but more cheaply.
+        report
+            .dirtied
+            .sort_unstable_by_key(|d| (d.at.to_bits(), d.file));
+        report.end = context.now;
+        report.unsent_bytes = self.unsent;
+        report.plan = round.plan.map(|p| p.order).unwrap_or_default();
+        let view = view(
+            &self.files,
+            &self.counts,
+            self.unsent,
+            self.round,
+            self.period_s,
+            &context,
+        );
+        let policy_end = self.policy.end_of_round(&view, &report);
+        report.ended = end_of_precopy(self.unsent, policy_end, self.round + 1, self.max_rounds);
+        if report.ended.is_some() {
+            self.stage = Stage::FinalCopy;
+        }
+        self.metrics.record_precopy_round(&report);
+        self.round += 1;
+        report
+    }
+
+    /// The application is stopped at `stop`: opens the final copy.
+    pub fn begin_final(&mut self, stop: f64) {
+        self.stage = Stage::FinalCopy;
+        self.current = Some(Round {
+            report: RoundReport::empty(self.round, Phase::Final, stop, self.unsent),
+            plan: None,
+            next: 0,
+            deadline: None,
+        });
+    }
+
+    /// The files not cleanly at the destination, by id.
+    pub fn pending(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.files.len() as u32).filter(|&id| self.files[id as usize].status.needs_send())
+    }
+
+    /// The final copy, begun at `stop`, is over at `end`.
+    pub fn end_final(&mut self, stop: f64, end: f64) -> RoundReport {
+        let mut report = self.current.take().expect("the final copy is open").report;
+        report.end = end;
+        report.unsent_bytes = self.unsent;
+        self.round += 1;
+        self.metrics.record_final_copy(&report, stop);
+        self.stage = Stage::Done;
+        report
+    }
+}
+
+/// What the policy sees: the engine's state and the driver's context.
+fn view<'a>(
+    files: &'a [FileView],
+    counts: &'a [u32],
+    unsent_bytes: u64,
+    round: u32,
+    period: f64,
+    context: &Context<'a>,
+) -> View<'a> {
+    View {
+        now: context.now,
+        round,
+        period,
+        link_free_at: context.link_free_at,
+        files,
+        counts,
+        unsent_bytes,
+        link: Link {
+            bandwidth_bps: context.bandwidth_bps,
+            overhead_s: context.overhead_s,
+        },
+        future: context.future,
+    }
+}
