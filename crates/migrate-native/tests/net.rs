@@ -184,6 +184,49 @@ fn loopback_proposed_and_baseline_migrate_identical_trees() {
     }
 }
 
+/// A file renamed after it was sent, content unchanged (a rotated log), is renamed at the
+/// destination too: nothing is sent twice, and the old name is gone there.
+#[test]
+fn a_renamed_file_is_renamed_at_the_destination_not_sent_again() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("dst");
+    let src = source_tree(work.path(), 3, 2, 1_000)
+        .canonicalize()
+        .unwrap();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("warm/big"), &big).unwrap();
+    // Sent after `big` (ascending size: nothing is written), for 1.6 s: the rename, made as soon
+    // as `big` is at the destination, is seen by a walk during pre-copy.
+    std::fs::write(src.join("warm/huge"), vec![7u8; 8_000_000]).unwrap();
+    let daemon = receiver(work.path(), &root, "127.0.0.1:0");
+    let there = root.join(src.join("warm/big").strip_prefix("/").unwrap());
+    // Renames the big file once the destination holds it, then writes nothing more.
+    let script = format!(
+        "cd {} && while [ ! -e {} ]; do sleep 0.01; done; mv warm/big warm/big.1; exec sleep 600",
+        src.display(),
+        there.display()
+    );
+    let sent = send(
+        work.path(),
+        &daemon.addr,
+        &src,
+        &["--bwlimit", "40Mbps", "--then", "stop"],
+        &["sh", "-c", &script],
+    );
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_same_tree(&src, &root);
+    assert!(!there.exists(), "the old name is gone at the destination");
+    let m = &sent.json["metrics"];
+    let sent_bytes = m["precopy_bytes"].as_u64().unwrap() + m["final_bytes"].as_u64().unwrap();
+    assert_eq!(
+        sent_bytes,
+        m["total_bytes"].as_u64().unwrap(),
+        "{}",
+        sent.json
+    );
+    assert_eq!(sent.json["measured"]["repaired_files"], 0);
+}
+
 /// Connects and authenticates by hand; returns the stream and the bytes read past the `Ready`.
 fn raw_session(addr: &str, token: &str) -> (TcpStream, Option<ErrorCode>) {
     let key = Key::from_token(token.as_bytes()).unwrap();

@@ -321,6 +321,16 @@ impl Engine {
         id
     }
 
+    /// A file joins that the destination already holds, current (it was renamed there): clean.
+    pub fn add_clean_file(&mut self, size: u64, kind: Kind) -> u32 {
+        let id = self.add_file(0, kind);
+        let view = &mut self.files[id as usize];
+        view.status = Status::Clean;
+        view.sends = 1;
+        view.size = size;
+        id
+    }
+
     /// The file is gone at the source: nothing of it is left to send.
     pub fn remove_file(&mut self, file: u32) {
         let view = &mut self.files[file as usize];

@@ -75,6 +75,13 @@ fn main() -> std::io::Result<()> {
             },
         ),
         ("file-ack", Message::FileAck { id: 7 }),
+        (
+            "rename",
+            Message::Rename {
+                from: RelPath::new(b"var/lib/app/wal.1").unwrap(),
+                to: path,
+            },
+        ),
         ("query", Message::Query(vec![entry])),
         ("have", Message::Have(vec![true, false, true])),
         (

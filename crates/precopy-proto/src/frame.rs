@@ -48,6 +48,7 @@ const T_FILE_START: u8 = 0x10;
 const T_CHUNK: u8 = 0x11;
 const T_FILE_END: u8 = 0x12;
 const T_FILE_ACK: u8 = 0x13;
+const T_RENAME: u8 = 0x14;
 const T_QUERY: u8 = 0x20;
 const T_HAVE: u8 = 0x21;
 const T_MANIFEST: u8 = 0x30;
@@ -364,6 +365,15 @@ pub enum Message<'a> {
         /// Transfer id.
         id: u64,
     },
+    /// Sender → receiver: the file at `from` was renamed to `to` at the source, its content
+    /// unchanged. The receiver renames its copy if it holds `from` verified; no answer (the
+    /// stop-time check catches a copy that did not follow).
+    Rename {
+        /// The old path.
+        from: RelPath<'a>,
+        /// The new path.
+        to: RelPath<'a>,
+    },
     /// Sender → receiver: which of these files do you already have, verified?
     Query(Vec<Entry<'a>>),
     /// Receiver → sender: one flag per queried entry, in order.
@@ -433,6 +443,7 @@ impl Message<'_> {
             Message::Chunk(_) => T_CHUNK,
             Message::FileEnd { .. } => T_FILE_END,
             Message::FileAck { .. } => T_FILE_ACK,
+            Message::Rename { .. } => T_RENAME,
             Message::Query(_) => T_QUERY,
             Message::Have(_) => T_HAVE,
             Message::Manifest { .. } => T_MANIFEST,
@@ -488,6 +499,10 @@ impl Message<'_> {
                 out.extend_from_slice(hash);
             }
             Message::FileAck { id } => out.extend_from_slice(&id.to_be_bytes()),
+            Message::Rename { from, to } => {
+                put_path(out, *from);
+                put_path(out, *to);
+            }
             Message::Query(entries) => put_entries(out, entries)?,
             Message::Have(flags) => {
                 put_count(out, flags.len())?;
@@ -722,6 +737,7 @@ fn name_of(kind: u8) -> &'static str {
         T_CHUNK => "chunk",
         T_FILE_END => "file-end",
         T_FILE_ACK => "file-ack",
+        T_RENAME => "rename",
         T_QUERY => "query",
         T_HAVE => "have",
         T_MANIFEST => "manifest",
@@ -938,6 +954,10 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
             hash: r.array()?,
         },
         T_FILE_ACK => Message::FileAck { id: r.u64()? },
+        T_RENAME => Message::Rename {
+            from: r.path()?,
+            to: r.path()?,
+        },
         T_QUERY => Message::Query(r.entries()?),
         T_HAVE => {
             let n = r.u32()? as usize;

@@ -21,6 +21,7 @@ enum Owned {
     Chunk(Vec<u8>),
     FileEnd(u64, u64, [u8; 32]),
     FileAck(u64),
+    Rename(Vec<u8>, Vec<u8>),
     Query(Vec<(Vec<u8>, u64, [u8; 32])>),
     Have(Vec<bool>),
     Manifest(bool, bool, Vec<Vec<u8>>, Vec<OwnedNode>),
@@ -93,6 +94,7 @@ fn owned() -> impl Strategy<Value = Owned> {
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>())
             .prop_map(|(i, s, h)| Owned::FileEnd(i, s, h)),
         any::<u64>().prop_map(Owned::FileAck),
+        (rel_path(), rel_path()).prop_map(|(f, t)| Owned::Rename(f, t)),
         entries().prop_map(Owned::Query),
         prop::collection::vec(any::<bool>(), 0..70).prop_map(Owned::Have),
         (
@@ -177,6 +179,10 @@ fn message(o: &Owned) -> Message<'_> {
             hash: *hash,
         },
         Owned::FileAck(id) => Message::FileAck { id: *id },
+        Owned::Rename(from, to) => Message::Rename {
+            from: RelPath::new(from).unwrap(),
+            to: RelPath::new(to).unwrap(),
+        },
         Owned::Query(e) => Message::Query(e.iter().map(entry).collect()),
         Owned::Have(flags) => Message::Have(flags.clone()),
         Owned::Manifest(last, verify, roots, nodes) => Message::Manifest {

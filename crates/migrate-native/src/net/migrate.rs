@@ -301,6 +301,16 @@ impl<'m> Migration<'m> {
     fn follow(&mut self, scan: &Scan, initial: bool) {
         let now = self.now();
         let mut seen = vec![false; self.tracked.len()];
+        // Files this walk did not find where they were, by inode: a new path may be one of them.
+        let moved_from: HashMap<(u64, u64), usize> = (0..self.tracked.len())
+            .filter(|&id| self.tracked[id].present)
+            .filter(|&id| {
+                scan.entries
+                    .get(&self.tracked[id].rel)
+                    .is_none_or(|e| e.kind != EntryKind::File)
+            })
+            .filter_map(|id| Some((self.sent[id]?.observed.inode(), id)))
+            .collect();
         for (rel, entry) in &scan.entries {
             if entry.kind != EntryKind::File {
                 continue;
@@ -311,7 +321,17 @@ impl<'m> Migration<'m> {
                 } else {
                     Kind::ReadWrite
                 };
-                let id = self.engine.add_file(entry.size(), kind) as usize;
+                let renamed = moved_from
+                    .get(&entry.stamp.inode())
+                    .copied()
+                    .filter(|&old| self.is_clean_copy_of(old, &entry.stamp));
+                let id = match renamed {
+                    Some(old) => self.renamed(old, rel, entry.size(), kind),
+                    None => {
+                        self.sent.push(None);
+                        self.engine.add_file(entry.size(), kind) as usize
+                    }
+                };
                 self.tracked.push(Tracked {
                     path: entry.path.clone(),
                     rel: rel.clone(),
@@ -319,7 +339,6 @@ impl<'m> Migration<'m> {
                     stamp: Some(entry.stamp),
                 });
                 self.by_rel.insert(rel.clone(), id);
-                self.sent.push(None);
                 self.write_times.push(Vec::new());
                 self.monitor.watch(id, &entry.path);
                 continue;
@@ -344,6 +363,30 @@ impl<'m> Migration<'m> {
                 self.vanished(id);
             }
         }
+    }
+
+    /// Whether the destination holds file `id` as it is now at `stamp` (renamed, not written).
+    fn is_clean_copy_of(&self, id: usize, stamp: &Stamp) -> bool {
+        self.engine.files()[id].status == Status::Clean
+            && self.sent[id].is_some_and(|sent| sent.observed.same_content_moved(stamp))
+    }
+
+    /// File `old` was renamed to `rel`, its content unchanged: the destination renames its copy
+    /// too, and the new file joins clean. Returns its id (its `Tracked` is the caller's).
+    fn renamed(&mut self, old: usize, rel: &[u8], size: u64, kind: Kind) -> usize {
+        let from = RelPath::new(&self.tracked[old].rel).expect("checked by the walk");
+        let to = RelPath::new(rel).expect("checked by the walk");
+        // No answer is awaited: a broken link shows at the next transfer, and a copy that did
+        // not follow at the stop-time check.
+        let _ = self.transport.rename(from, to);
+        let sent = self.sent[old].map(|sent| Sent {
+            // The rename changed the ctime: the stop-time hash reads the file again.
+            stamp: None,
+            ..sent
+        });
+        self.vanished(old);
+        self.sent.push(sent);
+        self.engine.add_clean_file(size, kind) as usize
     }
 
     /// The file is gone: nothing of it is left to send (the destination's copy goes at the stop).

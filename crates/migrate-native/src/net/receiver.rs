@@ -135,6 +135,10 @@ impl Receiver {
                     }
                     _ => return Err(WireError::Unexpected("file-end").into()),
                 },
+                Message::Rename { from, to } => {
+                    // A copy that does not follow is caught by the stop-time check.
+                    self.store.rename_verified(from, to)?;
+                }
                 Message::Query(entries) => {
                     let have = entries
                         .iter()

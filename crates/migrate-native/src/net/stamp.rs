@@ -71,6 +71,18 @@ impl Stamp {
         self.dev
     }
 
+    /// The file's device and inode.
+    pub fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// Whether `other` is the same inode with the same size and mtime: the file was renamed
+    /// (which changes its ctime), not written.
+    pub fn same_content_moved(&self, other: &Stamp) -> bool {
+        (self.dev, self.ino, self.size, self.mtime)
+            == (other.dev, other.ino, other.size, other.mtime)
+    }
+
     /// For a file about to be read and hashed: its metadata, and its stamp if that vouches for
     /// what is read next (module docs): while the file's stamp stays equal to it, the content is
     /// unchanged.

@@ -201,6 +201,51 @@ impl Store {
         }
     }
 
+    /// Renames the verified file at `from` to `to` (a rename at the source, content unchanged),
+    /// durably, keeping what is known of it. Returns whether it did: `from` must be a verified
+    /// regular file whose stamp is unchanged, and `to` not a directory.
+    pub fn rename_verified(&self, from: RelPath<'_>, to: RelPath<'_>) -> Result<bool, StoreError> {
+        let key = from.as_bytes().to_vec();
+        let known = self
+            .verified
+            .lock()
+            .expect("no panics while held")
+            .get(&key)
+            .copied();
+        let Some(known) = known else {
+            return Ok(false);
+        };
+        let Some((from_dir, from_name)) = self.parent_of(from, false)? else {
+            return Ok(false);
+        };
+        let source = from_dir.join(from_name);
+        // Read again only if its stamp changed since it was verified.
+        let unchanged =
+            matches!(self.current(from, false), Ok(Some((_, hash))) if hash == known.hash);
+        let (to_dir, to_name) = self.parent_of(to, true)?.expect("created on the way");
+        let target = to_dir.join(to_name);
+        if !unchanged || fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+            return Ok(false);
+        }
+        fs::rename(&source, &target).map_err(io_error(to))?;
+        for dir in [&from_dir, &to_dir] {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(to))?;
+        }
+        let meta = fs::symlink_metadata(&target).map_err(io_error(to))?;
+        let mut verified = self.verified.lock().expect("no panics while held");
+        verified.remove(&key);
+        verified.insert(
+            to.as_bytes().to_vec(),
+            Verified {
+                stamp: Stamp::of(&meta),
+                hash: known.hash,
+            },
+        );
+        Ok(true)
+    }
+
     /// Size and hash of the regular file at `rel`, `None` if absent.
     pub(crate) fn current(
         &self,
@@ -387,8 +432,14 @@ impl Store {
                 .tmp
                 .persist(&sealed.target)
                 .map_err(|e| io_error(rel)(e.error))?;
+            // The rename changed the ctime (on ext4, XFS…): remember the stamp it has now, or
+            // the next look at it would read it again.
+            let mut verified = sealed.verified;
+            if let Ok(meta) = fs::symlink_metadata(&sealed.target) {
+                verified.stamp = Stamp::of(&meta);
+            }
             dirs.insert(sealed.dir);
-            done.push((sealed.rel, sealed.verified));
+            done.push((sealed.rel, verified));
         }
         for dir in &dirs {
             File::open(dir)
@@ -591,6 +642,28 @@ mod tests {
         assert!(!fs::symlink_metadata(root.path().join("link"))
             .unwrap()
             .is_symlink());
+    }
+
+    #[test]
+    fn a_verified_file_is_renamed_with_what_is_known_of_it() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        store_file(&store, b"wal/1", b"hello").unwrap();
+        let (from, to) = (
+            RelPath::new(b"wal/1").unwrap(),
+            RelPath::new(b"wal/9").unwrap(),
+        );
+        assert!(store.rename_verified(from, to).unwrap());
+        assert!(!root.path().join("wal/1").exists());
+        assert!(store.has(to, 5, blake3::hash(b"hello").as_bytes()));
+        // Not verified (any more): nothing happens.
+        assert!(!store.rename_verified(from, to).unwrap());
+        fs::write(root.path().join("wal/9"), b"HELLO").unwrap();
+        let back = RelPath::new(b"wal/2").unwrap();
+        assert!(
+            !store.rename_verified(to, back).unwrap(),
+            "changed behind its back"
+        );
     }
 
     #[test]

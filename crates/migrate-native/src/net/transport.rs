@@ -254,6 +254,11 @@ impl Transport {
         Ok(())
     }
 
+    /// Tells the receiver a file it holds was renamed, its content unchanged.
+    pub fn rename(&mut self, from: RelPath<'_>, to: RelPath<'_>) -> Result<(), WireError> {
+        self.link()?.writer.send(&Message::Rename { from, to })
+    }
+
     /// Which of these files the receiver already has, verified, with this size and hash.
     pub fn query(&mut self, entries: &[Entry<'_>]) -> Result<Vec<bool>, WireError> {
         let mut have = Vec::with_capacity(entries.len());
