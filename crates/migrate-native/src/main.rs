@@ -3,7 +3,6 @@
 //! (2 for bad input, 1 for everything else).
 
 mod cmd;
-mod net;
 mod svg;
 
 use std::process::ExitCode;

@@ -206,3 +206,12 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
+
+/// Reads a token file into the handshake key (a token too short is bad input).
+pub fn load_key(path: &std::path::Path) -> anyhow::Result<precopy_proto::Key> {
+    use anyhow::Context;
+    let token =
+        std::fs::read(path).with_context(|| format!("reading token file {}", path.display()))?;
+    precopy_proto::Key::from_token(&token)
+        .map_err(|e| bad_input(format!("token file {}: {e}", path.display())))
+}

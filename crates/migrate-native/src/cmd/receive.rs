@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::net::receiver::Receiver;
-use crate::net::store::Store;
-use crate::net::wire::load_key;
+use crate::cmd::load_key;
+use precopy_net::receiver::Receiver;
+use precopy_net::store::Store;
 
 /// Arguments of `receive`.
 #[derive(Debug, Args)]

@@ -17,14 +17,14 @@ use precopy_core::units::format_bytes;
 use precopy_core::{Kind, Metrics, Phase, PolicyKind, PolicyParams, RoundReport, SimConfig};
 use precopy_trace::paths::PathFilter;
 
+use crate::cmd::load_key;
 use crate::cmd::{bad_input, bandwidth, duration};
-use crate::net::app::App;
-use crate::net::live::Live;
-use crate::net::migrate::{MigrateConfig, Migration, Outcome, Then};
-use crate::net::monitor::{FanotifyMonitor, Monitor, PollingMonitor};
-use crate::net::transport::Transport;
-use crate::net::tree::Roots;
-use crate::net::wire::load_key;
+use precopy_net::app::App;
+use precopy_net::live::Live;
+use precopy_net::migrate::{MigrateConfig, Migration, Outcome, Then};
+use precopy_net::monitor::{FanotifyMonitor, Monitor, PollingMonitor};
+use precopy_net::transport::Transport;
+use precopy_net::tree::Roots;
 
 /// Arguments of `send`.
 #[derive(Debug, Args)]

@@ -1,4 +1,8 @@
-//! Real migration over TCP: everything `send` and `receive` do besides parsing arguments.
+//! # precopy-net
+//!
+//! Real migration over TCP: everything `migrate-native send` and `receive` do besides parsing
+//! arguments and printing. The pre-copy rounds are the core's [`precopy_core::engine::Engine`],
+//! driven here by a clock, a write monitor, walks of the migrated trees and a transport.
 //!
 //! ```text
 //!  send                                              receive
@@ -19,6 +23,9 @@
 //! - [`transport`]: the sender's connection: files out, acks in, reconnect and resume.
 //! - [`migrate`]: the pre-copy loop, driven by the core's policy.
 //! - [`restart`]: the application started again at the destination, as the user it ran as.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod app;
 pub mod live;

@@ -110,22 +110,31 @@ impl Started {
 /// Why the application is not running at the destination.
 #[derive(Debug, thiserror::Error)]
 pub enum RestartError {
+    /// No command to start.
     #[error("cannot restart the application: empty command line")]
     EmptyCommand,
+    /// It could not be started.
     #[error("cannot start {program} in {} as uid {uid}, gid {gid}: {source}", .cwd.display())]
     Spawn {
+        /// `argv[0]`.
         program: String,
+        /// Its working directory.
         cwd: PathBuf,
+        /// The user it was to run as.
         uid: u32,
+        /// The group it was to run as.
         gid: u32,
+        /// Why.
         source: io::Error,
     },
+    /// It started and exited within the grace period.
     #[error(
         "the application exited at the destination within {:.1} s ({status}){}",
         .grace.as_secs_f64(),
         tail_suffix(.stderr_tail)
     )]
     Exited {
+        /// The grace period.
         grace: Duration,
         /// `exit status N` or `killed by SIGNAME`.
         status: String,

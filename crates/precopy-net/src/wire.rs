@@ -338,15 +338,6 @@ pub fn unexpected(message: Message<'_>) -> WireError {
     }
 }
 
-/// Reads a token file into the handshake key.
-pub fn load_key(path: &std::path::Path) -> anyhow::Result<Key> {
-    use anyhow::Context;
-    let token =
-        std::fs::read(path).with_context(|| format!("reading token file {}", path.display()))?;
-    Key::from_token(&token)
-        .map_err(|e| crate::cmd::bad_input(format!("token file {}: {e}", path.display())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -936,7 +936,7 @@ fn describe(v: &Verdict, scan: &Scan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::stamp::RACY;
+    use crate::stamp::RACY;
 
     /// What `Transport::send_file` records: the stamp before reading, then the hash.
     fn sent(path: &Path) -> Sent {
