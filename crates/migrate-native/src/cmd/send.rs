@@ -91,6 +91,10 @@ pub struct SendArgs {
     /// every file it opens later, up to the stop, joins it.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub identify: f64,
+    /// Identify the application's files live even with --ro, --rw or --trace: every file it
+    /// opens up to the stop joins the roots named (a database opens many lazily).
+    #[arg(long)]
+    pub live: bool,
     /// Live identification: record only files matching GLOB. Repeatable.
     #[arg(long, value_name = "GLOB")]
     pub include: Vec<String>,
@@ -140,14 +144,14 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     if args.command.is_empty() && args.pid.is_none() {
         return Err(bad_input(
             "give the application: `-- CMD ARGS…` or --pid PID (and its files with --ro, --rw \
-             or --trace, or none to identify them live)",
+             or --trace, or none to identify them live, or both with --live)",
         ));
     }
-    let identify_live = args.ro.is_empty() && args.rw.is_empty() && args.trace.is_none();
-    let named = if identify_live {
-        None
+    let listed = !(args.ro.is_empty() && args.rw.is_empty() && args.trace.is_none());
+    let named = if listed {
+        named_files(&args)?
     } else {
-        Some(roots(named_files(&args)?)?)
+        Vec::new()
     };
     let filter = PathFilter::new(&args.include, &args.exclude).map_err(bad_input)?;
     let key = load_key(&args.token_file)?;
@@ -178,46 +182,42 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let transport = Transport::connect(&args.to, key, args.bwlimit)
         .with_context(|| format!("connecting to {}", args.to))?;
     let output = app_output(&args.app_output)?;
-    let (mut roots, mut app, mut live) = match named {
-        Some(roots) => {
-            let app = match args.pid {
-                Some(pid) => App::Attached(pid),
-                None => App::spawn(&args.command, output.try_clone()?)
-                    .with_context(|| format!("starting {}", args.command[0]))?,
-            };
-            (roots, app, None)
-        }
-        None => {
-            let window = Duration::from_secs_f64(args.identify);
-            let (named, app, live) = match args.pid {
-                Some(pid) => {
-                    let named = Live::identify_attached(pid, filter, window)
-                        .with_context(|| format!("identifying the files of pid {pid}"))?;
-                    (named, App::Attached(pid), None)
-                }
-                None => {
-                    let output = Some(Arc::new(output.try_clone()?));
-                    let live = Live::spawn(&args.command, filter, window, output)
-                        .with_context(|| format!("starting {} under trace", args.command[0]))?;
-                    (live.files(), App::Attached(live.pid), Some(live))
-                }
-            };
-            let existing: Vec<(PathBuf, Kind)> =
-                named.into_iter().filter(|(p, _)| p.is_file()).collect();
-            if existing.is_empty() {
-                bail!("no files to migrate: the application opened none (that --include/--exclude keep)");
+    let (mut roots, mut app, mut live) = if listed && !args.live {
+        let app = match args.pid {
+            Some(pid) => App::Attached(pid),
+            None => App::spawn(&args.command, output.try_clone()?)
+                .with_context(|| format!("starting {}", args.command[0]))?,
+        };
+        (roots(named)?, app, None)
+    } else {
+        let window = Duration::from_secs_f64(args.identify);
+        let (opened, app, live) = match args.pid {
+            Some(pid) => {
+                let opened = Live::identify_attached(pid, filter, window)
+                    .with_context(|| format!("identifying the files of pid {pid}"))?;
+                (opened, App::Attached(pid), None)
             }
-            eprintln!(
-                "send: identified {} file(s) in the first {:.1} s ({} read-write)",
-                existing.len(),
-                args.identify,
-                existing
-                    .iter()
-                    .filter(|(_, k)| *k == Kind::ReadWrite)
-                    .count()
+            None => {
+                let output = Some(Arc::new(output.try_clone()?));
+                let live = Live::spawn(&args.command, filter, window, output)
+                    .with_context(|| format!("starting {} under trace", args.command[0]))?;
+                (live.files(), App::Attached(live.pid), Some(live))
+            }
+        };
+        let opened: Vec<(PathBuf, Kind)> =
+            opened.into_iter().filter(|(p, _)| p.is_file()).collect();
+        eprintln!(
+            "send: identified {} file(s) in the first {:.1} s ({} read-write)",
+            opened.len(),
+            args.identify,
+            opened.iter().filter(|(_, k)| *k == Kind::ReadWrite).count()
+        );
+        if opened.is_empty() && named.is_empty() {
+            bail!(
+                "no files to migrate: the application opened none (that --include/--exclude keep)"
             );
-            (roots(existing)?, app, live)
         }
+        (roots(named.into_iter().chain(opened).collect())?, app, live)
     };
     // `send --json > out.json` must not migrate out.json.
     roots.exclude_fd(std::io::stdout().as_fd());
