@@ -895,7 +895,10 @@ fn current(path: &Path, sent: Option<&Sent>) -> std::io::Result<(Sent, bool)> {
             return Ok((*sent, false));
         }
     }
-    let file = std::fs::File::open(path)?;
+    // The walk found a file here and the application is stopped: anything else is an error.
+    let file = super::tree::open_file(path)?.ok_or_else(|| {
+        std::io::Error::other("no longer a regular file reachable without symlinks")
+    })?;
     let meta = file.metadata()?;
     let hash = hash_reader(file)?;
     Ok((

@@ -134,27 +134,13 @@ impl Store {
                         why: "a directory on the way is a symlink",
                     })
                 }
-                Ok(_) => {
-                    return Err(StoreError::Refused {
-                        path: shown(rel),
-                        why: "a directory on the way is not a directory",
-                    })
+                // A file where the source now has a directory (the tree changed kind): it goes.
+                Ok(_) if create => {
+                    fs::remove_file(&dir).map_err(io_error(rel))?;
+                    make_dir(&dir, rel)?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    match fs::create_dir(&dir) {
-                        Ok(()) => {}
-                        // Another connection made it meanwhile: check it again next time round.
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                            if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-                                return Err(StoreError::Refused {
-                                    path: shown(rel),
-                                    why: "a directory on the way changed under us",
-                                });
-                            }
-                        }
-                        Err(e) => return Err(io_error(rel)(e)),
-                    }
-                }
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => make_dir(&dir, rel)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(io_error(rel)(e)),
             }
@@ -169,11 +155,10 @@ impl Store {
             .parent_of(rel, true)?
             .expect("created directories exist");
         let target = dir.join(name);
+        // A directory where the source now has a file (the tree changed kind): it goes. A
+        // symlink is replaced by the rename into place, never followed.
         if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-            return Err(StoreError::Refused {
-                path: shown(rel),
-                why: "the target is a directory",
-            });
+            fs::remove_dir_all(&target).map_err(io_error(rel))?;
         }
         let tmp = tempfile::Builder::new()
             .prefix(".")
@@ -294,6 +279,24 @@ impl Store {
             .lock()
             .expect("no panics while held")
             .insert(key, verified);
+    }
+}
+
+/// Makes the directory `dir` on the way to `rel`; another connection may have made it meanwhile.
+fn make_dir(dir: &Path, rel: RelPath<'_>) -> Result<(), StoreError> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+                Ok(())
+            } else {
+                Err(StoreError::Refused {
+                    path: shown(rel),
+                    why: "a directory on the way changed under us",
+                })
+            }
+        }
+        Err(e) => Err(io_error(rel)(e)),
     }
 }
 
@@ -428,10 +431,13 @@ impl Store {
         let mut done = Vec::with_capacity(batch.len());
         for sealed in batch {
             let rel = RelPath::new(&sealed.rel).expect("checked when received");
-            sealed
-                .tmp
-                .persist(&sealed.target)
-                .map_err(|e| io_error(rel)(e.error))?;
+            match sealed.tmp.persist(&sealed.target) {
+                Ok(_) => {}
+                // A later file of this batch made the target, or a directory on its way, a
+                // directory: this one is superseded (the stop-time check settles the path).
+                Err(e) if superseded(&e.error) => continue,
+                Err(e) => return Err(io_error(rel)(e.error)),
+            }
             // The rename changed the ctime (on ext4, XFS…): remember the stamp it has now, or
             // the next look at it would read it again.
             let mut verified = sealed.verified;
@@ -493,6 +499,15 @@ impl Writeback {
             start_writeback(file, from, len);
         }
     }
+}
+
+/// The rename into place failed because the path changed kind meanwhile.
+fn superseded(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(code) if code == rustix::io::Errno::ISDIR.raw_os_error()
+            || code == rustix::io::Errno::NOTDIR.raw_os_error()
+    )
 }
 
 /// Bytes per block checked for zeros: a file system's block, the smallest hole it can keep.

@@ -2,7 +2,6 @@
 //! a reader thread, and reconnection.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::path::Path;
@@ -50,12 +49,12 @@ pub enum SendError {
     #[error(transparent)]
     Wire(#[from] WireError),
     /// The source file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {why}")]
     Source {
         /// The file.
         path: String,
         /// Why.
-        source: io::Error,
+        why: io::Error,
     },
 }
 
@@ -154,19 +153,14 @@ impl Transport {
         rel: &[u8],
         path: &Path,
     ) -> Result<Option<Sent>, SendError> {
-        let source = |e| SendError::Source {
+        let source = |why| SendError::Source {
             path: path.display().to_string(),
-            source: e,
+            why,
         };
-        let handle = match File::open(path) {
-            Ok(handle) => handle,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(source(e)),
+        let Some(handle) = super::tree::open_file(path).map_err(source)? else {
+            return Ok(None);
         };
         let (meta, stamp) = Stamp::before_read(&handle).map_err(source)?;
-        if !meta.is_file() {
-            return Ok(None);
-        }
         let id = self.next_id;
         self.next_id += 1;
         let rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;

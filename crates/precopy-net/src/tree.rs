@@ -227,7 +227,7 @@ fn walk(
     };
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if is_gone_ref(&e) => return Ok(()),
         Err(e) => return Err(fail(e)),
     };
     if excluded.contains(&(meta.dev(), meta.ino())) {
@@ -241,7 +241,7 @@ fn walk(
     } else if file_type.is_symlink() {
         match std::fs::read_link(path) {
             Ok(target) => EntryKind::Symlink(target.into_os_string().into_vec()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if is_gone_ref(&e) => return Ok(()),
             Err(e) => return Err(fail(e)),
         }
     } else if file_type.is_fifo() {
@@ -269,13 +269,13 @@ fn walk(
     }
     let children = match std::fs::read_dir(path) {
         Ok(children) => children,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if is_gone_ref(&e) => return Ok(()),
         Err(e) => return Err(fail(e)),
     };
     for child in children {
         let child = match child {
             Ok(child) => child,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if is_gone_ref(&e) => continue,
             Err(e) => return Err(fail(e)),
         };
         let name = child.file_name();
@@ -285,6 +285,41 @@ fn walk(
         walk(&path.join(&name), child_rel, access, excluded, scan)?;
     }
     Ok(())
+}
+
+/// Opens the regular file at `path` (absolute, found by a walk) for reading without following
+/// any symlink on the way: a file replaced by a symlink since the walk must not have the
+/// symlink's target read and sent in its name. `Ok(None)` if it is no longer a file reachable
+/// so (gone, a symlink now, or a directory on its way is no longer one).
+pub fn open_file(path: &Path) -> io::Result<Option<std::fs::File>> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags, CWD};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let opened =
+        match rustix::fs::openat2(CWD, path, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS) {
+            // Before Linux 5.6: at least the file itself is not followed.
+            Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(CWD, path, flags, Mode::empty()),
+            other => other,
+        };
+    let file = match opened {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) if is_gone(e.into()) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(file.metadata()?.is_file().then_some(file))
+}
+
+/// An error that means the entry is no longer there as it was: deleted, or a directory on its
+/// way replaced by a file or a symlink.
+fn is_gone(error: io::Error) -> bool {
+    is_gone_ref(&error)
+}
+
+fn is_gone_ref(error: &io::Error) -> bool {
+    use rustix::io::Errno;
+    error.kind() == io::ErrorKind::NotFound
+        || [Errno::NOTDIR, Errno::LOOP, Errno::XDEV]
+            .iter()
+            .any(|e| error.raw_os_error() == Some(e.raw_os_error()))
 }
 
 /// Mode (with setuid, setgid and sticky), owner and modification time.
