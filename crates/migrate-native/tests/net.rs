@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use precopy_proto::handshake::client_proof;
-use precopy_proto::{parse, ErrorCode, FileHeader, Key, Message, Meta, RelPath};
+use precopy_proto::handshake::Initiator;
+use precopy_proto::record::OPEN_SPACE;
+use precopy_proto::{parse, ErrorCode, FileHeader, Key, Message, Meta, Opener, RelPath, Sealer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_migrate-native");
 const TOKEN: &str = "test-token-0123456789abcdef";
@@ -227,63 +228,104 @@ fn a_renamed_file_is_renamed_at_the_destination_not_sent_again() {
     assert_eq!(sent.json["measured"]["repaired_files"], 0);
 }
 
-/// Connects and authenticates by hand; returns the stream and the bytes read past the `Ready`.
-fn raw_session(addr: &str, token: &str) -> (TcpStream, Option<ErrorCode>) {
+/// A connection that speaks the protocol by hand: plaintext frames for the handshake, then
+/// records sealed and opened by precopy-proto's own record layer.
+struct Raw {
+    stream: TcpStream,
+    channel: Option<(Sealer, Opener)>,
+    /// Bytes read and not used yet; frames opened and not parsed yet.
+    read: Vec<u8>,
+    opened: Vec<u8>,
+}
+
+impl Raw {
+    fn connect(addr: &str) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            stream,
+            channel: None,
+            read: Vec::new(),
+            opened: Vec::new(),
+        }
+    }
+
+    /// Sends frame bytes, sealed once the handshake is done.
+    fn write(&mut self, frames: &[u8]) {
+        let wire = match self.channel.as_mut() {
+            Some((sealer, _)) => {
+                let mut wire = Vec::new();
+                sealer.seal(frames, None, &mut wire).unwrap();
+                wire
+            }
+            None => frames.to_vec(),
+        };
+        let _ = self.stream.write_all(&wire);
+    }
+
+    fn send(&mut self, message: &Message<'_>) {
+        let mut wire = Vec::new();
+        message.emit(&mut wire).unwrap();
+        self.write(&wire);
+    }
+
+    /// The next frame, or `None` once the peer closed (or sent what does not open).
+    fn recv(&mut self) -> Option<Frame> {
+        let mut piece = [0u8; 4096];
+        let mut out = vec![0u8; OPEN_SPACE];
+        loop {
+            if let Some((_, opener)) = self.channel.as_mut() {
+                while let Ok(Some((used, n))) = opener.open(&self.read, &mut out) {
+                    self.opened.extend_from_slice(&out[..n]);
+                    self.read.drain(..used);
+                }
+            }
+            let frames = match self.channel {
+                Some(_) => &self.opened,
+                None => &self.read,
+            };
+            if let Ok(Some((message, used))) = parse(frames) {
+                let frame = match message {
+                    Message::Welcome { noise } => Frame::Welcome(noise),
+                    Message::Error { code, .. } => Frame::Error(code),
+                    _ => Frame::Other,
+                };
+                match self.channel {
+                    Some(_) => self.opened.drain(..used),
+                    None => self.read.drain(..used),
+                };
+                return Some(frame);
+            }
+            match self.stream.read(&mut piece) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.read.extend_from_slice(&piece[..n]),
+            }
+        }
+    }
+}
+
+/// Connects and does the handshake by hand; `Some(code)` if the receiver refused it.
+fn raw_session(addr: &str, token: &str) -> (Raw, Option<ErrorCode>) {
     let key = Key::from_token(token.as_bytes()).unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let nonce = [3u8; 32];
-    write_frame(&mut stream, &Message::Hello { nonce });
-    let theirs = match read_frame(&mut stream) {
-        Some(Frame::Challenge(n)) => n,
-        _ => panic!("no challenge"),
-    };
-    write_frame(
-        &mut stream,
-        &Message::Auth {
-            proof: client_proof(&key, &nonce, &theirs),
-        },
-    );
-    match read_frame(&mut stream) {
-        Some(Frame::Ready) => (stream, None),
-        Some(Frame::Error(code)) => (stream, Some(code)),
-        _ => (stream, Some(ErrorCode::Other(0))),
+    let mut raw = Raw::connect(addr);
+    let (initiator, hello) = Initiator::start(&key);
+    raw.send(&Message::Hello { noise: hello });
+    match raw.recv() {
+        Some(Frame::Welcome(welcome)) => {
+            raw.channel = Some(initiator.finish(&welcome).expect("the receiver's welcome"));
+            (raw, None)
+        }
+        Some(Frame::Error(code)) => (raw, Some(code)),
+        _ => (raw, Some(ErrorCode::Other(0))),
     }
 }
 
 enum Frame {
-    Challenge([u8; 32]),
-    Ready,
+    Welcome([u8; 48]),
     Error(ErrorCode),
     Other,
-}
-
-fn write_frame(stream: &mut TcpStream, message: &Message<'_>) {
-    let mut wire = Vec::new();
-    message.emit(&mut wire).unwrap();
-    let _ = stream.write_all(&wire);
-}
-
-/// The next frame, or `None` once the peer closed.
-fn read_frame(stream: &mut TcpStream) -> Option<Frame> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 4096];
-    loop {
-        if let Ok(Some((message, _))) = parse(&buf) {
-            return Some(match message {
-                Message::Challenge { nonce, .. } => Frame::Challenge(nonce),
-                Message::Ready => Frame::Ready,
-                Message::Error { code, .. } => Frame::Error(code),
-                _ => Frame::Other,
-            });
-        }
-        match stream.read(&mut byte) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&byte[..n]),
-        }
-    }
 }
 
 /// A FileStart for `path` with the path bytes patched in after encoding (the encoder itself
@@ -333,21 +375,18 @@ fn escaping_paths_are_refused_and_nothing_is_written_outside() {
         "a/../../evil",
         "escape/evil",
     ] {
-        let (mut stream, refused) = raw_session(&daemon.addr, TOKEN);
+        let (mut raw, refused) = raw_session(&daemon.addr, TOKEN);
         assert_eq!(refused, None);
-        stream.write_all(&file_start_raw(path.as_bytes())).unwrap();
-        write_frame(&mut stream, &Message::Chunk(b"evil"));
-        match read_frame(&mut stream) {
+        raw.write(&file_start_raw(path.as_bytes()));
+        raw.send(&Message::Chunk(b"evil"));
+        match raw.recv() {
             Some(Frame::Error(code)) => assert!(
                 matches!(code, ErrorCode::Path | ErrorCode::Protocol),
                 "{path}: {code:?}"
             ),
             _ => panic!("{path}: no error frame"),
         }
-        assert!(
-            read_frame(&mut stream).is_none(),
-            "{path}: connection left open"
-        );
+        assert!(raw.recv().is_none(), "{path}: connection left open");
     }
     assert!(empty(&outside), "something was written outside the root");
 }
@@ -357,18 +396,18 @@ fn a_wrong_or_missing_token_closes_the_connection_and_writes_nothing() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("dst");
     let daemon = receiver(work.path(), &root, "127.0.0.1:0");
-    let (mut stream, refused) = raw_session(&daemon.addr, "another-token-0123456789");
+    let (mut raw, refused) = raw_session(&daemon.addr, "another-token-0123456789");
     assert_eq!(refused, Some(ErrorCode::Auth));
-    stream.write_all(&file_start_raw(b"owned")).ok();
-    assert!(read_frame(&mut stream).is_none());
-    // No handshake at all: straight to a file.
-    let mut stream = TcpStream::connect(&daemon.addr).unwrap();
-    stream.write_all(&file_start_raw(b"owned")).unwrap();
+    raw.write(&file_start_raw(b"owned"));
+    assert!(raw.recv().is_none());
+    // No handshake at all: straight to a file, in plaintext.
+    let mut raw = Raw::connect(&daemon.addr);
+    raw.write(&file_start_raw(b"owned"));
     assert!(matches!(
-        read_frame(&mut stream),
+        raw.recv(),
         Some(Frame::Error(ErrorCode::Protocol)) | None
     ));
-    assert!(read_frame(&mut stream).is_none());
+    assert!(raw.recv().is_none());
     assert!(empty(&root));
     // The sender reports a receiver that does not know its token.
     std::fs::write(work.path().join("wrong"), "yet-another-token-0123456789").unwrap();
@@ -391,28 +430,26 @@ fn garbage_and_truncated_frames_get_an_error_and_the_daemon_survives() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("dst");
     let daemon = receiver(work.path(), &root, "127.0.0.1:0");
-    let inputs: [&[u8]; 5] = [
+    let inputs: [&[u8]; 6] = [
         b"GET / HTTP/1.1\r\n\r\n",
-        b"PCMG\x02\x11\xff\xff\xff\xff",
-        b"PCMG\x02\x01\x00\x00\x00\x20abc",
-        // A version-1 peer.
+        b"PCMG\x03\x11\xff\xff\xff\xff",
+        b"PCMG\x03\x01\x00\x00\x00\x30abc",
+        // Version-1 and version-2 peers.
         b"PCMG\x01\x01\x00\x00\x00\x20abc",
+        b"PCMG\x02\x01\x00\x00\x00\x20abc",
         &[0u8; 100_000],
     ];
     for input in inputs {
-        let mut stream = TcpStream::connect(&daemon.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = stream.write_all(input);
-        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut raw = Raw::connect(&daemon.addr);
+        raw.write(input);
+        let _ = raw.stream.shutdown(std::net::Shutdown::Write);
         // An error frame or a plain close, never a hang or a crash.
-        let _ = read_frame(&mut stream);
+        let _ = raw.recv();
     }
     // After a bad session mid-handshake, a good one still works.
-    let (mut stream, refused) = raw_session(&daemon.addr, TOKEN);
+    let (mut raw, refused) = raw_session(&daemon.addr, TOKEN);
     assert_eq!(refused, None);
-    write_frame(&mut stream, &Message::Bye);
+    raw.send(&Message::Bye);
     let src = source_tree(work.path(), 3, 2, 1000);
     let sent = send(work.path(), &daemon.addr, &src, &[], &["sleep", "30"]);
     assert!(sent.ok, "{}", sent.stderr);

@@ -77,11 +77,8 @@ impl Receiver {
             // Tell the peer why before closing (a frame error, a refused path, a full disk…).
             let code = match e {
                 SessionError::Store(s) => Some(s.code()),
-                SessionError::Wire(WireError::Parse(_) | WireError::Unexpected(_)) => {
-                    Some(ErrorCode::Protocol)
-                }
+                SessionError::Wire(w) => w.code(),
                 SessionError::Restart(_) => Some(ErrorCode::Restart),
-                SessionError::Wire(_) => None,
             };
             if let Some(code) = code {
                 writer.send_error(code, &e.to_string());

@@ -2,6 +2,7 @@
 //! a reader thread, and reconnection.
 
 use std::collections::BTreeMap;
+
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::path::Path;
@@ -11,7 +12,9 @@ use std::time::{Duration, Instant};
 use precopy_proto::{batches, Entry, FileHeader, Identity, Key, Message, Node, Reason, RelPath};
 
 use super::stamp::Stamp;
-use super::wire::{client_handshake, unexpected, FrameReader, FrameWriter, Throttle, WireError};
+use super::wire::{
+    client_handshake, unexpected, Compress, FrameReader, FrameWriter, Throttle, WireError,
+};
 
 /// Bytes per chunk frame.
 const CHUNK: usize = 256 * 1024;
@@ -76,6 +79,7 @@ pub struct Transport {
     addr: String,
     key: Key,
     bwlimit_bps: Option<f64>,
+    compress: Compress,
     link: Option<Link>,
     next_id: u64,
     inflight: BTreeMap<u64, usize>,
@@ -88,12 +92,18 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Connects and authenticates.
-    pub fn connect(addr: &str, key: Key, bwlimit_bps: Option<f64>) -> Result<Transport, WireError> {
+    /// Connects and authenticates; files go out compressed as `compress` says.
+    pub fn connect(
+        addr: &str,
+        key: Key,
+        bwlimit_bps: Option<f64>,
+        compress: Compress,
+    ) -> Result<Transport, WireError> {
         let mut t = Transport {
             addr: addr.to_string(),
             key,
             bwlimit_bps,
+            compress,
             link: None,
             next_id: 0,
             inflight: BTreeMap::new(),
@@ -110,7 +120,7 @@ impl Transport {
         stream.set_nodelay(true)?;
         let mut reader = FrameReader::new(stream.try_clone()?);
         let mut writer = FrameWriter::new(stream, self.bwlimit_bps.map(Throttle::new));
-        client_handshake(&mut reader, &mut writer, &self.key)?;
+        client_handshake(&mut reader, &mut writer, &self.key, self.compress)?;
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || read_events(reader, tx));
         Ok(Link { writer, events })

@@ -1,12 +1,18 @@
-//! A framed connection over TCP, the token bucket, and both halves of the handshake.
+//! A framed connection over TCP: in plaintext for the two handshake frames, then inside
+//! encrypted records (`precopy_proto::record`), optionally compressed; the token bucket; both
+//! halves of the handshake.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use precopy_proto::frame::limits::MAX_PAYLOAD;
-use precopy_proto::handshake::{client_proof, server_proof};
-use precopy_proto::{parse, ErrorCode, Key, Message, ParseError, HEADER_LEN};
+use precopy_proto::handshake::{respond, Initiator};
+use precopy_proto::record::{record_len, LEN_BYTES, MAX_RECORD, OPEN_SPACE};
+use precopy_proto::{
+    parse, ErrorCode, Key, Message, Opener, ParseError, RecordError, Sealer, HEADER_LEN, VERSION,
+};
 
 /// What can go wrong on a connection.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +25,7 @@ pub enum WireError {
     Closed,
     /// The peer sent bytes that are not a valid frame.
     #[error("bad frame from the peer: {0}")]
-    Parse(#[from] ParseError),
+    Parse(ParseError),
     /// The peer sent a valid frame at the wrong time.
     #[error("unexpected {0} frame")]
     Unexpected(&'static str),
@@ -34,21 +40,81 @@ pub enum WireError {
     /// The handshake failed: the peer does not know the token.
     #[error("authentication failed: the peer does not know the token")]
     Auth,
+    /// A record could not be opened.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The peer speaks another version of the protocol.
+    #[error("the peer speaks protocol version {0}, this side {VERSION}: upgrade the older side")]
+    Version(u8),
+    /// A plaintext frame where the encrypted handshake belongs.
+    #[error(
+        "a plaintext {0} frame where the encrypted handshake's hello belongs: the peer does not \
+         encrypt"
+    )]
+    Plaintext(&'static str),
 }
 
 impl WireError {
-    /// Worth reconnecting for: the link failed, not the peer's judgement.
+    /// Worth reconnecting for: the link failed (or altered data), not the peer's judgement.
     pub fn is_transient(&self) -> bool {
-        matches!(self, WireError::Io(_) | WireError::Closed)
+        matches!(
+            self,
+            WireError::Io(_)
+                | WireError::Closed
+                | WireError::Record(RecordError::Forged | RecordError::Short(_))
+                | WireError::Remote {
+                    code: ErrorCode::Record,
+                    ..
+                }
+        )
+    }
+
+    /// The code to tell the peer before closing, for an error of its making.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            WireError::Parse(_)
+            | WireError::Unexpected(_)
+            | WireError::Version(_)
+            | WireError::Plaintext(_) => Some(ErrorCode::Protocol),
+            WireError::Record(RecordError::Forged | RecordError::Short(_)) => {
+                Some(ErrorCode::Record)
+            }
+            WireError::Record(_) => Some(ErrorCode::Protocol),
+            WireError::Io(_) | WireError::Closed | WireError::Remote { .. } | WireError::Auth => {
+                None
+            }
+        }
     }
 }
 
-/// Reads frames from a stream, buffering partial ones (at most one frame's worth).
+impl From<ParseError> for WireError {
+    fn from(e: ParseError) -> WireError {
+        match e {
+            ParseError::Version(v) => WireError::Version(v),
+            other => WireError::Parse(other),
+        }
+    }
+}
+
+/// Reads frames from a stream: in plaintext until [`FrameReader::encrypt`], then out of records.
+/// Memory stays bounded: two frames' worth of opened data, one frame's worth of raw bytes.
 pub struct FrameReader<R> {
     inner: R,
+    opener: Option<Opener>,
+    /// Bytes as read from the stream.
+    raw: Vec<u8>,
+    raw_start: usize,
+    raw_end: usize,
+    /// Frames opened out of records.
     buf: Vec<u8>,
     start: usize,
     end: usize,
+}
+
+/// Where the next frame lies.
+enum Found {
+    Raw(usize, usize),
+    Opened(usize, usize),
 }
 
 impl<R: Read> FrameReader<R> {
@@ -56,49 +122,98 @@ impl<R: Read> FrameReader<R> {
     pub fn new(inner: R) -> FrameReader<R> {
         FrameReader {
             inner,
+            opener: None,
+            raw: vec![0; HEADER_LEN + MAX_PAYLOAD],
+            raw_start: 0,
+            raw_end: 0,
             buf: vec![0; 2 * (HEADER_LEN + MAX_PAYLOAD)],
             start: 0,
             end: 0,
         }
     }
 
-    /// The next frame. Memory stays bounded: the decoder refuses an oversized header at once.
+    /// From now on, frames come in records opened by `opener`.
+    pub fn encrypt(&mut self, opener: Opener) {
+        self.opener = Some(opener);
+    }
+
+    /// The next frame. The decoder refuses an oversized header at once.
     pub fn recv(&mut self) -> Result<Message<'_>, WireError> {
-        let used = loop {
-            if let Some((_, used)) = parse(&self.buf[self.start..self.end])? {
-                break used;
+        let found = loop {
+            if let Some(found) = self.next_frame()? {
+                break found;
             }
             self.fill()?;
         };
-        let at = self.start;
-        self.start += used;
-        match parse(&self.buf[at..at + used]) {
+        let frame = match found {
+            Found::Raw(at, used) => &self.raw[at..at + used],
+            Found::Opened(at, used) => &self.buf[at..at + used],
+        };
+        match parse(frame) {
             Ok(Some((message, _))) => Ok(message),
             _ => unreachable!("a frame parsed once parses again"),
         }
     }
 
-    fn fill(&mut self) -> Result<(), WireError> {
-        if self.start > 0 && self.buf.len() - self.end < HEADER_LEN + MAX_PAYLOAD {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+    /// A whole frame from what is buffered, opening records as needed; `None`: read more.
+    fn next_frame(&mut self) -> Result<Option<Found>, WireError> {
+        let Some(opener) = self.opener.as_mut() else {
+            let Some((_, used)) = parse(&self.raw[self.raw_start..self.raw_end])? else {
+                return Ok(None);
+            };
+            self.raw_start += used;
+            return Ok(Some(Found::Raw(self.raw_start - used, used)));
+        };
+        loop {
+            if let Some((_, used)) = parse(&self.buf[self.start..self.end])? {
+                self.start += used;
+                return Ok(Some(Found::Opened(self.start - used, used)));
+            }
+            // Less than a frame is buffered: room for a record's data after it.
+            if self.buf.len() - self.end < OPEN_SPACE {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let raw = &self.raw[self.raw_start..self.raw_end];
+            match opener.open(raw, &mut self.buf[self.end..])? {
+                Some((used, n)) => {
+                    self.raw_start += used;
+                    self.end += n;
+                }
+                None => return Ok(None),
+            }
         }
-        let n = self.inner.read(&mut self.buf[self.end..])?;
+    }
+
+    fn fill(&mut self) -> Result<(), WireError> {
+        if self.raw_start > 0 && self.raw.len() - self.raw_end < LEN_BYTES + MAX_RECORD {
+            self.raw.copy_within(self.raw_start..self.raw_end, 0);
+            self.raw_end -= self.raw_start;
+            self.raw_start = 0;
+        }
+        let n = self.inner.read(&mut self.raw[self.raw_end..])?;
         if n == 0 {
             return Err(WireError::Closed);
         }
-        self.end += n;
+        self.raw_end += n;
         Ok(())
     }
 }
 
 impl FrameReader<TcpStream> {
-    /// Whether the peer is still sending: a whole frame is buffered, or bytes can be read
-    /// without waiting (they are read into the buffer). The receiver commits its batch of files
-    /// when this is false, that is before it would block.
+    /// Whether the peer is still sending: a whole frame or record is buffered, or bytes can be
+    /// read without waiting (they are read into the buffer). The receiver commits its batch of
+    /// files when this is false, that is before it would block.
     pub fn ready(&mut self) -> Result<bool, WireError> {
-        if parse(&self.buf[self.start..self.end])?.is_some() {
+        let raw = &self.raw[self.raw_start..self.raw_end];
+        let whole = match self.opener {
+            Some(_) => {
+                parse(&self.buf[self.start..self.end])?.is_some() || record_len(raw)?.is_some()
+            }
+            None => parse(raw)?.is_some(),
+        };
+        if whole {
             return Ok(true);
         }
         self.inner.set_nonblocking(true)?;
@@ -151,13 +266,134 @@ impl Throttle {
     }
 }
 
-/// Writes frames, coalescing small ones, through an optional token bucket.
+/// How `send` compresses records: `off`, `zstd[:LEVEL]` (every record where that shrinks it), or
+/// `auto[:LEVEL]` (only while that makes the transfer faster: the link, not the CPU, is the
+/// bottleneck). Level 3 (zstd's default) unless given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compress {
+    /// Never.
+    #[default]
+    Off,
+    /// Every record, at this level.
+    Zstd(i32),
+    /// Measured as the migration runs.
+    Auto(i32),
+}
+
+impl FromStr for Compress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Compress, String> {
+        let (mode, level) = match text.split_once(':') {
+            Some((mode, level)) => {
+                let level = level
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=precopy_proto::record::MAX_LEVEL).contains(l))
+                    .ok_or_else(|| format!("zstd level `{level}`: 1 to 19"))?;
+                (mode, Some(level))
+            }
+            None => (text, None),
+        };
+        match (mode, level) {
+            ("off", None) => Ok(Compress::Off),
+            ("zstd", level) => Ok(Compress::Zstd(level.unwrap_or(3))),
+            ("auto", level) => Ok(Compress::Auto(level.unwrap_or(3))),
+            _ => Err(format!("`{text}`: off, zstd[:LEVEL] or auto[:LEVEL]")),
+        }
+    }
+}
+
+/// Plain bytes over which `auto` measures one mode.
+const WINDOW: u64 = 4 << 20;
+/// Windows between two tries of the other mode, at first and at most (doubled while the tries
+/// confirm the choice).
+const PROBE_FIRST: u32 = 2;
+const PROBE_MAX: u32 = 64;
+
+/// `--compress auto`: what a plain byte costs (sealing, then writing: a full socket buffer and the
+/// token bucket included), compressed and not, each measured over windows of [`WINDOW`] bytes.
+/// The cheaper mode is kept; the other is tried again now and then, less often while it loses.
+/// On a link slower than compression, compressible data is cheaper compressed; on a fast link
+/// (or incompressible data) the compressor's time is the cost.
+#[derive(Debug)]
+struct Auto {
+    level: i32,
+    on: bool,
+    /// Seconds per plain byte: off, on.
+    cost: [Option<f64>; 2],
+    bytes: u64,
+    seconds: f64,
+    /// Windows until the other mode is tried; whether the current window is such a try.
+    left: u32,
+    interval: u32,
+    trying: bool,
+}
+
+impl Auto {
+    fn new(level: i32) -> Auto {
+        Auto {
+            level,
+            on: false,
+            cost: [None, None],
+            bytes: 0,
+            seconds: 0.0,
+            left: 1,
+            interval: PROBE_FIRST,
+            trying: false,
+        }
+    }
+
+    fn level(&self) -> Option<i32> {
+        self.on.then_some(self.level)
+    }
+
+    fn measured(&mut self, plain: usize, seconds: f64) {
+        self.bytes += plain as u64;
+        self.seconds += seconds;
+        if self.bytes < WINDOW {
+            return;
+        }
+        self.cost[usize::from(self.on)] = Some(self.seconds / self.bytes as f64);
+        (self.bytes, self.seconds) = (0, 0.0);
+        if self.trying {
+            self.trying = false;
+            let tried = self.on;
+            self.on = match self.cost {
+                [Some(off), Some(on)] => on < off,
+                _ => tried,
+            };
+            self.interval = if self.on == tried {
+                PROBE_FIRST
+            } else {
+                (self.interval * 2).min(PROBE_MAX)
+            };
+            self.left = self.interval;
+            return;
+        }
+        self.left -= 1;
+        if self.left == 0 {
+            self.trying = true;
+            self.on = !self.on;
+        }
+    }
+}
+
+/// Writes frames, coalescing small ones, through an optional token bucket; after
+/// [`FrameWriter::encrypt`], inside records.
 pub struct FrameWriter {
     stream: TcpStream,
     out: Vec<u8>,
+    sealer: Option<Sealer>,
+    /// Records sealed from `out`.
+    sealed: Vec<u8>,
+    compress: Compress,
+    auto: Option<Auto>,
     throttle: Option<Throttle>,
     /// Bytes written to the socket so far.
     pub written: u64,
+    /// Bytes of frames written so far (before compression and sealing).
+    pub plain: u64,
 }
 
 impl FrameWriter {
@@ -166,8 +402,32 @@ impl FrameWriter {
         FrameWriter {
             stream,
             out: Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD),
+            sealer: None,
+            sealed: Vec::new(),
+            compress: Compress::Off,
+            auto: None,
             throttle,
             written: 0,
+            plain: 0,
+        }
+    }
+
+    /// From now on, frames go out in records sealed by `sealer`, compressed as `compress` says.
+    pub fn encrypt(&mut self, sealer: Sealer, compress: Compress) {
+        self.sealer = Some(sealer);
+        self.compress = compress;
+        self.auto = match compress {
+            Compress::Auto(level) => Some(Auto::new(level)),
+            _ => None,
+        };
+    }
+
+    /// Whether `auto` compresses at the moment (always for `zstd`, never for `off`).
+    pub fn compressing(&self) -> bool {
+        match self.compress {
+            Compress::Off => false,
+            Compress::Zstd(_) => true,
+            Compress::Auto(_) => self.auto.as_ref().is_some_and(|a| a.on),
         }
     }
 
@@ -217,13 +477,31 @@ impl FrameWriter {
 
     /// Writes everything queued.
     pub fn flush(&mut self) -> Result<(), WireError> {
+        let began = Instant::now();
+        let bytes = match self.sealer.as_mut() {
+            Some(sealer) => {
+                let level = match (self.compress, &self.auto) {
+                    (Compress::Zstd(level), _) => Some(level),
+                    (Compress::Auto(_), Some(auto)) => auto.level(),
+                    _ => None,
+                };
+                self.sealed.clear();
+                sealer.seal(&self.out, level, &mut self.sealed)?;
+                &self.sealed
+            }
+            None => &self.out,
+        };
         let piece = self.throttle.as_ref().map_or(usize::MAX, Throttle::piece);
-        for part in self.out.chunks(piece) {
+        for part in bytes.chunks(piece) {
             if let Some(t) = self.throttle.as_mut() {
                 t.take(part.len());
             }
             self.stream.write_all(part)?;
             self.written += part.len() as u64;
+        }
+        self.plain += self.out.len() as u64;
+        if let Some(auto) = self.auto.as_mut() {
+            auto.measured(self.out.len(), began.elapsed().as_secs_f64());
         }
         self.out.clear();
         Ok(())
@@ -270,61 +548,62 @@ fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     format!("{}{GAP}{}", &text[..head], &text[tail..]).into()
 }
 
-/// Fresh random bytes for a nonce.
-pub fn nonce() -> io::Result<[u8; 32]> {
-    let mut n = [0u8; 32];
-    getrandom::fill(&mut n).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(n)
-}
-
-/// Sender side: prove we know the token and check that the receiver does too.
+/// Sender side: the Noise handshake with the token's key (see `precopy_proto::handshake`); a
+/// receiver without the token is dropped before any file leaves. Afterwards both halves speak in
+/// records, `writer` compressing as `compress` says.
 pub fn client_handshake(
     reader: &mut FrameReader<TcpStream>,
     writer: &mut FrameWriter,
     key: &Key,
+    compress: Compress,
 ) -> Result<(), WireError> {
-    let ours = nonce()?;
-    writer.send(&Message::Hello { nonce: ours })?;
-    let (theirs, proof) = match reader.recv()? {
-        Message::Challenge { nonce, proof } => (nonce, proof),
+    let (initiator, hello) = Initiator::start(key);
+    writer.send(&Message::Hello { noise: hello })?;
+    let welcome = match reader.recv()? {
+        Message::Welcome { noise } => noise,
         other => return Err(unexpected(other)),
     };
-    key.verify_server(&ours, &theirs, &proof)
-        .map_err(|_| WireError::Auth)?;
-    writer.send(&Message::Auth {
-        proof: client_proof(key, &ours, &theirs),
-    })?;
-    match reader.recv()? {
-        Message::Ready => Ok(()),
-        other => Err(unexpected(other)),
-    }
+    let (sealer, opener) = initiator.finish(&welcome).map_err(|_| WireError::Auth)?;
+    reader.encrypt(opener);
+    writer.encrypt(sealer, compress);
+    Ok(())
 }
 
-/// Receiver side: answer the sender's challenge, then check its proof. On failure the sender
-/// gets an error frame and nothing else.
+/// Receiver side: checks the sender's hello and answers it. A sender without the token gets an
+/// error frame and nothing else; one of another version or without encryption, an error frame
+/// naming that.
 pub fn server_handshake(
     reader: &mut FrameReader<TcpStream>,
     writer: &mut FrameWriter,
     key: &Key,
 ) -> Result<(), WireError> {
-    let theirs = match reader.recv()? {
-        Message::Hello { nonce } => nonce,
-        other => return Err(unexpected(other)),
+    let hello = match reader.recv() {
+        Ok(Message::Hello { noise }) => Ok(noise),
+        Ok(error @ Message::Error { .. }) => Err(unexpected(error)),
+        Ok(other) => Err(WireError::Plaintext(other.name())),
+        Err(e) => Err(e),
     };
-    let ours = nonce()?;
-    writer.send(&Message::Challenge {
-        nonce: ours,
-        proof: server_proof(key, &theirs, &ours),
-    })?;
-    let proof = match reader.recv()? {
-        Message::Auth { proof } => proof,
-        other => return Err(unexpected(other)),
+    let hello = match hello {
+        Ok(hello) => hello,
+        Err(e) => {
+            if let Some(code) = e.code() {
+                writer.send_error(code, &e.to_string());
+            }
+            return Err(e);
+        }
     };
-    if key.verify_client(&theirs, &ours, &proof).is_err() {
-        writer.send_error(ErrorCode::Auth, "authentication failed");
-        return Err(WireError::Auth);
+    match respond(key, &hello) {
+        Ok((welcome, sealer, opener)) => {
+            writer.send(&Message::Welcome { noise: welcome })?;
+            reader.encrypt(opener);
+            writer.encrypt(sealer, Compress::Off);
+            Ok(())
+        }
+        Err(_) => {
+            writer.send_error(ErrorCode::Auth, "authentication failed");
+            Err(WireError::Auth)
+        }
     }
-    writer.send(&Message::Ready)
 }
 
 /// The error for a frame that came at the wrong time (an error frame is passed on as such).

@@ -1,9 +1,12 @@
-//! Writes the fuzzer's seed corpus (`fuzz/corpus/decode/`): one valid frame of each type and a
-//! whole session, in the current protocol version. Rerun after a format change:
+//! Writes the fuzzers' seed inputs: for `decode` (`fuzz/corpus/decode/`) one valid frame of each
+//! type and a whole session, in the current protocol version; for `record` (`fuzz/corpus/record/`,
+//! `fuzz/regressions/record/`) handshake messages, records of another session and what a hostile
+//! peer sends. Rerun after a format change:
 //! `cargo run -p precopy-proto --example write_corpus`.
 
 use std::path::Path;
 
+use precopy_proto::handshake::{respond, Initiator, Key};
 use precopy_proto::{
     Difference, Entry, ErrorCode, FileHeader, Identity, Message, Meta, Node, NodeKind, Reason,
     RelPath,
@@ -46,16 +49,8 @@ fn main() -> std::io::Result<()> {
         },
     ];
     let frames: Vec<(&str, Message<'_>)> = vec![
-        ("hello", Message::Hello { nonce: [1; 32] }),
-        (
-            "challenge",
-            Message::Challenge {
-                nonce: [2; 32],
-                proof: [3; 32],
-            },
-        ),
-        ("auth", Message::Auth { proof: [4; 32] }),
-        ("ready", Message::Ready),
+        ("hello", Message::Hello { noise: [1; 48] }),
+        ("welcome", Message::Welcome { noise: [2; 48] }),
         (
             "file-start",
             Message::FileStart(FileHeader {
@@ -136,5 +131,76 @@ fn main() -> std::io::Result<()> {
             session.extend_from_slice(&wire);
         }
     }
-    std::fs::write(dir.join("session"), session)
+    std::fs::write(dir.join("session"), session)?;
+    record_inputs()
+}
+
+/// Inputs of the `record` target: its first byte picks the mode (see `fuzz/record_property.rs`).
+fn record_inputs() -> std::io::Result<()> {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    // A session of another key: what the fuzzer's channel must refuse.
+    let key = Key::from_token(b"another session's token").unwrap();
+    let (initiator, hello) = Initiator::start(&key);
+    let (welcome, _, _) = respond(&key, &hello).unwrap();
+    let (mut sealer, _) = initiator.finish(&welcome).unwrap();
+    let mut records = Vec::new();
+    sealer
+        .seal(b"file-start and a chunk", None, &mut records)
+        .unwrap();
+    sealer
+        .seal(&b"compressible ".repeat(400), Some(3), &mut records)
+        .unwrap();
+    let text = b"a line of a log file, much like the one before it\n".repeat(40);
+    let pattern: Vec<u8> = (0..precopy_proto::record::MAX_DATA as u32 + 100)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let mut bye = Vec::new();
+    Message::Bye.emit(&mut bye).unwrap();
+    let inputs: [(&str, Vec<u8>); 12] = [
+        ("corpus/record/hello", [&[0][..], &hello].concat()),
+        ("corpus/record/welcome", [&[0][..], &welcome].concat()),
+        (
+            "corpus/record/foreign-records",
+            [&[1][..], &records].concat(),
+        ),
+        (
+            "corpus/record/text-zstd",
+            [&[2, 3, 0x12, 0x34][..], &text].concat(),
+        ),
+        (
+            "corpus/record/text-plain",
+            [&[2, 0, 0, 77][..], &text].concat(),
+        ),
+        (
+            "corpus/record/two-records",
+            [&[2, 1, 0xff, 0xff][..], &pattern].concat(),
+        ),
+        ("corpus/record/empty", vec![2, 1, 0, 0]),
+        (
+            "regressions/record/huge-length",
+            [&[1, 0xff, 0xff][..], &[7; 100]].concat(),
+        ),
+        (
+            "regressions/record/short-record",
+            vec![1, 0, 5, 1, 2, 3, 4, 5],
+        ),
+        (
+            "regressions/record/plaintext-frames",
+            [&[1][..], &bye.repeat(3000)].concat(),
+        ),
+        (
+            "regressions/record/truncated-record",
+            [&[1][..], &records[..records.len() / 2]].concat(),
+        ),
+        (
+            "regressions/record/garbage",
+            b"\x01GET / HTTP/1.1\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (name, input) in inputs {
+        let path = fuzz.join(name);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(path, input)?;
+    }
+    Ok(())
 }

@@ -6,17 +6,19 @@
 //! ```
 //!
 //! Integers are big-endian. A path is a u16 length and that many bytes, checked as a [`RelPath`];
-//! a list is a u32 count and its items. Every payload must be used up exactly. There is no frame
-//! checksum: TCP already has one and every file carries its BLAKE3 hash end to end.
+//! a list is a u32 count and its items. Every payload must be used up exactly. The two handshake
+//! frames travel as they are; every later frame travels inside [`crate::record`]s, which
+//! authenticate every byte (and every file carries its BLAKE3 hash end to end besides).
 
 use thiserror::Error;
 
+use crate::handshake::MESSAGE_LEN;
 use crate::path::{PathError, RelPath, MAX_PATH};
 
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"PCMG";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 10;
 
@@ -41,9 +43,7 @@ pub mod limits {
 use limits::{MAX_ARG, MAX_ARGS, MAX_ENV, MAX_ENV_ENTRY, MAX_GROUPS, MAX_MESSAGE, MAX_PAYLOAD};
 
 const T_HELLO: u8 = 0x01;
-const T_CHALLENGE: u8 = 0x02;
-const T_AUTH: u8 = 0x03;
-const T_READY: u8 = 0x04;
+const T_WELCOME: u8 = 0x02;
 const T_FILE_START: u8 = 0x10;
 const T_CHUNK: u8 = 0x11;
 const T_FILE_END: u8 = 0x12;
@@ -115,6 +115,9 @@ pub enum ErrorCode {
     Storage,
     /// The restart command could not be started.
     Restart,
+    /// A record failed authentication: the link altered, dropped, repeated or reordered data.
+    /// Worth reconnecting for.
+    Record,
     /// A code this side does not know (kept for display).
     Other(u16),
 }
@@ -128,6 +131,7 @@ impl ErrorCode {
             ErrorCode::Integrity => 4,
             ErrorCode::Storage => 5,
             ErrorCode::Restart => 6,
+            ErrorCode::Record => 7,
             ErrorCode::Other(code) => code,
         }
     }
@@ -140,6 +144,7 @@ impl ErrorCode {
             4 => ErrorCode::Integrity,
             5 => ErrorCode::Storage,
             6 => ErrorCode::Restart,
+            7 => ErrorCode::Record,
             other => ErrorCode::Other(other),
         }
     }
@@ -328,25 +333,17 @@ pub struct Difference<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message<'a> {
-    /// Sender → receiver: the sender's challenge.
+    /// Sender → receiver, in plaintext: the first handshake message (see [`crate::handshake`]).
     Hello {
-        /// Fresh random bytes.
-        nonce: [u8; 32],
+        /// The Noise message.
+        noise: [u8; MESSAGE_LEN],
     },
-    /// Receiver → sender: its own challenge and its answer to the sender's.
-    Challenge {
-        /// Fresh random bytes.
-        nonce: [u8; 32],
-        /// Proof that the receiver knows the token.
-        proof: [u8; 32],
+    /// Receiver → sender, in plaintext: the second handshake message. Every later frame, both
+    /// ways, travels in [`crate::record`]s.
+    Welcome {
+        /// The Noise message.
+        noise: [u8; MESSAGE_LEN],
     },
-    /// Sender → receiver: its answer to the receiver's challenge.
-    Auth {
-        /// Proof that the sender knows the token.
-        proof: [u8; 32],
-    },
-    /// Receiver → sender: authenticated; files may come.
-    Ready,
     /// A file's transfer begins.
     FileStart(FileHeader<'a>),
     /// The next bytes of the current file.
@@ -436,9 +433,7 @@ impl Message<'_> {
     fn type_byte(&self) -> u8 {
         match self {
             Message::Hello { .. } => T_HELLO,
-            Message::Challenge { .. } => T_CHALLENGE,
-            Message::Auth { .. } => T_AUTH,
-            Message::Ready => T_READY,
+            Message::Welcome { .. } => T_WELCOME,
             Message::FileStart(_) => T_FILE_START,
             Message::Chunk(_) => T_CHUNK,
             Message::FileEnd { .. } => T_FILE_END,
@@ -474,13 +469,8 @@ impl Message<'_> {
 
     fn emit_payload(&self, out: &mut Vec<u8>) -> Result<(), EmitError> {
         match self {
-            Message::Hello { nonce } => out.extend_from_slice(nonce),
-            Message::Challenge { nonce, proof } => {
-                out.extend_from_slice(nonce);
-                out.extend_from_slice(proof);
-            }
-            Message::Auth { proof } => out.extend_from_slice(proof),
-            Message::Ready | Message::Bye => {}
+            Message::Hello { noise } | Message::Welcome { noise } => out.extend_from_slice(noise),
+            Message::Bye => {}
             Message::FileStart(h) => {
                 out.extend_from_slice(&h.id.to_be_bytes());
                 put_path(out, h.path);
@@ -730,9 +720,7 @@ fn put_entries(out: &mut Vec<u8>, entries: &[Entry<'_>]) -> Result<(), EmitError
 fn name_of(kind: u8) -> &'static str {
     match kind {
         T_HELLO => "hello",
-        T_CHALLENGE => "challenge",
-        T_AUTH => "auth",
-        T_READY => "ready",
+        T_WELCOME => "welcome",
         T_FILE_START => "file-start",
         T_CHUNK => "chunk",
         T_FILE_END => "file-end",
@@ -933,13 +921,8 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
         frame: name_of(kind),
     };
     let message = match kind {
-        T_HELLO => Message::Hello { nonce: r.array()? },
-        T_CHALLENGE => Message::Challenge {
-            nonce: r.array()?,
-            proof: r.array()?,
-        },
-        T_AUTH => Message::Auth { proof: r.array()? },
-        T_READY => Message::Ready,
+        T_HELLO => Message::Hello { noise: r.array()? },
+        T_WELCOME => Message::Welcome { noise: r.array()? },
         T_BYE => Message::Bye,
         T_FILE_START => Message::FileStart(FileHeader {
             id: r.u64()?,
@@ -1078,12 +1061,14 @@ mod tests {
     #[test]
     fn refuses_bad_headers_early() {
         assert_eq!(parse(b"PX"), Err(ParseError::BadMagic));
-        assert_eq!(parse(b"PCMG\x01"), Err(ParseError::Version(1)));
-        assert_eq!(parse(b"PCMG\x02\x99"), Err(ParseError::UnknownType(0x99)));
-        let huge = [&b"PCMG\x02\x11"[..], &u32::MAX.to_be_bytes()].concat();
+        assert_eq!(parse(b"PCMG\x02"), Err(ParseError::Version(2)));
+        assert_eq!(parse(b"PCMG\x03\x99"), Err(ParseError::UnknownType(0x99)));
+        // Version 2's challenge, auth and ready are gone.
+        assert_eq!(parse(b"PCMG\x03\x03"), Err(ParseError::UnknownType(0x03)));
+        let huge = [&b"PCMG\x03\x11"[..], &u32::MAX.to_be_bytes()].concat();
         assert_eq!(parse(&huge), Err(ParseError::TooLarge(u32::MAX)));
         assert_eq!(parse(b""), Ok(None));
-        assert_eq!(parse(b"PCMG\x02\x11\x00"), Ok(None));
+        assert_eq!(parse(b"PCMG\x03\x11\x00"), Ok(None));
     }
 
     #[test]

@@ -2,15 +2,16 @@
 //!
 //! The wire format of a real pre-copy migration, sans-IO in the smoltcp way: [`parse`] reads one
 //! frame from a byte slice (returning `Ok(None)` while the slice holds only part of one, so the
-//! caller buffers) and [`Message::emit`] appends one to a `Vec`. No sockets, no clock, no
-//! randomness (nonces come from the caller), so the decoder can be fuzzed and tested alone.
+//! caller buffers) and [`Message::emit`] appends one to a `Vec`; the handshake and the records
+//! that carry frames once it is done work on byte slices too. No sockets and no clock (only the
+//! handshake's ephemeral keys come from the operating system), so every decoder can be fuzzed and
+//! tested alone.
 //!
 //! ```text
 //!  sender (S)                                  receiver (D)
-//!  Hello{nonce_c}            ───────────────►
-//!                            ◄───────────────  Challenge{nonce_s, proof_s}
-//!  Auth{proof_c}             ───────────────►
-//!                            ◄───────────────  Ready
+//!  Hello{noise: psk, e}      ───────────────►  (the token's key, Noise NNpsk0)
+//!                            ◄───────────────  Welcome{noise: e, ee}
+//!  ══════════ every later frame in encrypted, authenticated records ══════════
 //!  Query{path,size,hash…}    ───────────────►  (on reconnect: what is already verified?)
 //!                            ◄───────────────  Have{bitmap}
 //!  FileStart, Chunk…, FileEnd ──────────────►  temp file, fsync, check BLAKE3, rename
@@ -25,7 +26,9 @@
 //!
 //! - [`frame`]: the frame header and every message; limits in [`limits`].
 //! - [`path`]: normalised relative paths (no `..`, no absolute paths, no NUL).
-//! - [`handshake`]: mutual challenge-response over a pre-shared token (BLAKE3 keyed hash).
+//! - [`handshake`]: Noise `NNpsk0` keyed by the pre-shared token: mutual authentication,
+//!   forward secrecy.
+//! - [`record`]: the encrypted, authenticated (and optionally compressed) records.
 //!
 //! ```
 //! use precopy_proto::{parse, Message};
@@ -44,6 +47,7 @@
 pub mod frame;
 pub mod handshake;
 pub mod path;
+pub mod record;
 
 pub use frame::{
     batches, chunk_header, limits, parse, Difference, EmitError, Encoded, Entry, ErrorCode,
@@ -52,3 +56,4 @@ pub use frame::{
 };
 pub use handshake::{AuthError, Key};
 pub use path::{PathError, RelPath};
+pub use record::{Opener, RecordError, Sealer};

@@ -25,6 +25,7 @@ use precopy_net::migrate::{MigrateConfig, Migration, Outcome, Then};
 use precopy_net::monitor::{FanotifyMonitor, Monitor, PollingMonitor};
 use precopy_net::transport::Transport;
 use precopy_net::tree::Roots;
+use precopy_net::wire::Compress;
 
 /// Arguments of `send`.
 #[derive(Debug, Args)]
@@ -38,6 +39,14 @@ pub struct SendArgs {
     /// Token-bucket limit on the sending rate, e.g. 20Mbps.
     #[arg(long, value_parser = bandwidth)]
     pub bwlimit: Option<f64>,
+    /// Compression of the encrypted records: off, zstd[:LEVEL] (every record it shrinks), or
+    /// auto[:LEVEL] (only while the link, not the CPU, is the bottleneck, measured as it runs).
+    #[arg(
+        long,
+        default_value = "off",
+        value_name = "off|zstd[:LEVEL]|auto[:LEVEL]"
+    )]
+    pub compress: Compress,
     /// Monitoring period T.
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub period: f64,
@@ -179,7 +188,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         skip_special: args.skip_special,
         seed: args.seed,
     };
-    let transport = Transport::connect(&args.to, key, args.bwlimit)
+    let transport = Transport::connect(&args.to, key, args.bwlimit, args.compress)
         .with_context(|| format!("connecting to {}", args.to))?;
     let output = app_output(&args.app_output)?;
     let (mut roots, mut app, mut live) = if listed && !args.live {
