@@ -87,6 +87,9 @@ pub struct Measured {
     pub reread: Reread,
     /// What the stop-time tree held.
     pub tree: TreeCount,
+    /// The walks of the roots (one per round, one at the stop): what following a changing tree
+    /// costs.
+    pub walks: Walks,
     /// Bytes written to the network, framing included.
     pub wire_bytes: u64,
     /// Mean rate while sending, bits per second.
@@ -117,6 +120,19 @@ pub struct Downtime {
     pub verify_s: f64,
     /// Resuming or restarting the application.
     pub restart_s: f64,
+}
+
+/// Walks of the roots and their cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Walks {
+    /// How many.
+    pub count: u32,
+    /// Entries the last one found.
+    pub entries: u32,
+    /// Seconds, all of them.
+    pub total_s: f64,
+    /// Seconds, the longest.
+    pub max_s: f64,
 }
 
 /// Entries of the stop-time tree, by kind.
@@ -185,6 +201,7 @@ pub struct Migration<'m> {
     on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
     /// Files the application opened since last asked (live identification goes on all along).
     discover: Option<&'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>>,
+    walks: Walks,
 }
 
 impl<'m> Migration<'m> {
@@ -233,6 +250,7 @@ impl<'m> Migration<'m> {
             busy_s: 0.0,
             on_round,
             discover: None,
+            walks: Walks::default(),
         };
         migration.follow(&scan, true);
         if migration.tracked.is_empty() {
@@ -264,7 +282,14 @@ impl<'m> Migration<'m> {
                 }
             }
         }
-        self.roots.scan().context("walking the files to migrate")
+        let started = Instant::now();
+        let scan = self.roots.scan().context("walking the files to migrate")?;
+        let took = started.elapsed().as_secs_f64();
+        self.walks.count += 1;
+        self.walks.entries = scan.entries.len() as u32;
+        self.walks.total_s += took;
+        self.walks.max_s = self.walks.max_s.max(took);
+        Ok(scan)
     }
 
     /// The link rate the policy plans with: the limit, else what has been measured.
@@ -608,6 +633,7 @@ impl<'m> Migration<'m> {
             verify_s,
             reread,
             tree: tree_count(&scan),
+            walks: self.walks,
             wire_bytes: self.transport.written(),
             send_rate_bps: bandwidth,
             reconnects: self.transport.reconnects,

@@ -481,6 +481,13 @@ fn print_summary(outcome: &Outcome) {
         },
         x.downtime.restart_s
     );
+    println!(
+        "walks of the roots: {} ({} entries), {:.1} ms each on average, {:.1} ms at most",
+        x.walks.count,
+        x.walks.entries,
+        1e3 * x.walks.total_s / f64::from(x.walks.count.max(1)),
+        1e3 * x.walks.max_s
+    );
     for dir in &x.unopened {
         println!(
             "not migrated: {dir} the application never opened, in a directory it wrote into \
