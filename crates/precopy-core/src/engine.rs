@@ -26,8 +26,32 @@ use alloc::vec::Vec;
 
 use crate::dataset::Kind;
 use crate::metrics::{end_of_precopy, Dirtied, Metrics, Phase, RoundReport, Transfer};
+use crate::pending::Pending;
 use crate::policy::{FileView, Link, Plan, Policy, Rounds, Status, View};
 use crate::workload::WriteClock;
+
+/// What the policy sees: the engine's state and the driver's context. A macro, not a method, so
+/// that it borrows the fields it reads and the policy stays free to be called.
+macro_rules! view {
+    ($engine:expr, $context:expr) => {
+        View {
+            now: $context.now,
+            round: $engine.round,
+            period: $engine.period_s,
+            link_free_at: $context.link_free_at,
+            files: &$engine.files,
+            counts: &$engine.counts,
+            unsent_bytes: $engine.unsent,
+            pending: &$engine.pending,
+            written: &$engine.written,
+            link: Link {
+                bandwidth_bps: $context.bandwidth_bps,
+                overhead_s: $context.overhead_s,
+            },
+            future: $context.future,
+        }
+    };
+}
 
 /// What a policy may be told besides the engine's own state.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +107,8 @@ pub struct Engine {
     period_s: f64,
     max_rounds: u32,
     files: Vec<FileView>,
+    /// The files that still have to go, so a plan need not look at the others.
+    pending: Pending,
     last_write: Vec<f64>,
     counts: Vec<u32>,
     /// The files whose count is not 0, so a round resets only those.
@@ -127,6 +153,7 @@ impl Engine {
                 .filter(|f| f.status.needs_send())
                 .map(|f| f.size)
                 .sum(),
+            pending: Pending::new(&files),
             files,
             last_write: alloc::vec![f64::NEG_INFINITY; n],
             counts: alloc::vec![0; n],
@@ -198,14 +225,8 @@ impl Engine {
     /// Asks the policy for the round's order, with last round's write counts, then starts
     /// counting this round's writes.
     pub fn plan(&mut self, context: Context<'_>) {
-        let view = view(
-            &self.files,
-            &self.counts,
-            self.unsent,
-            self.round,
-            self.period_s,
-            &context,
-        );
+        self.pending.refresh(&self.files);
+        let view = view!(self, context);
         let plan = self.policy.plan(&view);
         for file in self.written.drain(..) {
             self.counts[file as usize] = 0;
@@ -256,7 +277,7 @@ impl Engine {
     /// stale (U grows by the file's size).
     pub fn on_write(&mut self, file: u32, count: u32, at: f64) {
         let id = file as usize;
-        if self.counts[id] == 0 {
+        if self.counts[id] == 0 && count > 0 {
             self.written.push(file);
         }
         self.counts[id] = self.counts[id].saturating_add(count);
@@ -275,6 +296,7 @@ impl Engine {
             return;
         }
         view.status = Status::Dirty;
+        self.pending.insert(file, view.kind);
         self.unsent += view.size;
         if let Some(round) = self.current.as_mut() {
             round.report.bytes_dirtied += view.size;
@@ -290,8 +312,12 @@ impl Engine {
         let view = &mut self.files[file as usize];
         if view.status.needs_send() {
             self.unsent -= view.size;
+            self.pending.remove(file, view.kind);
         }
-        view.size = size;
+        if view.size != size {
+            view.size = size;
+            self.pending.resized();
+        }
         let resend = view.sends > 0;
         view.status = Status::Clean;
         view.sends += 1;
@@ -315,6 +341,8 @@ impl Engine {
     pub fn add_file(&mut self, size: u64, kind: Kind) -> u32 {
         let id = self.files.len() as u32;
         self.files.push(FileView::unsent(0, kind));
+        self.pending.grow(self.files.len());
+        self.pending.insert(id, kind);
         self.last_write.push(f64::NEG_INFINITY);
         self.counts.push(0);
         self.set_size(id, size);
@@ -328,6 +356,7 @@ impl Engine {
         view.status = Status::Clean;
         view.sends = 1;
         view.size = size;
+        self.pending.remove(id, kind);
         id
     }
 
@@ -336,9 +365,11 @@ impl Engine {
         let view = &mut self.files[file as usize];
         if view.status.needs_send() {
             self.unsent -= view.size;
+            self.pending.remove(file, view.kind);
         }
         view.size = 0;
         view.status = Status::Clean;
+        self.pending.resized();
     }
 
     /// A removed file is back (created again at the same path): it has to go.
@@ -349,6 +380,7 @@ impl Engine {
         } else {
             Status::Dirty
         };
+        self.pending.insert(file, view.kind);
         view.size = 0;
         self.set_size(file, size);
     }
@@ -366,7 +398,10 @@ impl Engine {
                 self.unsent -= view.size - size;
             }
         }
-        view.size = size;
+        if view.size != size {
+            view.size = size;
+            self.pending.resized();
+        }
     }
 
     /// When the round ends if the link is done at `sent_by`: the period's end, or, for a round
@@ -395,14 +430,8 @@ impl Engine {
         report.end = context.now;
         report.unsent_bytes = self.unsent;
         report.plan = round.plan.map(|p| p.order).unwrap_or_default();
-        let view = view(
-            &self.files,
-            &self.counts,
-            self.unsent,
-            self.round,
-            self.period_s,
-            &context,
-        );
+        self.pending.refresh(&self.files);
+        let view = view!(self, context);
         let policy_end = self.policy.end_of_round(&view, &report);
         report.ended = end_of_precopy(self.unsent, policy_end, self.round + 1, self.max_rounds);
         if report.ended.is_some() {
@@ -426,7 +455,7 @@ impl Engine {
 
     /// The files not cleanly at the destination, by id.
     pub fn pending(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.files.len() as u32).filter(|&id| self.files[id as usize].status.needs_send())
+        self.pending.ids()
     }
 
     /// The final copy, begun at `stop`, is over at `end`.
@@ -438,30 +467,5 @@ impl Engine {
         self.metrics.record_final_copy(&report, stop);
         self.stage = Stage::Done;
         report
-    }
-}
-
-/// What the policy sees: the engine's state and the driver's context.
-fn view<'a>(
-    files: &'a [FileView],
-    counts: &'a [u32],
-    unsent_bytes: u64,
-    round: u32,
-    period: f64,
-    context: &Context<'a>,
-) -> View<'a> {
-    View {
-        now: context.now,
-        round,
-        period,
-        link_free_at: context.link_free_at,
-        files,
-        counts,
-        unsent_bytes,
-        link: Link {
-            bandwidth_bps: context.bandwidth_bps,
-            overhead_s: context.overhead_s,
-        },
-        future: context.future,
     }
 }

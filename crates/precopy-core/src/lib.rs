@@ -51,6 +51,7 @@ pub mod engine;
 pub mod metrics;
 pub mod monitor;
 pub mod paper;
+mod pending;
 pub mod policy;
 pub mod reference;
 pub mod sim;

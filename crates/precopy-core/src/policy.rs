@@ -26,6 +26,7 @@ pub use sweep::Sweep;
 use crate::dataset::Kind;
 use crate::metrics::{EndReason, Phase, Planned, RoundReport};
 use crate::monitor::Estimator;
+use crate::pending::Pending;
 use crate::workload::WriteClock;
 
 /// Whether a file's copy at the destination is current.
@@ -99,6 +100,10 @@ pub struct View<'a> {
     pub counts: &'a [u32],
     /// U: bytes not cleanly at the destination.
     pub unsent_bytes: u64,
+    /// The files that still have to go.
+    pub(crate) pending: &'a Pending,
+    /// The files whose count is not 0 (each at least once).
+    pub(crate) written: &'a [u32],
     pub(crate) link: Link,
     pub(crate) future: Option<&'a WriteClock>,
 }
@@ -319,44 +324,41 @@ pub fn build(kind: PolicyKind, params: &PolicyParams, files: usize, seed: u64) -
     }
 }
 
-/// Every file id in ascending (size, id), kept from period to period: a period-based policy takes
-/// the ReadWrite files whose key is +0 in this order instead of sorting them. Under the share
-/// estimator those are every file not written in the last period, most of them, and sorting them
-/// each period had been the largest cost of a run.
+/// Scratch space a period-based policy keeps between plans: which pending ReadWrite files this
+/// plan does not take in size order (their key is not +0, or they have none).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SizeOrder {
-    ids: Vec<u32>,
-    /// The sizes `ids` was sorted by.
-    sizes: Vec<u64>,
-    /// This period's candidates whose key is +0, by id.
-    zero_key: Vec<bool>,
+pub(crate) struct Scratch {
+    not_zero: Vec<bool>,
+    marked: Vec<u32>,
 }
 
-impl SizeOrder {
-    /// Re-sorts only if sizes changed (the live sender updates a file's size when it grows).
-    fn refresh(&mut self, files: &[FileView]) {
-        if !files.iter().map(|f| f.size).eq(self.sizes.iter().copied()) {
-            self.sizes = files.iter().map(|f| f.size).collect();
-            self.ids = (0..files.len() as u32).collect();
-            let sizes = &self.sizes;
-            self.ids
-                .sort_unstable_by_key(|&id| (sizes[id as usize], id));
+impl Scratch {
+    fn reset(&mut self, files: usize) {
+        for id in self.marked.drain(..) {
+            self.not_zero[id as usize] = false;
         }
-        self.zero_key.clear();
-        self.zero_key.resize(files.len(), false);
+        self.not_zero.resize(files, false);
+    }
+
+    fn mark(&mut self, id: u32) {
+        self.not_zero[id as usize] = true;
+        self.marked.push(id);
     }
 }
 
-/// One pass over the files: what a period-based plan is chosen from.
+/// What a period-based plan is chosen from: the files the engine holds as pending, nothing else.
+/// Every pending ReadWrite file whose key is +0 is taken in the engine's (size, id) order, which
+/// needs no sort: under the share estimator that is every file not written in the last period,
+/// most of them.
 pub(crate) struct Candidates<'a> {
     /// Unsent ReadOnly files, in id (path) order: every period-based policy sends them first.
     pub(crate) read_only: Vec<Planned>,
     /// ReadWrite candidates whose key is not +0, as (key, size, id), unordered.
     pub(crate) read_write: Vec<(f64, u64, u32)>,
-    /// ReadWrite candidates whose key is +0, flagged in `sizes`.
+    /// ReadWrite candidates whose key is +0.
     zero_keys: usize,
-    sizes: &'a SizeOrder,
-    files: &'a [FileView],
+    scratch: &'a Scratch,
+    view: View<'a>,
     /// Link time to send every file that still has to go.
     pub(crate) seconds: f64,
     /// How many ReadWrite files could still start in this period after the ReadOnly ones.
@@ -365,53 +367,87 @@ pub(crate) struct Candidates<'a> {
 
 impl<'a> Candidates<'a> {
     /// Gathers the files that still have to go. A ReadWrite file is a candidate if
-    /// `key(id, size)` gives it a key.
+    /// `key(id, size)` gives it a key; they are visited in id order.
     pub(crate) fn gather(
         view: &View<'a>,
-        sizes: &'a mut SizeOrder,
+        scratch: &'a mut Scratch,
         key: impl Fn(u32, u64) -> Option<f64>,
     ) -> Candidates<'a> {
-        sizes.refresh(view.files);
+        scratch.reset(view.files.len());
         let mut read_only = Vec::new();
         let mut read_write = Vec::new();
         let mut zero_keys = 0;
-        let mut count = 0;
-        let mut bytes = 0u64;
-        let mut smallest = u64::MAX;
-        for (id, f) in view.files.iter().enumerate() {
-            if !f.status.needs_send() {
-                continue;
-            }
-            count += 1;
-            bytes += f.size;
+        for id in view.pending.ids() {
+            let f = &view.files[id as usize];
             match f.kind {
                 Kind::ReadOnly => read_only.push(Planned {
-                    file: id as u32,
+                    file: id,
                     key: f64::NAN,
                 }),
-                Kind::ReadWrite => {
-                    smallest = smallest.min(f.size);
-                    match key(id as u32, f.size) {
-                        Some(k) if k.to_bits() == 0 => {
-                            sizes.zero_key[id] = true;
-                            zero_keys += 1;
-                        }
-                        Some(k) => read_write.push((k, f.size, id as u32)),
-                        None => {}
+                Kind::ReadWrite => match key(id, f.size) {
+                    Some(k) if k.to_bits() == 0 => zero_keys += 1,
+                    Some(k) => {
+                        read_write.push((k, f.size, id));
+                        scratch.mark(id);
                     }
+                    None => scratch.mark(id),
+                },
+            }
+        }
+        Candidates::new(view, scratch, read_only, read_write, zero_keys)
+    }
+
+    /// Gathers the files that still have to go when every ReadWrite file has a key and only
+    /// those in `keyed` may have one other than +0: a plan then looks at the pending files it
+    /// sends and at `keyed` (the files written lately), not at every file.
+    pub(crate) fn gather_keyed(
+        view: &View<'a>,
+        scratch: &'a mut Scratch,
+        keyed: impl Iterator<Item = u32>,
+        key: impl Fn(u32, u64) -> f64,
+    ) -> Candidates<'a> {
+        scratch.reset(view.files.len());
+        let read_only = (view.pending.read_only())
+            .map(|file| Planned {
+                file,
+                key: f64::NAN,
+            })
+            .collect();
+        let mut read_write = Vec::new();
+        for id in keyed {
+            let f = &view.files[id as usize];
+            if f.kind == Kind::ReadWrite && view.pending.contains(id) {
+                let k = key(id, f.size);
+                if k.to_bits() != 0 {
+                    read_write.push((k, f.size, id));
+                    scratch.mark(id);
                 }
             }
         }
+        let zero_keys = view.pending.read_write_len() - read_write.len();
+        Candidates::new(view, scratch, read_only, read_write, zero_keys)
+    }
+
+    fn new(
+        view: &View<'a>,
+        scratch: &'a Scratch,
+        read_only: Vec<Planned>,
+        read_write: Vec<(f64, u64, u32)>,
+        zero_keys: usize,
+    ) -> Candidates<'a> {
+        let pending = view.pending.read_write_len() + read_only.len();
+        let smallest = (view.pending.read_write_by_size().next())
+            .map_or(1 << 62, |id| view.files[id as usize].size.min(1 << 62));
         let capacity = view
-            .period_capacity(smallest.min(1 << 62))
+            .period_capacity(smallest)
             .saturating_sub(read_only.len());
         Candidates {
-            seconds: view.link.bulk_time(bytes, count),
+            seconds: view.link.bulk_time(view.unsent_bytes, pending),
             read_only,
             read_write,
             zero_keys,
-            sizes,
-            files: view.files,
+            scratch,
+            view: *view,
             capacity,
         }
     }
@@ -432,15 +468,20 @@ impl<'a> Candidates<'a> {
 
     /// The ReadOnly files, then the first `keep` ReadWrite ones in ascending key, then size, then
     /// id (a total, platform-independent order): the +0 keys, already in size order, merged with
-    /// the others, of which only the first `keep` are sorted (O(n + k log k), not O(n log n)).
+    /// the others, of which only the first `keep` are sorted (O(m + k log k) for m keyed files).
     pub(crate) fn into_order(self, keep: usize) -> Vec<Planned> {
-        let files = self.files;
-        let zero_key = &self.sizes.zero_key;
-        let mut zero = (self.sizes.ids.iter())
-            .filter(|&&id| zero_key[id as usize])
-            .map(|&id| (0.0, files[id as usize].size, id))
+        let (files, not_zero) = (self.view.files, &self.scratch.not_zero);
+        let mut zero = (self.view.pending.read_write_by_size())
+            .filter(|&id| !not_zero[id as usize])
+            .map(|id| (0.0, files[id as usize].size, id))
             .peekable();
-        let mut keyed = sorted_prefix(self.read_write, keep).into_iter().peekable();
+        // Keys above +0 all come after the +0 ones: only the places those leave need sorting.
+        let places = if self.read_write.iter().all(|k| k.0 > 0.0) {
+            keep.saturating_sub(self.zero_keys)
+        } else {
+            keep
+        };
+        let mut keyed = (sorted_prefix(self.read_write, places).into_iter()).peekable();
         let mut order = self.read_only;
         let rw_start = order.len();
         while order.len() - rw_start < keep {

@@ -367,11 +367,9 @@ impl Simulation {
             }
         }
         let end = engine.round_end(world.link_free_at.max(start));
-        for file in 0..engine.files().len() as u32 {
-            if world.clock.is_due(file, end) {
-                world.catch_up(engine, file, end);
-            }
-        }
+        (world.clock).take_all_until(end, |file, count, first, last| {
+            wrote(engine, file, count, first, last)
+        });
         world.now = end;
         engine.end_round(world.context())
     }
@@ -410,8 +408,17 @@ impl World {
     /// Applies `file`'s writes due by `until`. Lazy per file is exact: only the file's own
     /// transfers change its status, and each transfer is preceded by a catch-up to its start.
     fn catch_up(&mut self, engine: &mut Engine, file: u32, until: f64) {
-        while let Some(at) = self.clock.next_until(file, until) {
-            engine.on_write(file, 1, at);
+        if let Some((count, first, last)) = self.clock.take_until(file, until) {
+            wrote(engine, file, count, first, last);
         }
+    }
+}
+
+/// `count` writes to `file` from `first` to `last`, told to the engine as if one by one: the
+/// first may dirty a clean copy, the last is the latest.
+fn wrote(engine: &mut Engine, file: u32, count: u32, first: f64, last: f64) {
+    engine.on_write(file, 1, first);
+    if count > 1 {
+        engine.on_write(file, count - 1, last);
     }
 }

@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use super::{Candidates, Plan, Policy, Rounds, SizeOrder, View};
+use super::{Candidates, Plan, Policy, Rounds, Scratch, View};
 use crate::metrics::{EndReason, RoundReport};
 
 /// See the module docs.
@@ -14,7 +14,7 @@ use crate::metrics::{EndReason, RoundReport};
 pub struct Clairvoyant {
     /// The stop time and each file's last write before it; set on the first plan.
     schedule: Option<(f64, Vec<f64>)>,
-    sizes: SizeOrder,
+    scratch: Scratch,
 }
 
 impl Policy for Clairvoyant {
@@ -45,7 +45,7 @@ impl Policy for Clairvoyant {
             (stop, last_write)
         });
         // A file is safe once its last write before the stop is in the past.
-        let candidates = Candidates::gather(view, &mut self.sizes, |id, _| {
+        let candidates = Candidates::gather(view, &mut self.scratch, |id, _| {
             let last = last_write[id as usize];
             (last < view.now).then_some(last)
         });

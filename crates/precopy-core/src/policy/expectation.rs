@@ -7,7 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use super::{Candidates, Plan, Policy, Rounds, SizeOrder, View};
+use super::{Candidates, Plan, Policy, Rounds, Scratch, View};
 use crate::metrics::{EndReason, Phase, Planned, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
@@ -99,7 +99,7 @@ pub struct ExpectationPolicy {
     estimates: UpdateEstimates,
     end_test: BetaTest,
     rng: Pcg64Mcg,
-    sizes: SizeOrder,
+    scratch: Scratch,
 }
 
 impl ExpectationPolicy {
@@ -116,7 +116,7 @@ impl ExpectationPolicy {
             estimates: UpdateEstimates::new(estimator, files),
             end_test,
             rng: Pcg64Mcg::seed_from_u64(seed ^ 0x005E_ED0F_0DE5),
-            sizes: SizeOrder::default(),
+            scratch: Scratch::default(),
         }
     }
 }
@@ -152,9 +152,16 @@ impl Policy for ExpectationPolicy {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let (order_key, estimates) = (self.key, &self.estimates);
-        let mut candidates = Candidates::gather(view, &mut self.sizes, |id, size| {
-            Some(key(order_key, estimates, id, size))
-        });
+        let key = |id, size| key(order_key, estimates, id, size);
+        let mut candidates = match order_key {
+            // p̂ = 0 makes both keys +0: only files with p̂ > 0 need one.
+            OrderKey::Expectation | OrderKey::Probability => {
+                Candidates::gather_keyed(view, &mut self.scratch, estimates.nonzero(), key)
+            }
+            OrderKey::Size | OrderKey::Random => {
+                Candidates::gather(view, &mut self.scratch, |id, size| Some(key(id, size)))
+            }
+        };
         let phase = candidates.phase();
         let keep = candidates.capacity;
         let order = if self.key == OrderKey::Random {
@@ -182,7 +189,7 @@ impl Policy for ExpectationPolicy {
 
     fn end_of_round(&mut self, view: &View<'_>, report: &RoundReport) -> Option<EndReason> {
         self.estimates
-            .observe(view.counts, report.end - report.start);
+            .observe(view.counts, view.written, report.end - report.start);
         // The β history covers the ReadWrite phase only (paper steps C–G).
         if report.phase == Phase::ReadWrite {
             self.end_test.record(report.unsent_bytes)

@@ -60,13 +60,9 @@ impl Policy for Iterative {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         // Iteration 1 finds every file unsent; later ones find the dirty set taken now.
-        let order: Vec<Planned> = view
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| f.status.needs_send())
-            .map(|(id, _)| Planned {
-                file: id as u32,
+        let order: Vec<Planned> = (view.pending.ids())
+            .map(|file| Planned {
+                file,
                 key: f64::NAN,
             })
             .collect();

@@ -12,7 +12,7 @@
 //! [`MAX_SWEEPS`]). Where the link never catches up it is the proposed policy, β test included.
 
 use super::expectation::expectation;
-use super::{BetaTest, Candidates, Plan, Policy, Rounds, SizeOrder, View};
+use super::{BetaTest, Candidates, Plan, Policy, Rounds, Scratch, View};
 use crate::metrics::{EndReason, Phase, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 
@@ -31,7 +31,7 @@ pub struct Sweep {
     sweeps: u32,
     sweep_start_bytes: u64,
     sweeping: bool,
-    sizes: SizeOrder,
+    scratch: Scratch,
 }
 
 impl Sweep {
@@ -43,7 +43,7 @@ impl Sweep {
             sweeps: 0,
             sweep_start_bytes: 0,
             sweeping: false,
-            sizes: SizeOrder::default(),
+            scratch: Scratch::default(),
         }
     }
 }
@@ -59,9 +59,10 @@ impl Policy for Sweep {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         let estimates = &self.estimates;
-        let candidates = Candidates::gather(view, &mut self.sizes, |id, size| {
-            Some(expectation(estimates, id, size))
-        });
+        let candidates =
+            Candidates::gather_keyed(view, &mut self.scratch, estimates.nonzero(), |id, size| {
+                expectation(estimates, id, size)
+            });
         let phase = candidates.phase();
         let busy = (view.link_free_at - view.now).max(0.0);
         self.sweeping = self.sweeps > 0
@@ -82,7 +83,7 @@ impl Policy for Sweep {
 
     fn end_of_round(&mut self, view: &View<'_>, report: &RoundReport) -> Option<EndReason> {
         self.estimates
-            .observe(view.counts, report.end - report.start);
+            .observe(view.counts, view.written, report.end - report.start);
         if self.sweeping {
             self.sweeps += 1;
             let shrunk = (report.unsent_bytes as f64) < SHRINK * self.sweep_start_bytes as f64;
