@@ -1,4 +1,5 @@
-// Browser benchmarks of the simulator (docs/bench-web.md), in Debian's headless Chromium.
+// Browser benchmarks of the simulator (docs/bench-web.md), in headless Chrome/Chromium (the one
+// browser.mjs finds; the published figures are Debian's Chromium).
 //   node bench.mjs URL OUT_DIR DIST_DIR
 // 1. Animation: the fixed-size preset (11,000 files), baseline + proposed side by side, played
 //    at 100× for 10 s; per-frame main-thread work from the page's "frame" performance measures
@@ -7,14 +8,11 @@
 //    time to finish, and how late a 50 ms timer fires meanwhile (the page's responsiveness).
 // 3. Release size: the .wasm and .js in dist/.
 import { chromium } from 'playwright-core';
+import { findBrowser, CHROMIUM_ARGS } from './browser.mjs';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [url, out, dist] = process.argv.slice(2);
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
 
 function stats(values) {
   const v = [...values].sort((a, b) => a - b);
@@ -23,7 +21,7 @@ function stats(values) {
   return { count: v.length, mean, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: v[v.length - 1] };
 }
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+const browser = await chromium.launch({ executablePath: findBrowser(), args: CHROMIUM_ARGS });
 const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
 const result = { date: new Date().toISOString(), chromium: browser.version() };
 

@@ -1,8 +1,10 @@
-// End-to-end test of the simulator in Debian's Chromium, driven like a user would.
+// End-to-end test of the simulator in headless Chrome/Chromium (the one browser.mjs finds),
+// driven like a user would.
 //   node e2e.mjs URL OUT_DIR EXPECTED_DIR
 // EXPECTED_DIR holds `migrate-native simulate --json` outputs written by run.sh:
 //   fixed-<policy>.json and trace-<policy>.json.
 import { chromium } from 'playwright-core';
+import { findBrowser, CHROMIUM_ARGS } from './browser.mjs';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,16 +14,11 @@ const [url, out, expectedDir] = process.argv.slice(2);
 const here = dirname(fileURLToPath(import.meta.url));
 mkdirSync(out, { recursive: true });
 
-export const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run',
-];
-
 const expected = (name) => JSON.parse(readFileSync(join(expectedDir, `${name}.json`), 'utf8'));
 let step = 0;
 const log = (what) => console.log(`e2e ${++step}: ${what}`);
 
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+const browser = await chromium.launch({ executablePath: findBrowser(), args: CHROMIUM_ARGS });
 const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
 const page = await context.newPage();
 const errors = [];

@@ -5,6 +5,7 @@
 # Serves the release build in dist/ (built by scripts/build-web if missing; PRECOPY_DIST overrides)
 # with python3's static server on a free port of 127.0.0.1, compares the page's figures with
 # migrate-native's, and stops the server on exit. Screenshots go to tests/e2e/out/.
+# The browser: $CHROME or $CHROMIUM when set, else Chrome/Chromium found on PATH (browser.mjs).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/env.sh
@@ -26,11 +27,14 @@ cli="$PRECOPY_REPO_ROOT/target/release/migrate-native"
 echo "e2e: building migrate-native (release)"
 (native_env && cargo build --release -p migrate-native)
 
-# playwright-core only: it drives Debian's Chromium and never downloads a browser.
-if [[ ! -d "$here/node_modules/playwright-core" ]]; then
+# playwright-core only: it drives the system's Chrome/Chromium and never downloads a browser.
+if [[ ! -f "$here/node_modules/playwright-core/package.json" ]]; then
     echo "e2e: npm ci (playwright-core)"
-    (cd "$here" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    (cd "$here" && export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 &&
+        precopy_retry npm ci --no-audit --no-fund --loglevel=error)
 fi
+# $CHROME or $CHROMIUM if set, else the first Chrome/Chromium on PATH (browser.mjs); none: say so.
+echo "e2e: browser $(node "$here/browser.mjs")"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist" >"$out/server.log" 2>&1 &
