@@ -70,10 +70,11 @@ fn source_tree(work: &Path, cold: usize, rw: usize, size: usize) -> PathBuf {
     src
 }
 
-/// A writer: hot files often, warm files now and then, until killed.
+/// A writer: hot files often, warm files now and then, until killed — or, should a failed
+/// `send` leave it behind unnamed, for a couple of minutes.
 fn writer_script(src: &Path, rw: usize) -> String {
     format!(
-        "cd {} && i=0; while true; do i=$((i+1)); head -c 20000 /dev/urandom > hot/f00$((i%4)); \
+        "cd {} && i=0; while [ $i -lt 5000 ]; do i=$((i+1)); head -c 20000 /dev/urandom > hot/f00$((i%4)); \
          if [ $((i%7)) = 0 ]; then head -c 20000 /dev/urandom > warm/f$(printf %03d $((i%{rw}))); fi; \
          sleep 0.02; done",
         src.display()
