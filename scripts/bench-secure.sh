@@ -8,7 +8,8 @@
 # Builds both binaries in release mode (the plaintext one from `git archive`, in
 # target/bench-plain/), writes the data under $BENCH_DIR (default: a temporary directory) and
 # prints one Markdown row per run and variant: wall time of `send`, the data rate while sending
-# (file bytes over the time spent sending them), and the bytes written to the socket. Then
+# (file bytes over the time spent sending them), the bytes written to the socket and the CPU time
+# of send and of receive (the steadier figure on a shared machine). Then
 # compressible data over a 20 Mbit/s link (send's token bucket): off, zstd, auto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,11 +65,11 @@ EOF
     done
 }
 
-# One migration: prints "wall_s rate_MBps wire_MiB".
+# One migration: prints "wall_s rate_MBps wire_MiB send_cpu_s receive_cpu_s".
 migrate() {
     local bin=$1 src=$2
     shift 2
-    rm -rf "$work/dst"
+    rm -rf "$work/dst" "$work/listen"
     "$bin" receive --listen 127.0.0.1:0 --root "$work/dst" --token-file "$work/token" \
         >"$work/listen" 2>"$work/receive.log" &
     local daemon=$!
@@ -77,9 +78,15 @@ migrate() {
     addr=$(sed -n 's/^listening on //p' "$work/listen")
     local began ended
     began=$(date +%s.%N)
-    "$bin" send --to "$addr" --token-file "$work/token" --json --ro "$src" --then stop "$@" \
+    /usr/bin/time -f "%U %S" -o "$work/send.cpu" \
+        "$bin" send --to "$addr" --token-file "$work/token" --json --ro "$src" --then stop "$@" \
         -- sleep 600 >"$work/out.json" 2>"$work/send.log"
     ended=$(date +%s.%N)
+    # CPU seconds of each side: steadier than wall time on a shared machine.
+    local tick send_cpu receive_cpu
+    tick=$(getconf CLK_TCK)
+    receive_cpu=$(awk -v t="$tick" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$daemon/stat")
+    send_cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$work/send.cpu")
     kill "$daemon"
     wait "$daemon" 2>/dev/null || true
     python3 - "$work/out.json" "$began" "$ended" <<'EOF'
@@ -90,12 +97,13 @@ m, x = out["metrics"], out["measured"]
 os.killpg(int(m["dataset"].removeprefix("pid ")), signal.SIGKILL)
 wall = float(sys.argv[3]) - float(sys.argv[2])
 busy = x["wire_bytes"] * 8 / x["send_rate_bps"]
-print(f"{wall:.2f} {m['total_bytes'] / busy / 1e6:.0f} {x['wire_bytes'] / 2**20:.0f}")
+print(f"{wall:.2f} {m['total_bytes'] / busy / 1e6:.1f} {x['wire_bytes'] / 2**20:.0f}", end=" ")
 EOF
+    echo "$send_cpu $receive_cpu"
 }
 
-echo "| data | link | variant | run | send wall s | data rate MB/s | on the wire MiB |"
-echo "|---|---|---|---|---|---|---|"
+echo "| data | link | variant | run | send wall s | data rate MB/s | on the wire MiB | CPU s: send | receive |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for kind in random text; do
     make_tree "$work/$kind" "$kind" "$files" "$mib"
     for run in $(seq 1 "$runs"); do
@@ -105,8 +113,8 @@ for kind in random text; do
                 encrypted) r=$(migrate "$new" "$work/$kind" --compress off) ;;
                 *) r=$(migrate "$new" "$work/$kind" --compress "$variant") ;;
             esac
-            read -r wall rate wire <<<"$r"
-            echo "| $kind ${files}×${mib} MiB | loopback | $variant | $run | $wall | $rate | $wire |"
+            read -r wall rate wire scpu rcpu <<<"$r"
+            echo "| $kind ${files}×${mib} MiB | loopback | $variant | $run | $wall | $rate | $wire | $scpu | $rcpu |"
         done
     done
 done
@@ -114,6 +122,6 @@ done
 make_tree "$work/narrow" text 1 "$narrow_mib"
 for variant in off zstd auto; do
     r=$(migrate "$new" "$work/narrow" --compress "$variant" --bwlimit 20Mbps)
-    read -r wall rate wire <<<"$r"
-    echo "| text 1×${narrow_mib} MiB | 20 Mbit/s | $variant | 1 | $wall | $rate | $wire |"
+    read -r wall rate wire scpu rcpu <<<"$r"
+    echo "| text 1×${narrow_mib} MiB | 20 Mbit/s | $variant | 1 | $wall | $rate | $wire | $scpu | $rcpu |"
 done
