@@ -17,7 +17,7 @@ fn unit(bits: u64) -> f64 {
 
 /// A draw from the exponential distribution with mean 1.
 #[inline]
-pub fn exp1<G: RngCore + ?Sized>(rng: &mut G) -> f64 {
+pub fn exp1<G: RngCore + Clone>(rng: &mut G) -> f64 {
     let bits = rng.next_u64();
     // The low 8 bits pick the layer, the top 53 the position in it: disjoint bits.
     let i = (bits & 0xff) as usize;
@@ -25,29 +25,33 @@ pub fn exp1<G: RngCore + ?Sized>(rng: &mut G) -> f64 {
     if x < X[i + 1] {
         return x;
     }
-    outside(rng, i, x)
+    // By value, not by reference: a generator whose address is never taken stays in registers
+    // in the caller's write loop.
+    let (x, advanced) = outside(rng.clone(), i, x);
+    *rng = advanced;
+    x
 }
 
 /// The rare rest of [`exp1`], out of line so that the common path inlines into a write loop:
 /// draw `x` in layer `i` fell outside the layer's rectangle.
 #[cold]
-fn outside<G: RngCore + ?Sized>(rng: &mut G, mut i: usize, mut x: f64) -> f64 {
+fn outside<G: RngCore>(mut rng: G, mut i: usize, mut x: f64) -> (f64, G) {
     loop {
         if i == 0 {
             // The tail beyond R is R plus an Exp(1) draw (memorylessness); 1 − u is in (0, 1].
-            return R - libm::log(1.0 - unit(rng.next_u64()));
+            return (R - libm::log(1.0 - unit(rng.next_u64())), rng);
         }
         // The wedge: accept under the density, between the layer's two heights.
         let y = F[i + 1] + (F[i] - F[i + 1]) * unit(rng.next_u64());
         if y < libm::exp(-x) {
-            return x;
+            return (x, rng);
         }
         // Rejected: a fresh draw.
         let bits = rng.next_u64();
         i = (bits & 0xff) as usize;
         x = unit(bits) * X[i];
         if x < X[i + 1] {
-            return x;
+            return (x, rng);
         }
     }
 }
