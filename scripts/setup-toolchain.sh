@@ -317,9 +317,18 @@ fi
 log "trunk ok ($TRUNK_VERSION)"
 
 if [[ $installed_something -eq 1 ]]; then
-    # Everything is installed: the build directory (1-2 GB) is no longer needed.
-    rm -rf "$PRECOPY_TOOLS/build"
+    # Everything is installed: the build directory (1-2 GB) is no longer needed. Deleting it took
+    # 20 s on a busy machine, so it is moved aside at once and deleted in the background (without
+    # the set-up lock, fd 9); a leftover from an interrupted deletion goes on the next run.
+    mv "$PRECOPY_TOOLS/build" "$PRECOPY_TOOLS/build.old.$$"
 fi
+for old in "$PRECOPY_TOOLS"/build.old.*; do
+    [[ -e "$old" ]] || continue
+    (
+        exec 9>&-
+        rm -rf "$old"
+    ) </dev/null >/dev/null 2>&1 &
+done
 
 # ---------------------------------------------------------------------------------------------
 # wasm-opt from npm's binaryen (Debian's binaryen 108 is too old for today's wasm); release builds.
