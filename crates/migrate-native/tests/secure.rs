@@ -440,12 +440,13 @@ fn peers_without_the_token_of_an_old_version_or_without_encryption_are_refused_b
     assert!(message.contains("the peer does not encrypt"), "{message}");
     assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none());
 
+    // The receiver's log names them too (the last session's line may still be on its way: its
+    // refusal was checked above).
     let log = daemon.log();
     for cause in [
         "authentication failed",
         "protocol version 2",
         "a plaintext bye frame where the encrypted handshake's hello belongs",
-        "a plaintext frame where an encrypted record belongs",
     ] {
         assert!(log.contains(cause), "{cause}: {log}");
     }
