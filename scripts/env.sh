@@ -70,19 +70,45 @@ case ":$PATH:" in
 esac
 export PATH
 
-# precopy_retry CMD...: run CMD; when it fails, run it again after 10, 30 and 90 s
-# (PRECOPY_RETRY_DELAYS). For network steps only: a registry that times out for a minute should
-# not end a 20-minute set-up. Cargo and npm keep what they already downloaded or built, so a
-# retry resumes rather than restarts.
+# precopy_retry [--if-output REGEX] CMD...: run CMD; when it fails, run it again after 10, 30 and
+# 90 s (PRECOPY_RETRY_DELAYS). For network steps: a registry that times out for a minute should
+# not end a 20-minute set-up. With --if-output, only a failure whose output matches REGEX is
+# retried (a compile error is not worth three more tries). Cargo and npm keep what they already
+# downloaded or built, so a retry resumes rather than restarts.
 precopy_retry() {
+    local pattern="" attempt=0 rc tmp
     local -a delays
-    local attempt=0 rc
+    if [[ "${1:-}" == --if-output ]]; then
+        pattern="$2"
+        shift 2
+    fi
     read -ra delays <<<"${PRECOPY_RETRY_DELAYS-10 30 90}"
+    tmp="$(mktemp -d)"
     while true; do
-        "$@" && return 0
-        rc=$?
+        rc=0
+        if [[ -n "$pattern" ]]; then
+            # Shown and kept: whether to retry depends on what the failure said.
+            {
+                "$@" || rc=$?
+                echo "$rc" >"$tmp/rc"
+            } 2>&1 | tee "$tmp/out"
+            rc="$(cat "$tmp/rc")"
+        else
+            "$@" || rc=$?
+        fi
+        if [[ $rc -eq 0 ]]; then
+            rm -rf "$tmp"
+            return 0
+        fi
+        if [[ -n "$pattern" ]] && ! grep -Eq "$pattern" "$tmp/out"; then
+            printf 'retry: not retried, the failure does not look like a network error (exit %d): %s\n' \
+                "$rc" "$*" >&2
+            rm -rf "$tmp"
+            return "$rc"
+        fi
         if [[ $attempt -ge ${#delays[@]} ]]; then
             printf 'retry: giving up after %d attempts (exit %d): %s\n' $((attempt + 1)) "$rc" "$*" >&2
+            rm -rf "$tmp"
             return "$rc"
         fi
         printf 'retry: attempt %d failed (exit %d); trying again in %ss: %s\n' \
@@ -91,6 +117,9 @@ precopy_retry() {
         attempt=$((attempt + 1))
     done
 }
+# What cargo and curl say when the network, not the code, failed (for precopy_retry --if-output).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+PRECOPY_NET_ERRORS='failed to download|download of .* failed|failed to get .* as a dependency|failed to fetch|failed to query replaced source|failed to load source|spurious network error|Couldn.t (resolve|connect)|Could not resolve|Timeout was reached|timed out|Connection (reset|refused)|SSL|Failure when receiving|error sending request|\[[0-9]+\] [A-Z]'
 
 # ---------------------------------------------------------------------------------------------
 # The wasm32 road
@@ -116,10 +145,8 @@ precopy_os_id() {
         ID=""
         # shellcheck disable=SC1090
         [[ -r "$PRECOPY_OS_RELEASE" ]] && source "$PRECOPY_OS_RELEASE"
-        if [[ -z "$ID" ]]; then
-            ID="$(uname -s)"
-            ID="${ID,,}"
-        fi
+        # uname's Darwin -> darwin (tr, not ${ID,,}: macOS's own bash is 3.2).
+        [[ -n "$ID" ]] || ID="$(uname -s | tr '[:upper:]' '[:lower:]')"
         printf '%s\n' "$ID"
     )
 }

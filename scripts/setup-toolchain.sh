@@ -62,9 +62,12 @@ test) rank=3 ;;
 esac
 
 mkdir -p "$PRECOPY_TOOLS"
-# Serialise concurrent set-ups (e.g. scripts/serve started while scripts/test runs).
+# Serialise concurrent set-ups (e.g. scripts/serve started while scripts/test runs); macOS has no
+# flock(1), and goes without.
 exec 9>"$PRECOPY_TOOLS/.setup.lock"
-flock 9
+if command -v flock >/dev/null; then
+    flock 9
+fi
 
 # ---------------------------------------------------------------------------------------------
 # The road
@@ -93,8 +96,7 @@ rustup_install_hint() {
 # Debian road works meanwhile); deleting the file retries at once.
 rustup_failed_marker="$PRECOPY_TOOLS/rustup-wasm32-add-failed"
 rustup_failed_recently() {
-    [[ -f "$rustup_failed_marker" ]] &&
-        [[ $(($(date +%s) - $(stat -c %Y "$rustup_failed_marker"))) -lt 86400 ]]
+    [[ -n "$(find "$rustup_failed_marker" -mmin -1440 2>/dev/null)" ]]
 }
 
 # Sets ROAD (rustup or debian) and ROAD_WHY, or exits with a message naming what to install.
@@ -112,7 +114,7 @@ decide_road() {
         ROAD=rustup ROAD_WHY="rustup's $WASM target is installed"
         return 0
     elif [[ "$wanted" == auto ]] && rustup_failed_recently; then
-        why_not="\`rustup target add $WASM\` failed $(date -r "$rustup_failed_marker" '+%F %R'); retried after a day, or now if you delete $rustup_failed_marker"
+        why_not="\`rustup target add $WASM\` failed less than a day ago; retried after a day, or now if you delete $rustup_failed_marker"
     else
         log "rustup target add $WASM"
         if (cd "$PRECOPY_REPO_ROOT" && "$rustup" target add "$WASM") </dev/null; then
@@ -187,7 +189,8 @@ pkg_installed() {
 pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
 
 apt_missing=()
-for p in "${apt_wanted[@]}"; do
+# (The ${a[@]+...} form: an empty array is "unbound" to set -u in bash before 4.4, e.g. macOS's.)
+for p in ${apt_wanted[@]+"${apt_wanted[@]}"}; do
     pkg_installed "$p" || apt_missing+=("$p")
 done
 # The standard library is rebuilt from rust-web-src by rustc-web: the three must match exactly.
@@ -282,7 +285,7 @@ tool_cargo_install() {
     else
         road_env=(PATH="$(dirname "$(precopy_rustup)"):$PATH" cargo)
     fi
-    precopy_retry env -u RUSTC_BOOTSTRAP -u CARGO_UNSTABLE_BUILD_STD -u CARGO_BUILD_TARGET \
+    precopy_retry --if-output "$PRECOPY_NET_ERRORS" env -u RUSTC_BOOTSTRAP -u CARGO_UNSTABLE_BUILD_STD -u CARGO_BUILD_TARGET \
         -u RUSTFLAGS -u RUSTC -u RUSTDOC -u CARGO_TARGET_DIR \
         "${TOOL_PROFILE[@]}" CARGO_TARGET_DIR="$PRECOPY_TOOLS/build" \
         "${road_env[@]}" install --root "$PRECOPY_TOOLS" "$@" </dev/null
@@ -309,10 +312,10 @@ log "wasm-bindgen-cli ok ($wbg_version)"
 if [[ "$(tool_version trunk)" != "$TRUNK_VERSION" ]]; then
     log "cargo install trunk $TRUNK_VERSION (about 10 min on 2 cores)"
     # trunk 0.22 declares rust-version 1.96.1, one patch above Debian's 1.96.0; it works.
-    # No default features: TLS (only for https proxies and tool downloads, both unused: Trunk.toml
-    # says offline) and the update check (switched off in scripts/env.sh).
+    # Without the update check (switched off in scripts/env.sh anyway); it insists on one TLS
+    # feature, so rustls (its default) stays.
     tool_cargo_install --force trunk --version "$TRUNK_VERSION" --locked --ignore-rust-version \
-        --no-default-features
+        --no-default-features --features rustls
 fi
 log "trunk ok ($TRUNK_VERSION)"
 

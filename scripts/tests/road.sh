@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Test of the wasm32 road decision (scripts/setup-toolchain.sh --road and env.sh's
-# precopy_wasm_road) with stubbed rustup/dpkg/sudo on a PATH that hides the real ones.
+# precopy_wasm_road) with stubbed rustup/dpkg/sudo on a PATH that hides the real ones, and of
+# env.sh's precopy_retry (what the set-up's network steps go through).
 # Cheap (about a second, no network, installs nothing); scripts/test runs it as `scripts-test`.
 #   bash scripts/tests/road.sh
 #
@@ -15,8 +16,8 @@ trap 'rm -rf "$tmp"' EXIT
 # The few real commands the decision uses, and nothing else (no rustup, dpkg, sudo, apt-get).
 sys="$tmp/sys"
 mkdir -p "$sys"
-for c in bash env cat grep sed awk head tr id mkdir dirname basename flock date stat rm touch \
-    uname sleep ls; do
+for c in bash env cat grep sed awk head tr id mkdir dirname basename flock find rm touch uname \
+    sleep ls mktemp tee; do
     ln -s "$(command -v "$c")" "$sys/$c"
 done
 bash_path="$(command -v bash)"
@@ -155,6 +156,27 @@ stub sudo '[[ "$*" == "-n true" ]] || echo "PROMPTED" >>"$STUB_LOG"; exit 1'
 run_setup --for serve
 check "non-root without a terminal: says why and what to run, no sudo prompt" \
     '[[ $rc -ne 0 ]] && has "root is needed to run \`apt-get install -y rustc-web" && has "sudo apt-get install -y rustc-web cargo-web rust-web-src lld-19" && ! called PROMPTED && ! called "apt-get"'
+
+# 10. precopy_retry: a network-looking failure is retried until it passes; a compile error is not
+#     retried; a plain retry gives up after the last delay.
+new_case "$tmp/os-debian"
+retry() { # retry [--net] CMD...: precopy_retry [--if-output "$PRECOPY_NET_ERRORS"] CMD..., no delays
+    rc=0
+    out="$(in_sandbox "$bash_path" -c '
+        source "$1/scripts/env.sh"
+        shift
+        [[ "$1" != --net ]] || set -- --if-output "$PRECOPY_NET_ERRORS" "${@:2}"
+        PRECOPY_RETRY_DELAYS="0 0 0" precopy_retry "$@"' _ "$repo" "$@" 2>&1)" || rc=$?
+}
+# (What cargo said in the failure that issue 15 reports.)
+stub flaky 'n=$(grep -c "^flaky" "$STUB_LOG"); if [[ $n -lt 3 ]]; then echo "error: download of 2/cc failed ... [28] Timeout was reached" >&2; exit 101; fi; echo fine'
+retry --net flaky
+check "retry: a timeout is retried until it passes" '[[ $rc -eq 0 && $(grep -c "^flaky" "$case_dir/log") -eq 3 ]] && has fine'
+stub broken 'echo "error[E0308]: mismatched types" >&2; exit 101'
+retry --net broken
+check "retry: a compile error is not retried" '[[ $rc -eq 101 && $(grep -c "^broken" "$case_dir/log") -eq 1 ]] && has "not retried"'
+retry broken
+check "retry: without --if-output, 4 tries, then its exit code" '[[ $rc -eq 101 && $(grep -c "^broken" "$case_dir/log") -eq 5 ]] && has "giving up after 4 attempts"'
 
 if [[ $failures -gt 0 ]]; then
     echo "road: $failures check(s) FAILED"
