@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# Migrating a PostgreSQL 15 cluster under load (issue 9): `send --then restart` against the
+# anchor "pg_ctl stop -m fast + rsync -a + pg_ctl start -w", on the same cluster in the same run.
+#
+#   sudo scripts/bench-pg.sh                  loopback (127.0.0.1), no rate limit
+#   sudo MODE=netns scripts/bench-pg.sh       two network namespaces joined by a veth pair,
+#                                             100 Mbit/s each way (tc tbf), S = 10.78.0.1,
+#                                             D = 10.78.0.2
+#   SCALE=10 TPS=200 WARMUP=20 LINK=100mbit   the defaults; also BWLIMIT (send's --bwlimit, none
+#                                             by default), OUT, WORK (kept if given), BIN (a
+#                                             migrate-native binary to use instead of building)
+#
+# Needs root (the server runs as `postgres`; namespaces) and what scripts/setup-test-deps.sh
+# installs. Each method starts from its own `cp -a` of one freshly made cluster (pgbench -i -s
+# SCALE, shut down cleanly), runs the server on it at S, and puts it under pgbench (TPC-B, 4
+# clients, throttled to TPS transactions/s) for WARMUP seconds, then migrates it:
+#   - migrate-native: `send --pid POSTMASTER --rw DATADIR --then restart`: pre-copy under load,
+#     stop, final copy, check, and the receiver starts the same command on the copy at D;
+#   - anchor: `pg_ctl stop -m fast`, `rsync -a` of the data directory (in netns mode to an rsync
+#     daemon at D), `pg_ctl start -w` on the copy at D.
+# Meanwhile a probe client (in S's namespace) connects and runs `select 1` every ~10 ms, trying
+# S then D (libpq multi-host, connect_timeout=2), and logs each attempt. Downtime as the client
+# sees it: from the start of its first failed attempt to the end of its first successful one
+# after it. Total: from the start of the migration to that first success. Results: a markdown
+# table on stdout and in $OUT (default target/bench-pg/results-MODE.md).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+MODE=${MODE:-loopback}
+SCALE=${SCALE:-10}
+TPS=${TPS:-200}
+WARMUP=${WARMUP:-20}
+LINK=${LINK:-100mbit}
+BWLIMIT=${BWLIMIT:-}
+BIN=${BIN:-}
+target=${CARGO_TARGET_DIR:-target}
+OUT=${OUT:-$target/bench-pg/results-$MODE.md}
+WORK=${WORK:-}
+PG=/usr/lib/postgresql/15/bin
+
+die() { echo "bench-pg: $*" >&2; exit 1; }
+log() { echo "bench-pg: $*" >&2; }
+[[ $(id -u) -eq 0 ]] || die "needs root (PostgreSQL runs as postgres; network namespaces)"
+[[ $MODE == loopback || $MODE == netns ]] || die "MODE is loopback or netns, not $MODE"
+for tool in "$PG/initdb" "$PG/postgres" "$PG/pg_ctl" "$PG/pgbench" "$PG/psql" "$PG/pg_isready" \
+    rsync setpriv python3 ip tc; do
+    command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup-test-deps.sh)"
+done
+
+if [[ -n "$BIN" ]]; then
+    bin=$(realpath "$BIN")
+else
+    cargo build --release -p migrate-native
+    bin=$(realpath "$target/release/migrate-native")
+fi
+
+if [[ -z "$WORK" ]]; then
+    WORK=$(mktemp -d /var/tmp/bench-pg.XXXXXX)
+    remove_work=1
+else
+    mkdir -p "$WORK"
+    remove_work=0
+fi
+chmod 755 "$WORK"
+mkdir -p "$(dirname "$OUT")" "$WORK/logs"
+chown postgres:postgres "$WORK/logs" # pg_ctl -l writes there as postgres
+
+PORT=54329
+RSYNC_PORT=8731
+RECEIVE_PORT=7331
+NS_S=precopy-bench-s-$$
+NS_D=precopy-bench-d-$$
+if [[ $MODE == netns ]]; then
+    S_HOST=10.78.0.1 D_HOST=10.78.0.2 LISTEN='*'
+else
+    S_HOST=127.0.0.1 D_HOST=127.0.0.1 LISTEN=127.0.0.1
+fi
+
+# Prefixes that run a command in S's or D's namespace (nothing on loopback). `ip netns exec`
+# execs the command, so `$!` of a background one is the command's pid.
+IN_S=() IN_D=()
+if [[ $MODE == netns ]]; then
+    IN_S=(ip netns exec "$NS_S") IN_D=(ip netns exec "$NS_D")
+fi
+as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+
+daemons=()
+cleanup() {
+    set +e # clean up all that is left, whatever fails
+    local pid
+    touch "$WORK/stop-probe"
+    for pid in "${daemons[@]}"; do { kill "$pid" && wait "$pid"; } 2>/dev/null; done
+    for data in "$WORK"/*/pgdata "$WORK"/*/dst/**/pgdata; do
+        [[ -f $data/postmaster.pid ]] && (cd / && as_pg "$PG/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1)
+    done
+    if [[ $MODE == netns ]]; then
+        for ns in "$NS_S" "$NS_D"; do
+            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+            ip netns del "$ns" 2>/dev/null || true
+        done
+    fi
+    if [[ $remove_work -eq 1 ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+shopt -s globstar nullglob
+
+if [[ $MODE == netns ]]; then
+    ip netns add "$NS_S"
+    ip netns add "$NS_D"
+    ip link add "pbs$$" netns "$NS_S" type veth peer name "pbd$$" netns "$NS_D"
+    for side in "$NS_S pbs$$ $S_HOST" "$NS_D pbd$$ $D_HOST"; do
+        read -r ns dev addr <<<"$side"
+        ip -n "$ns" addr add "$addr/24" dev "$dev"
+        ip -n "$ns" link set lo up
+        ip -n "$ns" link set "$dev" up
+        ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$LINK" burst 256kbit latency 100ms
+    done
+fi
+
+wait_ready() { # host
+    local i
+    for ((i = 0; i < 1200; i++)); do
+        "${IN_S[@]}" "$PG/pg_isready" -q -h "$1" -p "$PORT" -t 2 && return 0
+        sleep 0.05
+    done
+    die "no server accepting on $1:$PORT"
+}
+
+# --- the cluster, made once ---------------------------------------------------------------
+pristine=$WORK/pristine
+log "making the cluster: pgbench -i -s $SCALE"
+mkdir "$pristine"
+chown postgres:postgres "$pristine"
+chmod 700 "$pristine"
+(cd / && as_pg "$PG/initdb" -k -A trust -U postgres -D "$pristine" >"$WORK/initdb.log")
+if [[ $MODE == netns ]]; then
+    echo "host all all 10.78.0.0/24 trust" >>"$pristine/pg_hba.conf"
+fi
+(cd / && as_pg "$PG/pg_ctl" -D "$pristine" -l "$WORK/logs/pristine.log" -w \
+    -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null)
+"$PG/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$PORT" -U postgres postgres 2>"$WORK/pgbench-init.log"
+(cd / && as_pg "$PG/pg_ctl" -D "$pristine" -m fast -w stop >/dev/null)
+cluster_bytes=$(du -sb "$pristine" | cut -f1)
+log "cluster: $((cluster_bytes / 1000000)) MB"
+
+token=$WORK/token
+echo "bench-pg-token-0123456789abcdef" >"$token"
+
+# The source server of one method, on a copy of the cluster, in S; prints the postmaster's pid.
+start_source() { # dir
+    local dir=$1
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    cp -a "$pristine" "$dir/pgdata"
+    # setsid --fork --wait: a parent that reaps the postmaster as soon as it is killed. A killed
+    # but unreaped postmaster keeps its pid, and a server started on the copy (same host) would
+    # take the copied postmaster.pid for a live server's and refuse to start.
+    "${IN_S[@]}" setsid --fork --wait setpriv --reuid=postgres --regid=postgres --init-groups "$PG/postgres" \
+        -D "$dir/pgdata" -p "$PORT" -c "listen_addresses=$LISTEN" -c unix_socket_directories= \
+        >"$dir/source.log" 2>&1 </dev/null &
+    wait_ready "$S_HOST"
+    head -n 1 "$dir/pgdata/postmaster.pid"
+}
+
+# pgbench and the probe, both in S. pgbench's clients abort once S's server goes.
+start_load() { # dir
+    local dir=$1
+    "${IN_S[@]}" "$PG/pgbench" -n -c 4 -j 2 -R "$TPS" -T 3600 -h "$S_HOST" -p "$PORT" -U postgres \
+        postgres >"$dir/pgbench.log" 2>&1 </dev/null &
+    pgbench_pid=$!
+    rm -f "$WORK/stop-probe"
+    local conninfo="host=$S_HOST,$D_HOST port=$PORT,$PORT user=postgres dbname=postgres connect_timeout=2"
+    # shellcheck disable=SC2016 # the script's own variables, expanded by the inner bash
+    "${IN_S[@]}" bash -c '
+        while [[ ! -e $1 ]]; do
+            start=$EPOCHREALTIME
+            if "$3" -X -q -A -t -c "select 1" "$2" >/dev/null 2>&1; then ok=1; else ok=0; fi
+            echo "$start $EPOCHREALTIME $ok"
+            sleep 0.01
+        done' probe "$WORK/stop-probe" "$conninfo" "$PG/psql" >"$dir/probe.log" 2>/dev/null </dev/null &
+    probe_pid=$!
+}
+
+# Waits for the probe's first success after a failure (for up to about two minutes), then
+# stops the load.
+finish_load() { # dir
+    local i
+    for ((i = 0; i < 2400; i++)); do
+        if awk '$3 == 0 { failed = 1 } failed && $3 == 1 { found = 1 } END { exit !found }' \
+            "$1/probe.log"; then
+            stop_load
+            return
+        fi
+        sleep 0.05
+    done
+    log "$(basename "$1"): the probe never got an answer from D again (see $1)"
+    stop_load
+}
+
+stop_load() {
+    touch "$WORK/stop-probe"
+    wait "$probe_pid" || true
+    kill "$pgbench_pid" 2>/dev/null || true
+    wait "$pgbench_pid" 2>/dev/null || true
+}
+
+# Client downtime, total time, failed probes: from the probe log and the migration's start.
+probe_figures() { # log t0
+    python3 - "$1" "$2" <<'EOF'
+import sys
+rows = [tuple(float(x) for x in line.split()) for line in open(sys.argv[1]) if len(line.split()) == 3]
+t0 = float(sys.argv[2])
+first_fail = next((i for i, r in enumerate(rows) if r[2] == 0 and r[0] >= t0 - 1), None)
+if first_fail is None:
+    print("0.000 nan 0")
+    sys.exit()
+back = next((i for i in range(first_fail, len(rows)) if rows[i][2] == 1), None)
+if back is None:
+    print("nan nan", len(rows) - first_fail)
+else:
+    print(f"{rows[back][1] - rows[first_fail][0]:.3f} {rows[back][1] - t0:.1f} {back - first_fail}")
+EOF
+}
+
+rows=()
+
+# --- (i) migrate-native send --then restart -------------------------------------------------
+dir=$WORK/migrate
+mkdir -p "$dir/dst"
+"${IN_D[@]}" "$bin" receive --listen "$D_HOST:$RECEIVE_PORT" --root "$dir/dst" --token-file "$token" \
+    >"$dir/receive.out" 2>"$dir/receive.log" &
+daemons+=($!)
+for ((i = 0; i < 200; i++)); do grep -qs listening "$dir/receive.out" && break; sleep 0.05; done
+pid=$(start_source "$dir")
+start_load "$dir"
+log "migrate-native: $WARMUP s of load, then send --then restart"
+sleep "$WARMUP"
+t0=$EPOCHREALTIME
+(cd "$dir" && "${IN_S[@]}" "$bin" send --to "$D_HOST:$RECEIVE_PORT" --token-file "$token" --pid "$pid" \
+    --rw "$dir/pgdata" --then restart --period 1s --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} \
+    >"$dir/send.json" 2>"$dir/send.log") || die "send failed: $(tail -n 20 "$dir/send.log")"
+finish_load "$dir"
+read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
+read -r send_downtime precopy final verdict < <(python3 - "$dir/send.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+m, x = d["metrics"], d["measured"]
+print(f"{x['downtime_s']:.3f} {m['precopy_bytes']} {m['final_bytes']} {x['verdict'].replace(' ', '_')}")
+EOF
+)
+rows+=("| migrate-native (send --then restart) | $downtime | $send_downtime | $(python3 -c "print(f'{$precopy / $cluster_bytes:.2f}')") | $(python3 -c "print(f'{$final / $cluster_bytes:.3f}')") | $total | $failed |")
+log "migrate-native: verdict ${verdict//_/ }"
+copy=$dir/dst${dir}/pgdata
+(cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" -D "$copy" \
+    stop -m fast >/dev/null) || log "no server to stop at D ($copy)"
+
+# --- (ii) the anchor: stop, rsync, start ----------------------------------------------------
+dir=$WORK/anchor
+mkdir -p "$dir/dst"
+if [[ $MODE == netns ]]; then
+    cat >"$dir/rsyncd.conf" <<EOF
+use chroot = false
+uid = root
+gid = root
+[dst]
+path = $dir/dst
+read only = false
+EOF
+    "${IN_D[@]}" rsync --daemon --no-detach --config="$dir/rsyncd.conf" --address="$D_HOST" \
+        --port="$RSYNC_PORT" >"$dir/rsyncd.log" 2>&1 </dev/null &
+    daemons+=($!)
+    rsync_dst=rsync://$D_HOST:$RSYNC_PORT/dst/pgdata/
+    for ((i = 0; i < 200; i++)); do
+        "${IN_S[@]}" rsync "rsync://$D_HOST:$RSYNC_PORT/" >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+else
+    rsync_dst=$dir/dst/pgdata/
+fi
+start_source "$dir" >/dev/null
+start_load "$dir"
+log "anchor: $WARMUP s of load, then pg_ctl stop -m fast, rsync -a, pg_ctl start -w"
+sleep "$WARMUP"
+t0=$EPOCHREALTIME
+(cd / && "${IN_S[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
+    -D "$dir/pgdata" -m fast -w stop >/dev/null)
+"${IN_S[@]}" rsync -a --stats "$dir/pgdata/" "$rsync_dst" >"$dir/rsync.log"
+(cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
+    -D "$dir/dst/pgdata" -l "$WORK/logs/anchor-destination.log" -w \
+    -o "-p $PORT -c listen_addresses='$LISTEN' -c unix_socket_directories=''" start >/dev/null)
+t1=$EPOCHREALTIME
+finish_load "$dir"
+read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
+sent=$(sed -n 's/^Total bytes sent: \([0-9,.]*\).*/\1/p' "$dir/rsync.log" | tr -d ',.')
+rows+=("| stop + rsync -a + start | $downtime | $(python3 -c "print(f'{$t1 - $t0:.3f}')") | 0.00 | $(python3 -c "print(f'{${sent:-0} / $cluster_bytes:.3f}')") | $total | $failed |")
+(cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
+    -D "$dir/dst/pgdata" stop -m fast >/dev/null) || true
+
+# --- the table ------------------------------------------------------------------------------
+link="loopback, no limit${BWLIMIT:+ (send --bwlimit $BWLIMIT)}"
+[[ $MODE == netns ]] && link="veth between two namespaces, $LINK (tbf) each way"
+{
+    echo "## bench-pg $(date -u +%Y-%m-%dT%H:%MZ) · $MODE · $(nproc) cores · load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo
+    echo "PostgreSQL 15, pgbench scale $SCALE ($((cluster_bytes / 1000000)) MB on disk), TPC-B at $TPS tps"
+    echo "with 4 clients for $WARMUP s before each migration; link: $link."
+    echo
+    echo "| method | client downtime (s) | downtime by the tool (s) | pre-copied / cluster | final copy / cluster | total (s) | failed probes |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    printf '%s\n' "${rows[@]}"
+    echo
+    echo "Client downtime: a probe runs \`select 1\` on a new connection every ~10 ms (S, then D);"
+    echo "from its first failed attempt to its first success after. Downtime by the tool: send's"
+    echo "measured stop-to-restart; for the anchor, pg_ctl stop through pg_ctl start -w."
+    echo "Total: from the start of the migration to the probe's first success at D."
+} | tee "$OUT"
