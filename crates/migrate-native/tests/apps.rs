@@ -42,6 +42,10 @@ const PGBENCH_SCALE: &str = "5";
 /// sends everything at least once) overlaps the workload for at least `MIN_PRECOPY_S`.
 const PASS_S: f64 = 30.0;
 const MIN_PRECOPY_S: f64 = 15.0;
+/// `send --max-rounds` (periods of 1 s): if the workload dirties data as fast as the link carries
+/// it, pre-copy ends here rather than after `send`'s default of 1,000 rounds. Exactness at the
+/// stop is what these tests check, not when the policy stops.
+const MAX_ROUNDS: &str = "60";
 /// Bound on the polls of [`poll_until`] (50 ms apart, plus each poll's own time).
 const POLLS: u32 = 1200;
 
@@ -200,6 +204,20 @@ impl Drop for Receiver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `send`'s options here besides the tree: rate, a period of 1 s, the round cap, what follows.
+fn send_options<'a>(bwlimit: &'a str, then: &'a str) -> [&'a str; 8] {
+    [
+        "--bwlimit",
+        bwlimit,
+        "--period",
+        "1s",
+        "--max-rounds",
+        MAX_ROUNDS,
+        "--then",
+        then,
+    ]
 }
 
 /// `send --json … -- APP` running in the background. Its summary is read on a thread so that a
@@ -939,13 +957,7 @@ fn postgres_under_pgbench(test: &str, then: &str) {
     ];
     app.extend(server_options(port));
     let app: Vec<&str> = app.iter().map(String::as_str).collect();
-    let mut sending = Sending::start(
-        &receiver,
-        work,
-        &data,
-        &["--bwlimit", &bwlimit, "--period", "1s", "--then", then],
-        &app,
-    );
+    let mut sending = Sending::start(&receiver, work, &data, &send_options(&bwlimit, then), &app);
     poll_until("PostgreSQL under send to accept connections", || {
         sending.alive().map(|()| accepting(port))
     })
@@ -1039,12 +1051,14 @@ fn postgres_under_pgbench_restarted_at_the_destination_serves_every_commit() {
 // ---------------------------------------------------------------------------------------------
 // SQLite
 
-/// The SQLite application: commits rows 1, 2, 3… (one transaction each, WAL mode) and appends
-/// each number to a record outside the migrated tree once its COMMIT returned. Every 2,000 rows
-/// it truncates the WAL and rotates a backup (VACUUM INTO a new file, renamed over the old one):
-/// files created, renamed over others, truncated and deleted while it runs.
+/// The SQLite application: commits rows 1, 2, 3… (one transaction each, WAL mode, about 100 a
+/// second: a steady writer, not a flood that no link keeps up with) and appends each number to
+/// a record outside the migrated tree once its COMMIT returned. Every 1,000 rows, the first time
+/// after 50 (well before any stop), it truncates the WAL and rotates a backup (VACUUM INTO a new
+/// file, renamed over the old one): files created, renamed over others, truncated and deleted
+/// while it runs.
 const SQLITE_WRITER: &str = r#"
-import os, sqlite3, sys
+import os, sqlite3, sys, time
 tree, record = sys.argv[1], sys.argv[2]
 db = sqlite3.connect(os.path.join(tree, "app.db"), isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
@@ -1053,9 +1067,10 @@ with open(record, "a", buffering=1) as out:
     n = 0
     while True:
         n += 1
-        db.execute("INSERT INTO t VALUES (?, randomblob(500))", (n,))
+        db.execute("INSERT INTO t VALUES (?, randomblob(100))", (n,))
         out.write(f"{n}\n")
-        if n % 2000 == 0:
+        time.sleep(0.01)
+        if n % 1000 == 50:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             scratch = os.path.join(tree, "backup.db.new")
             db.execute("VACUUM INTO ?", (scratch,))
@@ -1110,7 +1125,7 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
         &receiver,
         &work,
         &tree,
-        &["--bwlimit", &bwlimit, "--period", "1s", "--then", "stop"],
+        &send_options(&bwlimit, "stop"),
         &["python3", &app[0], &app[1], &app[2]],
     );
     poll_until("the writer's first commit", || {
