@@ -34,7 +34,8 @@ if [[ ! -f "$here/node_modules/playwright-core/package.json" ]]; then
         precopy_retry npm ci --no-audit --no-fund --loglevel=error)
 fi
 # $CHROME or $CHROMIUM if set, else the first Chrome/Chromium on PATH (browser.mjs); none: say so.
-echo "e2e: browser $(node "$here/browser.mjs")"
+browser="$(node "$here/browser.mjs")"
+echo "e2e: browser $browser"
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$dist" >"$out/server.log" 2>&1 &
