@@ -306,9 +306,10 @@ impl Engine {
         }
     }
 
-    /// A transfer of `file`, `size` bytes as read, started at `start` and ended at `end`: its copy
-    /// is clean from `start` on.
-    pub fn on_sent(&mut self, file: u32, size: u64, start: f64, end: f64) {
+    /// A transfer of `file`, `size` bytes as read, of which `bytes` went over the link (fewer
+    /// than `size` for a delta), started at `start` and ended at `end`: its copy is clean from
+    /// `start` on.
+    pub fn on_sent(&mut self, file: u32, size: u64, bytes: u64, start: f64, end: f64) {
         let view = &mut self.files[file as usize];
         if view.status.needs_send() {
             self.unsent -= view.size;
@@ -323,16 +324,17 @@ impl Engine {
         view.sends += 1;
         if let Some(round) = self.current.as_mut() {
             let report = &mut round.report;
-            report.bytes_sent += size;
+            report.bytes_sent += bytes;
             report.files_sent += 1;
             if resend {
-                report.resent_bytes += size;
+                report.resent_bytes += bytes;
             }
             report.transfers.push(Transfer {
                 file,
                 start,
                 end,
                 resend,
+                bytes,
             });
         }
     }

@@ -143,6 +143,8 @@ pub struct Transfer {
     pub end: f64,
     /// The file had been sent before.
     pub resend: bool,
+    /// Bytes that went over the link: the file's size, or less for a delta.
+    pub bytes: u64,
 }
 
 /// A write that made a file's copy at the destination stale.

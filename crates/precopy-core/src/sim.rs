@@ -362,7 +362,7 @@ impl Simulation {
             if engine.should_send(file) {
                 let size = engine.files()[file as usize].size;
                 let end = begin + world.link.transfer_time(size);
-                engine.on_sent(file, size, begin, end);
+                engine.on_sent(file, size, size, begin, end);
                 world.link_free_at = end;
             }
         }
@@ -385,7 +385,7 @@ impl Simulation {
             let begin = world.link_free_at.max(stop);
             let size = engine.files()[file as usize].size;
             let end = begin + world.link.transfer_time(size);
-            engine.on_sent(file, size, begin, end);
+            engine.on_sent(file, size, size, begin, end);
             world.link_free_at = end;
         }
         let end = world.link_free_at.max(stop);

@@ -519,7 +519,7 @@ impl<'m> Migration<'m> {
             self.vanished(id);
             return Ok(());
         };
-        self.engine.on_sent(id as u32, sent.size, begin, end);
+        self.engine.on_sent(id as u32, sent.size, sent.size, begin, end);
         self.sent[id] = Some(sent);
         self.tracked[id].stamp = Some(sent.observed);
         Ok(())
