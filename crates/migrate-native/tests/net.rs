@@ -431,13 +431,14 @@ fn garbage_and_truncated_frames_get_an_error_and_the_daemon_survives() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("dst");
     let daemon = receiver(work.path(), &root, "127.0.0.1:0");
-    let inputs: [&[u8]; 6] = [
+    let inputs: [&[u8]; 7] = [
         b"GET / HTTP/1.1\r\n\r\n",
-        b"PCMG\x03\x11\xff\xff\xff\xff",
-        b"PCMG\x03\x01\x00\x00\x00\x30abc",
-        // Version-1 and version-2 peers.
+        b"PCMG\x04\x11\xff\xff\xff\xff",
+        b"PCMG\x04\x01\x00\x00\x00\x30abc",
+        // Version-1, -2 and -3 peers.
         b"PCMG\x01\x01\x00\x00\x00\x20abc",
         b"PCMG\x02\x01\x00\x00\x00\x20abc",
+        b"PCMG\x03\x01\x00\x00\x00\x30abc",
         &[0u8; 100_000],
     ];
     for input in inputs {

@@ -411,6 +411,15 @@ fn peers_without_the_token_of_an_old_version_or_without_encryption_are_refused_b
     assert_eq!(code, ErrorCode::Protocol);
     assert!(message.contains("protocol version 2"), "{message}");
 
+    // A version-3 sender: the same handshake, but no deltas.
+    let mut stream = connect();
+    let mut hello = b"PCMG\x03\x01\x00\x00\x00\x30".to_vec();
+    hello.extend_from_slice(&[7; 48]);
+    stream.write_all(&hello).unwrap();
+    let (code, message) = error_frame(&mut stream, None);
+    assert_eq!(code, ErrorCode::Protocol);
+    assert!(message.contains("protocol version 3"), "{message}");
+
     // A plaintext sender: frames straight away.
     let mut stream = connect();
     let mut frame = Vec::new();
@@ -446,20 +455,21 @@ fn peers_without_the_token_of_an_old_version_or_without_encryption_are_refused_b
     for cause in [
         "authentication failed",
         "protocol version 2",
+        "protocol version 3",
         "a plaintext bye frame where the encrypted handshake's hello belongs",
     ] {
         assert!(log.contains(cause), "{cause}: {log}");
     }
 
-    // A version-2 receiver (played here) answers a version-3 hello with its own refusal.
+    // A version-3 receiver (played here) answers a version-4 hello with its own refusal.
     let old = TcpListener::bind("127.0.0.1:0").unwrap();
     let old_addr = old.local_addr().unwrap().to_string();
     let refuse = std::thread::spawn(move || {
         let (mut peer, _) = old.accept().unwrap();
         let mut hello = [0u8; HEADER_LEN + MESSAGE_LEN];
         peer.read_exact(&mut hello).unwrap();
-        let text = b"bad frame from the peer: protocol version 3 not supported (this side: 2)";
-        let mut error = b"PCMG\x02\x7f".to_vec();
+        let text = b"bad frame from the peer: protocol version 4 not supported (this side: 3)";
+        let mut error = b"PCMG\x03\x7f".to_vec();
         error.extend_from_slice(&(4 + text.len() as u32).to_be_bytes());
         error.extend_from_slice(&1u16.to_be_bytes());
         error.extend_from_slice(&(text.len() as u16).to_be_bytes());
@@ -471,7 +481,7 @@ fn peers_without_the_token_of_an_old_version_or_without_encryption_are_refused_b
     assert!(!sent.ok);
     assert!(
         sent.stderr
-            .contains("the peer speaks protocol version 2, this side 3"),
+            .contains("the peer speaks protocol version 3, this side 4"),
         "{}",
         sent.stderr
     );

@@ -21,6 +21,7 @@
 //! - [`app`]: the application's process tree.
 //! - [`live`]: the identification step, live, when no file list is given.
 //! - [`transport`]: the sender's connection: files out, acks in, reconnect and resume.
+//! - [`delta`]: which blocks of a file changed since the version the receiver holds.
 //! - [`migrate`]: the pre-copy loop, driven by the core's policy.
 //! - [`restart`]: the application started again at the destination, as the user it ran as.
 
@@ -28,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod delta;
 pub mod live;
 pub mod migrate;
 pub mod mirror;

@@ -96,6 +96,10 @@ pub struct Measured {
     pub send_rate_bps: f64,
     /// Reconnections.
     pub reconnects: u32,
+    /// Transfers sent as deltas.
+    pub deltas: u32,
+    /// Deltas the receiver could not apply (its copy was not the base): resent whole.
+    pub refused_deltas: u32,
     /// Files the destination still lacked after the final copy, sent again before the check.
     pub repaired_files: u32,
     /// Entries left out (`--skip-special`): FIFOs, sockets, device files.
@@ -490,7 +494,16 @@ impl<'m> Migration<'m> {
         if let Err(e) = self.transport.drain() {
             self.recover(e)?;
         }
+        self.take_refused();
         Ok(())
+    }
+
+    /// Files whose delta the receiver could not apply have to go again (whole).
+    fn take_refused(&mut self) {
+        let now = self.now();
+        for id in self.transport.take_refused() {
+            self.engine.on_lost(id as u32, now);
+        }
     }
 
     /// `count` writes (if any) to a present file, seen at `at`.
@@ -519,7 +532,8 @@ impl<'m> Migration<'m> {
             self.vanished(id);
             return Ok(());
         };
-        self.engine.on_sent(id as u32, sent.size, sent.size, begin, end);
+        self.engine
+            .on_sent(id as u32, sent.size, sent.bytes, begin, end);
         self.sent[id] = Some(sent);
         self.tracked[id].stamp = Some(sent.observed);
         Ok(())
@@ -637,6 +651,8 @@ impl<'m> Migration<'m> {
             wire_bytes: self.transport.written(),
             send_rate_bps: bandwidth,
             reconnects: self.transport.reconnects,
+            deltas: self.transport.deltas,
+            refused_deltas: self.transport.refused_deltas,
             repaired_files: repaired,
             skipped,
             unopened: self
@@ -696,6 +712,7 @@ impl<'m> Migration<'m> {
                 Ok(()) => {}
                 Err(e) => self.recover(e)?,
             }
+            self.take_refused();
             if self.engine.pending().next().is_none() {
                 return Ok(());
             }
@@ -930,6 +947,7 @@ fn current(path: &Path, sent: Option<&Sent>) -> std::io::Result<(Sent, bool)> {
     Ok((
         Sent {
             size: meta.len(),
+            bytes: 0,
             hash,
             stamp: None,
             observed: Stamp::of(&meta),
@@ -973,6 +991,7 @@ mod tests {
         let (meta, stamp) = Stamp::before_read(&file).unwrap();
         Sent {
             size: meta.len(),
+            bytes: meta.len(),
             hash: hash_reader(file).unwrap(),
             stamp,
             observed: Stamp::of(&meta),

@@ -86,8 +86,8 @@ impl Receiver {
         }
         result?;
         Ok(format!(
-            "{} files stored, {} bytes; {}",
-            state.files, state.bytes, state.verdict
+            "{} files stored ({} as deltas, {} deltas refused), {} bytes; {}",
+            state.files, state.deltas, state.resends, state.bytes, state.verdict
         ))
     }
 
@@ -108,27 +108,66 @@ impl Receiver {
             let message = reader.recv()?;
             if !matches!(
                 message,
-                Message::FileStart(_) | Message::Chunk(_) | Message::FileEnd { .. }
+                Message::FileStart(_)
+                    | Message::Chunk(_)
+                    | Message::DeltaStart(_)
+                    | Message::Patch { .. }
+                    | Message::FileEnd { .. }
             ) {
                 // Answers come after every acknowledgement they may depend on.
                 self.commit(writer, state)?;
             }
             match message {
                 Message::FileStart(header) => {
-                    if state.incoming.is_some() {
+                    if state.incoming.is_some() || state.skipping.is_some() {
                         return Err(WireError::Unexpected("file-start").into());
                     }
                     state.incoming = Some((header.id, self.store.begin(&header)?));
+                }
+                Message::DeltaStart(header) => {
+                    if state.incoming.is_some() || state.skipping.is_some() {
+                        return Err(WireError::Unexpected("delta-start").into());
+                    }
+                    // Its base may be in the batch, received but not yet in place.
+                    let path = header.path.as_bytes();
+                    if state.batch.iter().any(|(_, sealed)| sealed.rel() == path) {
+                        self.commit(writer, state)?;
+                    }
+                    match self.store.begin_delta(&header)? {
+                        Some(incoming) => state.incoming = Some((header.id, incoming)),
+                        None => state.skipping = Some(header.id),
+                    }
                 }
                 Message::Chunk(data) => match state.incoming.as_mut() {
                     Some((_, incoming)) => incoming.write(data)?,
                     None => return Err(WireError::Unexpected("chunk").into()),
                 },
+                Message::Patch { offset, data } => match state.incoming.as_mut() {
+                    Some((_, incoming)) => incoming.patch(offset, data)?,
+                    None if state.skipping.is_some() => {}
+                    None => return Err(WireError::Unexpected("patch").into()),
+                },
+                Message::FileEnd { id, .. } if state.skipping == Some(id) => {
+                    state.skipping = None;
+                    state.resends += 1;
+                    writer.send(&Message::Resend { id })?;
+                }
                 Message::FileEnd { id, size, hash } => match state.incoming.take() {
                     Some((started, incoming)) if started == id => {
-                        let sealed = incoming.seal(size, &hash)?;
-                        state.batch_bytes += sealed.size();
-                        state.batch.push((id, sealed));
+                        let delta = incoming.is_delta();
+                        match incoming.seal(size, &hash) {
+                            Ok(sealed) => {
+                                state.deltas += u64::from(delta);
+                                state.batch_bytes += sealed.size();
+                                state.batch.push((id, sealed));
+                            }
+                            // The copy here changed behind our back: nothing was replaced.
+                            Err(StoreError::Integrity { .. }) if delta => {
+                                state.resends += 1;
+                                writer.send(&Message::Resend { id })?;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                     _ => return Err(WireError::Unexpected("file-end").into()),
                 },
@@ -292,6 +331,11 @@ struct Manifest {
 #[derive(Default)]
 struct Session {
     incoming: Option<(u64, Incoming)>,
+    /// A delta whose base is not here: its patches are dropped and its end answered with
+    /// [`Message::Resend`].
+    skipping: Option<u64>,
+    deltas: u64,
+    resends: u64,
     /// Received and checked, not yet committed nor acknowledged.
     batch: Vec<(u64, Sealed)>,
     batch_bytes: u64,

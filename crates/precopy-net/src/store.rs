@@ -14,7 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::num::NonZeroU64;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use precopy_proto::{ErrorCode, FileHeader, Meta, RelPath};
+use precopy_proto::{DeltaHeader, ErrorCode, FileHeader, Meta, RelPath};
 
 use super::stamp::Stamp;
 
@@ -160,21 +160,50 @@ impl Store {
         if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
             fs::remove_dir_all(&target).map_err(io_error(rel))?;
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(".")
-            .suffix(TMP_SUFFIX)
-            .tempfile_in(&dir)
-            .map_err(io_error(rel))?;
+        let tmp = temporary_in(&dir, rel)?;
         Ok(Incoming {
             rel: rel.as_bytes().to_vec(),
             tmp,
             dir,
             target,
-            hasher: blake3::Hasher::new(),
+            hasher: Some(blake3::Hasher::new()),
             writeback: self.writeback.clone(),
             bytes: 0,
             meta: header.meta,
         })
+    }
+
+    /// Starts receiving a delta: a temporary file beside the target holding the copy here, cut
+    /// or extended to the new size, for [`Incoming::patch`]. `None` if the copy here is not the
+    /// delta's base (absent, another size or hash). Holes of the copy stay holes.
+    pub fn begin_delta(&self, header: &DeltaHeader<'_>) -> Result<Option<Incoming>, StoreError> {
+        let rel = header.path;
+        match self.current(rel, false) {
+            Ok(Some((size, hash))) if size == header.base_size && hash == header.base_hash => {}
+            Ok(_) | Err(StoreError::Refused { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let (dir, name) = self.parent_of(rel, false)?.expect("the base is there");
+        let target = dir.join(name);
+        let base = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&target)
+            .map_err(io_error(rel))?;
+        let tmp = temporary_in(&dir, rel)?;
+        copy_data(&base, tmp.as_file(), header.base_size.min(header.size))
+            .map_err(io_error(rel))?;
+        tmp.as_file().set_len(header.size).map_err(io_error(rel))?;
+        Ok(Some(Incoming {
+            rel: rel.as_bytes().to_vec(),
+            tmp,
+            dir,
+            target,
+            hasher: None,
+            writeback: self.writeback.clone(),
+            bytes: header.size,
+            meta: header.meta,
+        }))
     }
 
     /// Whether `rel` is here with this size and hash; remembered hashes are used while the file's
@@ -282,6 +311,46 @@ impl Store {
     }
 }
 
+fn temporary_in(dir: &Path, rel: RelPath<'_>) -> Result<tempfile::NamedTempFile, StoreError> {
+    tempfile::Builder::new()
+        .prefix(".")
+        .suffix(TMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io_error(rel))
+}
+
+/// Copies the first `len` bytes of `from` into `to` at the same offsets, data extents only (in
+/// the kernel, as a reflink where the file system can), so that holes stay holes.
+fn copy_data(from: &File, to: &File, len: u64) -> io::Result<()> {
+    use rustix::fs::{copy_file_range, seek, SeekFrom};
+    let mut at = 0u64;
+    while at < len {
+        let start = match seek(from, SeekFrom::Data(at)) {
+            Ok(start) => start,
+            // No data after `at`: the rest is a hole.
+            Err(rustix::io::Errno::NXIO) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if start >= len {
+            return Ok(());
+        }
+        let end = seek(from, SeekFrom::Hole(start))?.min(len);
+        let (mut read_at, mut write_at) = (start, start);
+        while read_at < end {
+            let want = (end - read_at) as usize;
+            let n = copy_file_range(from, Some(&mut read_at), to, Some(&mut write_at), want)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the base copy shrank while copied",
+                ));
+            }
+        }
+        at = end;
+    }
+    Ok(())
+}
+
 /// Makes the directory `dir` on the way to `rel`; another connection may have made it meanwhile.
 fn make_dir(dir: &Path, rel: RelPath<'_>) -> Result<(), StoreError> {
     match fs::create_dir(dir) {
@@ -307,8 +376,10 @@ pub struct Incoming {
     tmp: tempfile::NamedTempFile,
     dir: PathBuf,
     target: PathBuf,
-    hasher: blake3::Hasher,
+    /// The hash of the bytes received so far; `None` for a delta, whose result is read again.
+    hasher: Option<blake3::Hasher>,
     writeback: Writeback,
+    /// Bytes received so far; a delta's new size.
     bytes: u64,
     meta: Meta,
 }
@@ -323,7 +394,10 @@ impl Incoming {
     /// ([`Writeback`]).
     pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
-        self.hasher.update(data);
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Err(self.refused("file data within a delta"));
+        };
+        hasher.update(data);
         let before = self.bytes;
         self.bytes += data.len() as u64;
         let rel = RelPath::new(&self.rel).expect("checked when received");
@@ -340,6 +414,40 @@ impl Incoming {
         Ok(())
     }
 
+    /// Whether this is a delta (built on the copy here) rather than a whole file.
+    pub fn is_delta(&self) -> bool {
+        self.hasher.is_none()
+    }
+
+    /// Writes a delta's bytes at `offset`; blocks of zeros become holes.
+    pub fn patch(&mut self, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        if self.hasher.is_some() {
+            return Err(self.refused("a patch within a whole file"));
+        }
+        let end = offset.saturating_add(data.len() as u64);
+        if end > self.bytes {
+            return Err(self.refused("a patch past the delta's size"));
+        }
+        let rel = RelPath::new(&self.rel).expect("checked when received");
+        let file = self.tmp.as_file();
+        let mut done = 0;
+        for (at, run) in data_runs(data) {
+            punch_hole(file, offset + done as u64, (at - done) as u64).map_err(io_error(rel))?;
+            file.write_all_at(run, offset + at as u64)
+                .map_err(io_error(rel))?;
+            done = at + run.len();
+        }
+        punch_hole(file, offset + done as u64, (data.len() - done) as u64).map_err(io_error(rel))
+    }
+
+    fn refused(&self, what: &str) -> StoreError {
+        StoreError::Integrity {
+            path: shown(self.rel()),
+            why: format!("{what}: out of order"),
+        }
+    }
+
     /// Seals and commits this file alone.
     #[cfg(test)]
     pub fn finish(self, store: &Store, size: u64, hash: &[u8; 32]) -> Result<(), StoreError> {
@@ -350,7 +458,11 @@ impl Incoming {
     /// Checks size and hash, sets owner, mode and mtime, and closes the temporary file: it waits
     /// for [`Store::commit`]. An owner that cannot be set (the receiver is not root) is left as
     /// it is: the stop-time check reports it.
-    pub fn seal(self, size: u64, hash: &[u8; 32]) -> Result<Sealed, StoreError> {
+    pub fn seal(mut self, size: u64, hash: &[u8; 32]) -> Result<Sealed, StoreError> {
+        // A delta's file may have shrunk while the sender read it: the end says where it ends.
+        if self.is_delta() && size < self.bytes {
+            self.bytes = size;
+        }
         let rel = self.rel();
         if self.bytes != size {
             return Err(StoreError::Integrity {
@@ -358,7 +470,15 @@ impl Incoming {
                 why: format!("received {} bytes, the sender says {size}", self.bytes),
             });
         }
-        if self.hasher.finalize() != blake3::Hash::from_bytes(*hash) {
+        let received = match &self.hasher {
+            Some(hasher) => hasher.finalize(),
+            None => {
+                let mut file = self.tmp.reopen().map_err(io_error(rel))?;
+                file.seek(io::SeekFrom::Start(0)).map_err(io_error(rel))?;
+                blake3::Hash::from_bytes(hash_reader(file).map_err(io_error(rel))?)
+            }
+        };
+        if received != blake3::Hash::from_bytes(*hash) {
             return Err(StoreError::Integrity {
                 path: shown(rel),
                 why: "BLAKE3 hash differs from the sender's".into(),
@@ -406,6 +526,11 @@ pub struct Sealed {
 }
 
 impl Sealed {
+    /// Its path under the root.
+    pub fn rel(&self) -> &[u8] {
+        &self.rel
+    }
+
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
         self.verified.stamp.size()
@@ -510,6 +635,30 @@ fn superseded(error: &io::Error) -> bool {
     )
 }
 
+/// Makes `len` bytes at `offset` read as zeros: a hole, or written zeros on a file system that
+/// cannot punch one.
+fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Ok(());
+    }
+    let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    match fallocate(file, flags, offset, len) {
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            let zeros = [0u8; HOLE_BLOCK];
+            let mut at = 0;
+            while at < len {
+                let n = (len - at).min(HOLE_BLOCK as u64) as usize;
+                file.write_all_at(&zeros[..n], offset + at)?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        result => result.map_err(io::Error::from),
+    }
+}
+
 /// Bytes per block checked for zeros: a file system's block, the smallest hole it can keep.
 const HOLE_BLOCK: usize = 4096;
 
@@ -600,6 +749,98 @@ mod tests {
         incoming.write(data)?;
         let hash = *blake3::hash(data).as_bytes();
         incoming.finish(store, data.len() as u64, &hash)
+    }
+
+    fn delta_header<'a>(path: &'a [u8], size: u64, base: &[u8]) -> DeltaHeader<'a> {
+        DeltaHeader {
+            id: 2,
+            path: RelPath::new(path).unwrap(),
+            meta: header(path).meta,
+            size,
+            base_size: base.len() as u64,
+            base_hash: *blake3::hash(base).as_bytes(),
+        }
+    }
+
+    /// Applies `patches` to the copy of `base` at `path`, sealed with `new`'s hash.
+    fn store_delta(
+        store: &Store,
+        path: &[u8],
+        base: &[u8],
+        new: &[u8],
+        patches: &[(u64, &[u8])],
+    ) -> Result<Option<()>, StoreError> {
+        let Some(mut incoming) = store.begin_delta(&delta_header(path, new.len() as u64, base))?
+        else {
+            return Ok(None);
+        };
+        for &(offset, data) in patches {
+            incoming.patch(offset, data)?;
+        }
+        let sealed = incoming.seal(new.len() as u64, blake3::hash(new).as_bytes())?;
+        store.commit(vec![sealed]).map(Some)
+    }
+
+    #[test]
+    fn a_delta_builds_the_new_version_from_the_copy_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let base: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        store_file(&store, b"f", &base).unwrap();
+        // Grown with a hole in the middle, one run overwritten, and cut: each as a patch.
+        let mut new = base.clone();
+        new[100..200].fill(9);
+        new.resize(100_000, 0);
+        new[90_000..90_010].fill(3);
+        let patches: [(u64, &[u8]); 2] = [(100, &new[100..200]), (90_000, &new[90_000..90_010])];
+        store_delta(&store, b"f", &base, &new, &patches)
+            .unwrap()
+            .unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), new);
+        let cut = &new[..5000];
+        store_delta(&store, b"f", &new, cut, &[]).unwrap().unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), cut);
+        // Zeros written over data read as zeros.
+        let mut zeroed = cut.to_vec();
+        zeroed[..4096].fill(0);
+        store_delta(&store, b"f", cut, &zeroed, &[(0, &zeroed[..4096])])
+            .unwrap()
+            .unwrap();
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), zeroed);
+    }
+
+    #[test]
+    fn a_delta_on_another_base_or_with_a_wrong_result_replaces_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let base = vec![5u8; 20_000];
+        store_file(&store, b"f", &base).unwrap();
+        let mut new = base.clone();
+        new[0] = 6;
+        // The copy here is not the base the sender names.
+        let other = vec![4u8; 20_000];
+        assert!(store_delta(&store, b"f", &other, &new, &[(0, &new[..1])])
+            .unwrap()
+            .is_none());
+        assert!(store_delta(&store, b"absent", &base, &new, &[])
+            .unwrap()
+            .is_none());
+        // The base matches but the patches do not make the announced file (as when the copy
+        // changed behind the receiver's back after it was checked): refused at the seal.
+        let wrong = store_delta(&store, b"f", &base, &new, &[(0, &[7])]);
+        assert!(
+            matches!(wrong, Err(StoreError::Integrity { .. })),
+            "{wrong:?}"
+        );
+        assert_eq!(fs::read(dir.path().join("f")).unwrap(), base);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left behind");
+        // A patch past the new size is refused.
+        let mut incoming = store
+            .begin_delta(&delta_header(b"f", 10, &base))
+            .unwrap()
+            .unwrap();
+        assert!(incoming.patch(8, &[1, 2, 3]).is_err());
     }
 
     #[test]

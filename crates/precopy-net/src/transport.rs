@@ -1,7 +1,7 @@
 //! The sender's side of the connection: files out through the token bucket, acknowledgements in on
 //! a reader thread, and reconnection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -9,8 +9,11 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use precopy_proto::{batches, Entry, FileHeader, Identity, Key, Message, Node, Reason, RelPath};
+use precopy_proto::{
+    batches, DeltaHeader, Entry, FileHeader, Identity, Key, Message, Node, Reason, RelPath,
+};
 
+use super::delta::{self, Digest};
 use super::stamp::Stamp;
 use super::wire::{
     client_handshake, unexpected, Compress, FrameReader, FrameWriter, Throttle, WireError,
@@ -22,8 +25,10 @@ const CHUNK: usize = 256 * 1024;
 /// What a transfer sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
-    /// Bytes.
+    /// Bytes read.
     pub size: u64,
+    /// Bytes of content that went over the link: `size`, or what changed for a delta.
+    pub bytes: u64,
     /// BLAKE3 of them.
     pub hash: [u8; 32],
     /// The file's stamp before it was read, if it vouches for the content sent: while the file
@@ -63,10 +68,29 @@ pub enum SendError {
 
 enum Event {
     Ack(u64),
+    Resend(u64),
     Have(Vec<bool>),
     Verdict(Verdict),
     Started(u32),
     Failed(WireError),
+}
+
+/// The version of a file last sent, which the destination holds once it is acknowledged: the
+/// base of the file's next delta.
+struct Version {
+    id: u64,
+    acked: bool,
+    size: u64,
+    hash: [u8; 32],
+    blocks: Vec<Digest>,
+    /// The last delta changed most blocks: the next resend goes whole.
+    whole_next: bool,
+}
+
+/// How the transfers in flight end.
+struct Inflight {
+    file: usize,
+    rel: Vec<u8>,
 }
 
 struct Link {
@@ -82,7 +106,17 @@ pub struct Transport {
     compress: Compress,
     link: Option<Link>,
     next_id: u64,
-    inflight: BTreeMap<u64, usize>,
+    inflight: BTreeMap<u64, Inflight>,
+    /// Whether resends go as deltas.
+    delta: bool,
+    versions: HashMap<Vec<u8>, Version>,
+    /// Files whose delta the receiver could not apply, not yet taken.
+    refused: Vec<usize>,
+    buf: Vec<u8>,
+    /// Transfers sent as deltas.
+    pub deltas: u32,
+    /// Deltas the receiver could not apply (its copy was not the base).
+    pub refused_deltas: u32,
     /// Reconnections so far.
     pub reconnects: u32,
     /// Bytes written to sockets, frames included.
@@ -92,12 +126,14 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Connects and authenticates; files go out compressed as `compress` says.
+    /// Connects and authenticates; files go out compressed as `compress` says, resends as
+    /// deltas if `delta`.
     pub fn connect(
         addr: &str,
         key: Key,
         bwlimit_bps: Option<f64>,
         compress: Compress,
+        delta: bool,
     ) -> Result<Transport, WireError> {
         let mut t = Transport {
             addr: addr.to_string(),
@@ -107,6 +143,12 @@ impl Transport {
             link: None,
             next_id: 0,
             inflight: BTreeMap::new(),
+            delta,
+            versions: HashMap::new(),
+            refused: Vec::new(),
+            buf: vec![0; CHUNK],
+            deltas: 0,
+            refused_deltas: 0,
             reconnects: 0,
             wire_bytes: 0,
             last_ack: None,
@@ -133,6 +175,7 @@ impl Transport {
             self.wire_bytes += link.writer.written;
         }
         self.inflight.clear();
+        self.versions.retain(|_, version| version.acked);
         self.reconnects += 1;
         let deadline = Instant::now() + patience;
         let mut wait = Duration::from_millis(100);
@@ -155,8 +198,9 @@ impl Transport {
         self.link.as_mut().ok_or(WireError::Closed)
     }
 
-    /// Sends one file as it is now: at most the size it had when opened. `None` if it is no
-    /// longer a regular file there (deleted, or replaced by a directory…): nothing was sent.
+    /// Sends one file as it is now: at most the size it had when opened; as a delta when the
+    /// receiver holds a version sent before. `None` if it is no longer a regular file there
+    /// (deleted, or replaced by a directory…): nothing was sent.
     pub fn send_file(
         &mut self,
         file: usize,
@@ -173,22 +217,92 @@ impl Transport {
         let (meta, stamp) = Stamp::before_read(&handle).map_err(source)?;
         let id = self.next_id;
         self.next_id += 1;
-        let rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;
-        let link = self.link()?;
-        link.writer.queue(&Message::FileStart(FileHeader {
+        let path_rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;
+        let base = self
+            .versions
+            .remove(rel)
+            .filter(|v| self.delta && !v.whole_next);
+        let (size, hash, blocks, bytes) = match &base {
+            Some(base) => {
+                self.deltas += 1;
+                let header = DeltaHeader {
+                    id,
+                    path: path_rel,
+                    meta: super::tree::meta_of(&meta),
+                    size: meta.len(),
+                    base_size: base.size,
+                    base_hash: base.hash,
+                };
+                self.send_delta(&header, &base.blocks, handle.take(meta.len()))
+            }
+            None => self.send_whole(
+                FileHeader {
+                    id,
+                    path: path_rel,
+                    meta: super::tree::meta_of(&meta),
+                    size: meta.len(),
+                },
+                handle.take(meta.len()),
+            ),
+        }
+        .map_err(|e| match e {
+            Failure::Read(why) => source(why),
+            Failure::Wire(e) => SendError::Wire(e),
+        })?;
+        self.link()?
+            .writer
+            .send(&Message::FileEnd { id, size, hash })?;
+        let changed_most = bytes as f64 > delta::WHOLE_ABOVE * size as f64;
+        self.versions.insert(
+            rel.to_vec(),
+            Version {
+                id,
+                acked: false,
+                size,
+                hash,
+                blocks,
+                whole_next: base.is_some() && changed_most,
+            },
+        );
+        self.inflight.insert(
             id,
-            path: rel,
-            meta: super::tree::meta_of(&meta),
-            size: meta.len(),
-        }))?;
-        let mut content = handle.take(meta.len());
+            Inflight {
+                file,
+                rel: rel.to_vec(),
+            },
+        );
+        self.drain()?;
+        // Sent whole: the stamp's size is what was read.
+        let observed = Stamp::of(&meta);
+        let stamp = stamp.filter(|s| s.size() == size);
+        Ok(Some(Sent {
+            size,
+            bytes,
+            hash,
+            stamp,
+            observed,
+        }))
+    }
+
+    /// Streams `content` as chunks; returns its size, hash, block digests (if deltas are on)
+    /// and the bytes sent.
+    fn send_whole(&mut self, header: FileHeader<'_>, mut content: impl Read) -> Streamed {
+        let delta = self.delta;
+        let link = self.link.as_mut().ok_or(WireError::Closed)?;
+        link.writer.queue(&Message::FileStart(header))?;
         let mut hasher = blake3::Hasher::new();
+        let mut blocks = Vec::new();
         let mut size = 0u64;
         loop {
             let n = link
                 .writer
-                .queue_chunk_from(&mut content, CHUNK, &mut hasher)
-                .map_err(source)?;
+                .queue_chunk_from(&mut content, CHUNK, &mut |data| {
+                    hasher.update(data);
+                    if delta {
+                        blocks.extend(data.chunks(delta::BLOCK).map(delta::digest));
+                    }
+                })
+                .map_err(Failure::Read)?;
             size += n as u64;
             if n == 0 || link.writer.pending() >= CHUNK {
                 link.writer.flush()?;
@@ -197,19 +311,47 @@ impl Transport {
                 break;
             }
         }
-        let hash = *hasher.finalize().as_bytes();
-        link.writer.send(&Message::FileEnd { id, size, hash })?;
-        self.inflight.insert(id, file);
-        self.drain()?;
-        // Sent whole: the stamp's size is what was read.
-        let observed = Stamp::of(&meta);
-        let stamp = stamp.filter(|s| s.size() == size);
-        Ok(Some(Sent {
-            size,
-            hash,
-            stamp,
-            observed,
-        }))
+        Ok((size, *hasher.finalize().as_bytes(), blocks, size))
+    }
+
+    /// Reads `content` and sends the blocks whose digest differs from `old`'s as patches.
+    fn send_delta(
+        &mut self,
+        header: &DeltaHeader<'_>,
+        old: &[Digest],
+        mut content: impl Read,
+    ) -> Streamed {
+        let link = self.link.as_mut().ok_or(WireError::Closed)?;
+        link.writer.queue(&Message::DeltaStart(*header))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut blocks = Vec::new();
+        let (mut size, mut bytes) = (0u64, 0u64);
+        loop {
+            let n = read_full(&mut content, &mut self.buf).map_err(Failure::Read)?;
+            let data = &self.buf[..n];
+            hasher.update(data);
+            let first = (size / delta::BLOCK as u64) as usize;
+            for (start, end) in delta::changed_runs(old, first, data, &mut blocks) {
+                link.writer.queue(&Message::Patch {
+                    offset: size + start as u64,
+                    data: &data[start..end],
+                })?;
+                bytes += (end - start) as u64;
+            }
+            size += n as u64;
+            if n < self.buf.len() || link.writer.pending() >= CHUNK {
+                link.writer.flush()?;
+            }
+            if n < self.buf.len() {
+                return Ok((size, *hasher.finalize().as_bytes(), blocks, bytes));
+            }
+        }
+    }
+
+    /// Files whose delta the receiver could not apply since last asked: their copy there is not
+    /// current (it is as it was), and their next send goes whole.
+    pub fn take_refused(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.refused)
     }
 
     /// Handles the events that have arrived, without waiting.
@@ -227,8 +369,25 @@ impl Transport {
     fn handle(&mut self, event: Event) -> Result<(), WireError> {
         match event {
             Event::Ack(id) => {
-                self.inflight.remove(&id);
+                if let Some(done) = self.inflight.remove(&id) {
+                    if let Some(version) = self.versions.get_mut(&done.rel) {
+                        version.acked |= version.id == id;
+                    }
+                }
                 self.last_ack = Some(Instant::now());
+                Ok(())
+            }
+            Event::Resend(id) => {
+                let done = self
+                    .inflight
+                    .remove(&id)
+                    .ok_or(WireError::Unexpected("resend of no transfer"))?;
+                // A later version, if any, was built on this one and is refused too.
+                if self.versions.get(&done.rel).is_some_and(|v| v.id == id) {
+                    self.versions.remove(&done.rel);
+                }
+                self.refused.push(done.file);
+                self.refused_deltas += 1;
                 Ok(())
             }
             Event::Failed(e) => Err(e),
@@ -243,7 +402,7 @@ impl Transport {
         loop {
             let event = self.link()?.events.recv().map_err(|_| WireError::Closed)?;
             match event {
-                Event::Ack(_) | Event::Failed(_) => self.handle(event)?,
+                Event::Ack(_) | Event::Resend(_) | Event::Failed(_) => self.handle(event)?,
                 answer => return Ok(answer),
             }
         }
@@ -260,6 +419,10 @@ impl Transport {
 
     /// Tells the receiver a file it holds was renamed, its content unchanged.
     pub fn rename(&mut self, from: RelPath<'_>, to: RelPath<'_>) -> Result<(), WireError> {
+        // If the receiver's copy does not follow, the next delta is refused and resent whole.
+        if let Some(version) = self.versions.remove(from.as_bytes()) {
+            self.versions.insert(to.as_bytes().to_vec(), version);
+        }
         self.link()?.writer.send(&Message::Rename { from, to })
     }
 
@@ -378,10 +541,39 @@ impl Transport {
     }
 }
 
+/// Size, hash, block digests and bytes sent of a file's transfer.
+type Streamed = Result<(u64, [u8; 32], Vec<Digest>, u64), Failure>;
+
+enum Failure {
+    Read(io::Error),
+    Wire(WireError),
+}
+
+impl From<WireError> for Failure {
+    fn from(e: WireError) -> Failure {
+        Failure::Wire(e)
+    }
+}
+
+/// Fills `buf` from `source` unless it ends first; returns the bytes read.
+fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 fn read_events(mut reader: FrameReader<TcpStream>, tx: mpsc::Sender<Event>) {
     loop {
         let event = match reader.recv() {
             Ok(Message::FileAck { id }) => Event::Ack(id),
+            Ok(Message::Resend { id }) => Event::Resend(id),
             Ok(Message::Have(flags)) => Event::Have(flags),
             Ok(Message::Verdict {
                 files,

@@ -426,12 +426,13 @@ impl FrameWriter {
             .map_err(|e| WireError::Io(io::Error::other(e)))
     }
 
-    /// Queues a chunk of up to `max` bytes read from `source`; returns the bytes read (0 at EOF).
+    /// Queues a chunk of up to `max` bytes read from `source`, shown to `observe`; returns the
+    /// bytes read (0 at EOF). Fewer than `max` only at the end of `source`.
     pub fn queue_chunk_from(
         &mut self,
         source: &mut impl Read,
         max: usize,
-        hasher: &mut blake3::Hasher,
+        observe: &mut impl FnMut(&[u8]),
     ) -> Result<usize, io::Error> {
         let at = self.out.len();
         self.out.resize(at + HEADER_LEN + max, 0);
@@ -454,7 +455,7 @@ impl FrameWriter {
             return Ok(0);
         }
         self.out[at..body].copy_from_slice(&precopy_proto::chunk_header(n));
-        hasher.update(&self.out[body..]);
+        observe(&self.out[body..]);
         Ok(n)
     }
 

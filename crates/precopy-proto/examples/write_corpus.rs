@@ -8,8 +8,8 @@ use std::path::Path;
 
 use precopy_proto::handshake::{respond, Initiator, Key};
 use precopy_proto::{
-    Difference, Entry, ErrorCode, FileHeader, Identity, Message, Meta, Node, NodeKind, Reason,
-    RelPath,
+    DeltaHeader, Difference, Entry, ErrorCode, FileHeader, Identity, Message, Meta, Node, NodeKind,
+    Reason, RelPath,
 };
 
 fn main() -> std::io::Result<()> {
@@ -70,6 +70,25 @@ fn main() -> std::io::Result<()> {
             },
         ),
         ("file-ack", Message::FileAck { id: 7 }),
+        (
+            "delta-start",
+            Message::DeltaStart(DeltaHeader {
+                id: 8,
+                path,
+                meta,
+                size: 16384,
+                base_size: 8192,
+                base_hash: entry.hash,
+            }),
+        ),
+        (
+            "patch",
+            Message::Patch {
+                offset: 8192,
+                data: b"new block",
+            },
+        ),
+        ("resend", Message::Resend { id: 8 }),
         (
             "rename",
             Message::Rename {

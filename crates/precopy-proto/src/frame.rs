@@ -18,7 +18,7 @@ use crate::path::{PathError, RelPath, MAX_PATH};
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"PCMG";
 /// The protocol version this crate speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 10;
 
@@ -49,6 +49,9 @@ const T_CHUNK: u8 = 0x11;
 const T_FILE_END: u8 = 0x12;
 const T_FILE_ACK: u8 = 0x13;
 const T_RENAME: u8 = 0x14;
+const T_DELTA_START: u8 = 0x15;
+const T_PATCH: u8 = 0x16;
+const T_RESEND: u8 = 0x17;
 const T_QUERY: u8 = 0x20;
 const T_HAVE: u8 = 0x21;
 const T_MANIFEST: u8 = 0x30;
@@ -228,6 +231,25 @@ pub struct FileHeader<'a> {
     pub size: u64,
 }
 
+/// The start of a delta: the file's new version is the destination's copy (`base_size` bytes
+/// with hash `base_hash`, which the destination must hold) with [`Message::Patch`]es applied,
+/// cut or extended to `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaHeader<'a> {
+    /// Transfer id, echoed by the [`Message::FileAck`] or [`Message::Resend`].
+    pub id: u64,
+    /// Where the file goes, relative to the receiver's root.
+    pub path: RelPath<'a>,
+    /// Mode, owner and modification time at the source.
+    pub meta: Meta,
+    /// The new version's size.
+    pub size: u64,
+    /// Size of the version the sender takes the destination to hold.
+    pub base_size: u64,
+    /// BLAKE3 of that version.
+    pub base_hash: [u8; 32],
+}
+
 /// The metadata the destination reproduces on every entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Meta {
@@ -348,6 +370,15 @@ pub enum Message<'a> {
     FileStart(FileHeader<'a>),
     /// The next bytes of the current file.
     Chunk(&'a [u8]),
+    /// A file's delta begins: [`Message::Patch`]es and a [`Message::FileEnd`] follow.
+    DeltaStart(DeltaHeader<'a>),
+    /// Bytes of the current delta's new version, at `offset`.
+    Patch {
+        /// Where they go.
+        offset: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
     /// The current file is complete.
     FileEnd {
         /// Transfer id of the [`Message::FileStart`].
@@ -359,6 +390,12 @@ pub enum Message<'a> {
     },
     /// Receiver → sender: the file is stored, verified, durable and renamed into place.
     FileAck {
+        /// Transfer id.
+        id: u64,
+    },
+    /// Receiver → sender: the delta could not be applied (the copy here is not the base, or the
+    /// result's hash differs); the copy here is as it was. Send the file whole.
+    Resend {
         /// Transfer id.
         id: u64,
     },
@@ -436,6 +473,9 @@ impl Message<'_> {
             Message::Welcome { .. } => T_WELCOME,
             Message::FileStart(_) => T_FILE_START,
             Message::Chunk(_) => T_CHUNK,
+            Message::DeltaStart(_) => T_DELTA_START,
+            Message::Patch { .. } => T_PATCH,
+            Message::Resend { .. } => T_RESEND,
             Message::FileEnd { .. } => T_FILE_END,
             Message::FileAck { .. } => T_FILE_ACK,
             Message::Rename { .. } => T_RENAME,
@@ -488,7 +528,24 @@ impl Message<'_> {
                 out.extend_from_slice(&size.to_be_bytes());
                 out.extend_from_slice(hash);
             }
-            Message::FileAck { id } => out.extend_from_slice(&id.to_be_bytes()),
+            Message::FileAck { id } | Message::Resend { id } => {
+                out.extend_from_slice(&id.to_be_bytes())
+            }
+            Message::DeltaStart(h) => {
+                out.extend_from_slice(&h.id.to_be_bytes());
+                put_path(out, h.path);
+                put_meta(out, &h.meta);
+                out.extend_from_slice(&h.size.to_be_bytes());
+                out.extend_from_slice(&h.base_size.to_be_bytes());
+                out.extend_from_slice(&h.base_hash);
+            }
+            Message::Patch { offset, data } => {
+                if data.len() > MAX_PAYLOAD - 8 {
+                    return Err(EmitError::TooLarge(data.len() + 8));
+                }
+                out.extend_from_slice(&offset.to_be_bytes());
+                out.extend_from_slice(data);
+            }
             Message::Rename { from, to } => {
                 put_path(out, *from);
                 put_path(out, *to);
@@ -726,6 +783,9 @@ fn name_of(kind: u8) -> &'static str {
         T_FILE_END => "file-end",
         T_FILE_ACK => "file-ack",
         T_RENAME => "rename",
+        T_DELTA_START => "delta-start",
+        T_PATCH => "patch",
+        T_RESEND => "resend",
         T_QUERY => "query",
         T_HAVE => "have",
         T_MANIFEST => "manifest",
@@ -937,6 +997,23 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
             hash: r.array()?,
         },
         T_FILE_ACK => Message::FileAck { id: r.u64()? },
+        T_RESEND => Message::Resend { id: r.u64()? },
+        T_DELTA_START => Message::DeltaStart(DeltaHeader {
+            id: r.u64()?,
+            path: r.path()?,
+            meta: r.meta()?,
+            size: r.u64()?,
+            base_size: r.u64()?,
+            base_hash: r.array()?,
+        }),
+        T_PATCH => {
+            let offset = r.u64()?;
+            let data = std::mem::take(&mut r.rest);
+            if offset.checked_add(data.len() as u64).is_none() {
+                return Err(r.bad("patch ends past 2⁶⁴"));
+            }
+            Message::Patch { offset, data }
+        }
         T_RENAME => Message::Rename {
             from: r.path()?,
             to: r.path()?,
@@ -1062,13 +1139,15 @@ mod tests {
     fn refuses_bad_headers_early() {
         assert_eq!(parse(b"PX"), Err(ParseError::BadMagic));
         assert_eq!(parse(b"PCMG\x02"), Err(ParseError::Version(2)));
-        assert_eq!(parse(b"PCMG\x03\x99"), Err(ParseError::UnknownType(0x99)));
+        // Version 3 had no deltas: its peers are refused by version, not misread.
+        assert_eq!(parse(b"PCMG\x03"), Err(ParseError::Version(3)));
+        assert_eq!(parse(b"PCMG\x04\x99"), Err(ParseError::UnknownType(0x99)));
         // Version 2's challenge, auth and ready are gone.
-        assert_eq!(parse(b"PCMG\x03\x03"), Err(ParseError::UnknownType(0x03)));
-        let huge = [&b"PCMG\x03\x11"[..], &u32::MAX.to_be_bytes()].concat();
+        assert_eq!(parse(b"PCMG\x04\x03"), Err(ParseError::UnknownType(0x03)));
+        let huge = [&b"PCMG\x04\x11"[..], &u32::MAX.to_be_bytes()].concat();
         assert_eq!(parse(&huge), Err(ParseError::TooLarge(u32::MAX)));
         assert_eq!(parse(b""), Ok(None));
-        assert_eq!(parse(b"PCMG\x03\x11\x00"), Ok(None));
+        assert_eq!(parse(b"PCMG\x04\x11\x00"), Ok(None));
     }
 
     #[test]

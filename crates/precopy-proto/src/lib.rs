@@ -50,9 +50,9 @@ pub mod path;
 pub mod record;
 
 pub use frame::{
-    batches, chunk_header, limits, parse, Difference, EmitError, Encoded, Entry, ErrorCode,
-    FileHeader, Identity, Message, Meta, Node, NodeKind, ParseError, Reason, HEADER_LEN, MAGIC,
-    VERSION,
+    batches, chunk_header, limits, parse, DeltaHeader, Difference, EmitError, Encoded, Entry,
+    ErrorCode, FileHeader, Identity, Message, Meta, Node, NodeKind, ParseError, Reason, HEADER_LEN,
+    MAGIC, VERSION,
 };
 pub use handshake::{AuthError, Key};
 pub use path::{PathError, RelPath};

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use precopy_proto::{
-    parse, Difference, Entry, ErrorCode, FileHeader, Identity, Message, Meta, Node, NodeKind,
-    ParseError, Reason, RelPath,
+    parse, DeltaHeader, Difference, Entry, ErrorCode, FileHeader, Identity, Message, Meta, Node,
+    NodeKind, ParseError, Reason, RelPath,
 };
 use proptest::prelude::*;
 
@@ -19,6 +19,9 @@ enum Owned {
     Chunk(Vec<u8>),
     FileEnd(u64, u64, [u8; 32]),
     FileAck(u64),
+    DeltaStart(u64, Vec<u8>, Meta, u64, u64, [u8; 32]),
+    Patch(u64, Vec<u8>),
+    Resend(u64),
     Rename(Vec<u8>, Vec<u8>),
     Query(Vec<(Vec<u8>, u64, [u8; 32])>),
     Have(Vec<bool>),
@@ -90,6 +93,18 @@ fn owned() -> impl Strategy<Value = Owned> {
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>())
             .prop_map(|(i, s, h)| Owned::FileEnd(i, s, h)),
         any::<u64>().prop_map(Owned::FileAck),
+        (
+            any::<u64>(),
+            rel_path(),
+            meta(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<[u8; 32]>()
+        )
+            .prop_map(|(i, p, m, z, b, h)| Owned::DeltaStart(i, p, m, z, b, h)),
+        (0..u64::MAX / 2, prop::collection::vec(any::<u8>(), 0..2048))
+            .prop_map(|(o, d)| Owned::Patch(o, d)),
+        any::<u64>().prop_map(Owned::Resend),
         (rel_path(), rel_path()).prop_map(|(f, t)| Owned::Rename(f, t)),
         entries().prop_map(Owned::Query),
         prop::collection::vec(any::<bool>(), 0..70).prop_map(Owned::Have),
@@ -170,6 +185,21 @@ fn message(o: &Owned) -> Message<'_> {
             hash: *hash,
         },
         Owned::FileAck(id) => Message::FileAck { id: *id },
+        Owned::DeltaStart(id, path, meta, size, base_size, base_hash) => {
+            Message::DeltaStart(DeltaHeader {
+                id: *id,
+                path: RelPath::new(path).unwrap(),
+                meta: *meta,
+                size: *size,
+                base_size: *base_size,
+                base_hash: *base_hash,
+            })
+        }
+        Owned::Patch(offset, data) => Message::Patch {
+            offset: *offset,
+            data,
+        },
+        Owned::Resend(id) => Message::Resend { id: *id },
         Owned::Rename(from, to) => Message::Rename {
             from: RelPath::new(from).unwrap(),
             to: RelPath::new(to).unwrap(),
@@ -267,7 +297,8 @@ proptest! {
         kind in any::<u8>(),
         payload in prop::collection::vec(any::<u8>(), 0..512),
     ) {
-        let mut wire = b"PCMG\x03".to_vec();
+        let mut wire = b"PCMG".to_vec();
+        wire.push(precopy_proto::VERSION);
         wire.push(kind);
         wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         wire.extend_from_slice(&payload);

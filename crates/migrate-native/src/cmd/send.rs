@@ -27,6 +27,14 @@ use precopy_net::transport::Transport;
 use precopy_net::tree::Roots;
 use precopy_net::wire::Compress;
 
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("{text:?}: expected on or off")),
+    }
+}
+
 /// Arguments of `send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -47,6 +55,10 @@ pub struct SendArgs {
         value_name = "off|zstd[:LEVEL]|auto[:LEVEL]"
     )]
     pub compress: Compress,
+    /// Resends as deltas: only the 8 KiB blocks that changed since the version the receiver
+    /// holds (checked there against the whole file's hash), or whole files.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off)]
+    pub delta: bool,
     /// Monitoring period T.
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub period: f64,
@@ -188,7 +200,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         skip_special: args.skip_special,
         seed: args.seed,
     };
-    let transport = Transport::connect(&args.to, key, args.bwlimit, args.compress)
+    let transport = Transport::connect(&args.to, key, args.bwlimit, args.compress, args.delta)
         .with_context(|| format!("connecting to {}", args.to))?;
     let output = app_output(&args.app_output)?;
     let (mut roots, mut app, mut live) = if listed && !args.live {
@@ -460,14 +472,16 @@ fn print_summary(outcome: &Outcome) {
     println!("why: {}", m.end_reason);
     println!(
         "rate {:.1} Mbit/s · {} on the wire · verify {:.3} s (read again: {} files, {}) · \
-         reconnects {} · repaired {}",
+         reconnects {} · repaired {} · deltas {} ({} refused, resent whole)",
         x.send_rate_bps / 1e6,
         bytes(x.wire_bytes),
         x.verify_s,
         x.reread.files,
         bytes(x.reread.bytes),
         x.reconnects,
-        x.repaired_files
+        x.repaired_files,
+        x.deltas,
+        x.refused_deltas
     );
     println!("verdict: {}", x.verdict);
     println!(
