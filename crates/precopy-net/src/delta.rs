@@ -27,8 +27,9 @@ pub fn digest(block: &[u8]) -> Digest {
 
 /// Digests the blocks of `data`, which starts at block `first` of its file, appending them to
 /// `digests`; returns the byte ranges of `data` (runs of whole blocks, coalesced) whose digest
-/// differs from `old`'s at the same index or that `old` does not have. `data` holds whole blocks
-/// but for the file's last one.
+/// differs from `old`'s at the same index, or that `old` does not have unless they are zeros
+/// (the destination extends its copy with zeros). `data` holds whole blocks but for the file's
+/// last one.
 pub fn changed_runs(
     old: &[Digest],
     first: usize,
@@ -39,7 +40,11 @@ pub fn changed_runs(
     for (i, block) in data.chunks(BLOCK).enumerate() {
         let d = digest(block);
         digests.push(d);
-        if old.get(first + i) == Some(&d) {
+        let unchanged = match old.get(first + i) {
+            Some(before) => *before == d,
+            None => block.iter().all(|&b| b == 0),
+        };
+        if unchanged {
             continue;
         }
         let (start, end) = (i * BLOCK, i * BLOCK + block.len());
@@ -85,6 +90,17 @@ mod tests {
         let runs = changed_runs(&old, 2, &new_file[2 * BLOCK..], &mut digests);
         assert_eq!(runs, [(0, BLOCK + 10)]);
         assert_eq!(digests, digests_of(&new_file));
+    }
+
+    #[test]
+    fn zeros_past_the_old_end_are_not_sent() {
+        let old_file = vec![7u8; BLOCK];
+        let old = digests_of(&old_file);
+        let mut new_file = old_file.clone();
+        new_file.resize(4 * BLOCK, 0);
+        new_file[3 * BLOCK] = 1;
+        let runs = changed_runs(&old, 0, &new_file, &mut Vec::new());
+        assert_eq!(runs, [(3 * BLOCK, 4 * BLOCK)]);
     }
 
     #[test]
