@@ -86,8 +86,8 @@ impl Receiver {
         }
         result?;
         Ok(format!(
-            "{} files stored ({} as deltas, {} deltas refused), {} bytes; {}",
-            state.files, state.deltas, state.resends, state.bytes, state.verdict
+            "{} files stored, {} bytes ({} as deltas; {} deltas refused); {}",
+            state.files, state.bytes, state.deltas, state.resends, state.verdict
         ))
     }
 
