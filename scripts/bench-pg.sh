@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Migrating a PostgreSQL 15 cluster under load (issue 9): `send --then restart` against the
-# anchor "pg_ctl stop -m fast + rsync -a + pg_ctl start -w", on the same cluster in the same run.
+# Migrating a PostgreSQL 15 cluster under load (issues 9, 11): `send --then restart`, resends as
+# deltas and whole, against the anchors "pg_ctl stop -m fast + rsync -a + pg_ctl start -w" and the
+# same after a first rsync pass while the server runs, on the same cluster in the same run.
 #
 #   sudo scripts/bench-pg.sh                  loopback (127.0.0.1), no rate limit
 #   sudo MODE=netns scripts/bench-pg.sh       two network namespaces joined by a veth pair,
@@ -223,42 +224,51 @@ EOF
 }
 
 rows=()
-
-# --- (i) migrate-native send --then restart -------------------------------------------------
-dir=$WORK/migrate
-mkdir -p "$dir/dst"
-"${IN_D[@]}" "$bin" receive --listen "$D_HOST:$RECEIVE_PORT" --root "$dir/dst" --token-file "$token" \
-    >"$dir/receive.out" 2>"$dir/receive.log" &
-daemons+=($!)
-for ((i = 0; i < 200; i++)); do grep -qs listening "$dir/receive.out" && break; sleep 0.05; done
-pid=$(start_source "$dir")
-start_load "$dir"
-log "migrate-native: $WARMUP s of load, then send --then restart"
-sleep "$WARMUP"
-t0=$EPOCHREALTIME
-(cd "$dir" && "${IN_S[@]}" "$bin" send --to "$D_HOST:$RECEIVE_PORT" --token-file "$token" --pid "$pid" \
-    --rw "$dir/pgdata" --then restart --period 1s --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} \
-    >"$dir/send.json" 2>"$dir/send.log") || die "send failed: $(tail -n 20 "$dir/send.log")"
-finish_load "$dir"
-read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
-read -r send_downtime precopy final verdict < <(python3 - "$dir/send.json" <<'EOF'
+# --- (i) migrate-native send --then restart, resends as deltas and whole ---------------------
+migrate_native() { # name delta
+    local dir=$WORK/$1 downtime total failed send_downtime precopy final wire verdict pid copy
+    mkdir -p "$dir/dst"
+    "${IN_D[@]}" "$bin" receive --listen "$D_HOST:$RECEIVE_PORT" --root "$dir/dst" --token-file "$token" \
+        >"$dir/receive.out" 2>"$dir/receive.log" &
+    local receiver=$!
+    daemons+=("$receiver")
+    for ((i = 0; i < 200; i++)); do grep -qs listening "$dir/receive.out" && break; sleep 0.05; done
+    pid=$(start_source "$dir")
+    start_load "$dir"
+    log "migrate-native --delta $2: $WARMUP s of load, then send --then restart"
+    sleep "$WARMUP"
+    t0=$EPOCHREALTIME
+    (cd "$dir" && "${IN_S[@]}" "$bin" send --to "$D_HOST:$RECEIVE_PORT" --token-file "$token" --pid "$pid" \
+        --rw "$dir/pgdata" --then restart --period 1s --delta "$2" --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} \
+        >"$dir/send.json" 2>"$dir/send.log") || die "send failed: $(tail -n 20 "$dir/send.log")"
+    finish_load "$dir"
+    read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
+    read -r send_downtime precopy final wire verdict < <(python3 - "$dir/send.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 m, x = d["metrics"], d["measured"]
-print(f"{x['downtime_s']:.3f} {m['precopy_bytes']} {m['final_bytes']} {x['verdict'].replace(' ', '_')}")
+print(f"{x['downtime_s']:.3f} {m['precopy_bytes']} {m['final_bytes']} {x['wire_bytes']} {x['verdict'].replace(' ', '_')}")
 EOF
 )
-rows+=("| migrate-native (send --then restart) | $downtime | $send_downtime | $(python3 -c "print(f'{$precopy / $cluster_bytes:.2f}')") | $(python3 -c "print(f'{$final / $cluster_bytes:.3f}')") | $total | $failed |")
-log "migrate-native: verdict ${verdict//_/ }"
-copy=$dir/dst${dir}/pgdata
-(cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" -D "$copy" \
-    stop -m fast >/dev/null) || log "no server to stop at D ($copy)"
+    rows+=("| migrate-native, --delta $2 | $downtime | $send_downtime | $(ratio "$precopy") | $(ratio "$final") | $(ratio "$wire") | $total | $failed |")
+    log "migrate-native --delta $2: verdict ${verdict//_/ }"
+    copy=$dir/dst${dir}/pgdata
+    (cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" -D "$copy" \
+        stop -m fast >/dev/null) || log "no server to stop at D ($copy)"
+    kill "$receiver" 2>/dev/null && wait "$receiver" 2>/dev/null || true
+}
 
-# --- (ii) the anchor: stop, rsync, start ----------------------------------------------------
-dir=$WORK/anchor
-mkdir -p "$dir/dst"
-if [[ $MODE == netns ]]; then
-    cat >"$dir/rsyncd.conf" <<EOF
+ratio() { python3 -c "print(f'{$1 / $cluster_bytes:.3f}')"; }
+
+migrate_native migrate-delta on
+migrate_native migrate-whole off
+
+# --- (ii) the anchors: stop, rsync, start; and rsync live first, then stop, rsync, start ------
+anchor() { # name live-first-pass(0|1)
+    local dir=$WORK/$1 downtime total failed sent live_sent=0 rsync_dst label rsyncd=
+    mkdir -p "$dir/dst"
+    if [[ $MODE == netns ]]; then
+        cat >"$dir/rsyncd.conf" <<EOF
 use chroot = false
 uid = root
 gid = root
@@ -266,35 +276,53 @@ gid = root
 path = $dir/dst
 read only = false
 EOF
-    "${IN_D[@]}" rsync --daemon --no-detach --config="$dir/rsyncd.conf" --address="$D_HOST" \
-        --port="$RSYNC_PORT" >"$dir/rsyncd.log" 2>&1 </dev/null &
-    daemons+=($!)
-    rsync_dst=rsync://$D_HOST:$RSYNC_PORT/dst/pgdata/
-    for ((i = 0; i < 200; i++)); do
-        "${IN_S[@]}" rsync "rsync://$D_HOST:$RSYNC_PORT/" >/dev/null 2>&1 && break
-        sleep 0.05
-    done
-else
-    rsync_dst=$dir/dst/pgdata/
-fi
-start_source "$dir" >/dev/null
-start_load "$dir"
-log "anchor: $WARMUP s of load, then pg_ctl stop -m fast, rsync -a, pg_ctl start -w"
-sleep "$WARMUP"
-t0=$EPOCHREALTIME
-(cd / && "${IN_S[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
-    -D "$dir/pgdata" -m fast -w stop >/dev/null)
-"${IN_S[@]}" rsync -a --stats "$dir/pgdata/" "$rsync_dst" >"$dir/rsync.log"
-(cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
-    -D "$dir/dst/pgdata" -l "$WORK/logs/anchor-destination.log" -w \
-    -o "-p $PORT -c listen_addresses='$LISTEN' -c unix_socket_directories=''" start >/dev/null)
-t1=$EPOCHREALTIME
-finish_load "$dir"
-read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
-sent=$(sed -n 's/^Total bytes sent: \([0-9,.]*\).*/\1/p' "$dir/rsync.log" | tr -d ',.')
-rows+=("| stop + rsync -a + start | $downtime | $(python3 -c "print(f'{$t1 - $t0:.3f}')") | 0.00 | $(python3 -c "print(f'{${sent:-0} / $cluster_bytes:.3f}')") | $total | $failed |")
-(cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
-    -D "$dir/dst/pgdata" stop -m fast >/dev/null) || true
+        "${IN_D[@]}" rsync --daemon --no-detach --config="$dir/rsyncd.conf" --address="$D_HOST" \
+            --port="$RSYNC_PORT" >"$dir/rsyncd.log" 2>&1 </dev/null &
+        rsyncd=$!
+        daemons+=("$rsyncd")
+        rsync_dst=rsync://$D_HOST:$RSYNC_PORT/dst/pgdata/
+        for ((i = 0; i < 200; i++)); do
+            "${IN_S[@]}" rsync "rsync://$D_HOST:$RSYNC_PORT/" >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+    else
+        rsync_dst=$dir/dst/pgdata/
+    fi
+    start_source "$dir" >/dev/null
+    start_load "$dir"
+    if [[ $2 -eq 1 ]]; then
+        label="rsync -a live, stop, rsync -a --no-whole-file, start"
+    else
+        label="stop + rsync -a + start"
+    fi
+    log "anchor: $WARMUP s of load, then $label"
+    sleep "$WARMUP"
+    t0=$EPOCHREALTIME
+    if [[ $2 -eq 1 ]]; then
+        # The live pass copies a cluster being written: only the second pass's result counts.
+        "${IN_S[@]}" rsync -a --stats "$dir/pgdata/" "$rsync_dst" >"$dir/rsync-live.log" || true
+        live_sent=$(sed -n 's/^Total bytes sent: \([0-9,.]*\).*/\1/p' "$dir/rsync-live.log" | tr -d ',.')
+    fi
+    local stop_at=$EPOCHREALTIME
+    (cd / && "${IN_S[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
+        -D "$dir/pgdata" -m fast -w stop >/dev/null)
+    # rsync copies local files whole unless told otherwise; through its daemon it uses its delta
+    # algorithm anyway.
+    "${IN_S[@]}" rsync -a --no-whole-file --stats "$dir/pgdata/" "$rsync_dst" >"$dir/rsync.log"
+    (cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
+        -D "$dir/dst/pgdata" -l "$WORK/logs/$1-destination.log" -w \
+        -o "-p $PORT -c listen_addresses='$LISTEN' -c unix_socket_directories=''" start >/dev/null)
+    t1=$EPOCHREALTIME
+    finish_load "$dir"
+    read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
+    sent=$(sed -n 's/^Total bytes sent: \([0-9,.]*\).*/\1/p' "$dir/rsync.log" | tr -d ',.')
+    rows+=("| $label | $downtime | $(python3 -c "print(f'{$t1 - $stop_at:.3f}')") | $(ratio "${live_sent:-0}") | $(ratio "${sent:-0}") | $(ratio "$((${live_sent:-0} + ${sent:-0}))") | $total | $failed |")
+    (cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
+        -D "$dir/dst/pgdata" stop -m fast >/dev/null) || true
+    if [[ -n $rsyncd ]]; then kill "$rsyncd" 2>/dev/null && wait "$rsyncd" 2>/dev/null || true; fi
+}
+anchor anchor 0
+anchor anchor-two-pass 1
 
 # --- the table ------------------------------------------------------------------------------
 link="loopback, no limit${BWLIMIT:+ (send --bwlimit $BWLIMIT)}"
@@ -305,12 +333,14 @@ link="loopback, no limit${BWLIMIT:+ (send --bwlimit $BWLIMIT)}"
     echo "PostgreSQL 15, pgbench scale $SCALE ($((cluster_bytes / 1000000)) MB on disk), TPC-B at $TPS tps"
     echo "with 4 clients for $WARMUP s before each migration; link: $link."
     echo
-    echo "| method | client downtime (s) | downtime by the tool (s) | pre-copied / cluster | final copy / cluster | total (s) | failed probes |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| method | client downtime (s) | downtime by the tool (s) | pre-copied / cluster | final copy / cluster | on the wire / cluster | total (s) | failed probes |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
     echo
     echo "Client downtime: a probe runs \`select 1\` on a new connection every ~10 ms (S, then D);"
     echo "from its first failed attempt to its first success after. Downtime by the tool: send's"
-    echo "measured stop-to-restart; for the anchor, pg_ctl stop through pg_ctl start -w."
+    echo "measured stop-to-restart; for the anchors, pg_ctl stop through pg_ctl start -w. Bytes: file"
+    echo "content sent before and after the stop (send's figures; rsync's 'Total bytes sent' of its live"
+    echo "and its final pass), and everything written to the socket (rsync: both passes' totals)."
     echo "Total: from the start of the migration to the probe's first success at D."
 } | tee "$OUT"
