@@ -57,7 +57,13 @@ pub struct SendArgs {
     pub compress: Compress,
     /// Resends as deltas: only the 8 KiB blocks that changed since the version the receiver
     /// holds (checked there against the whole file's hash), or whole files.
-    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off)]
+    #[arg(
+        long,
+        default_value = "on",
+        value_name = "on|off",
+        value_parser = on_off,
+        action = clap::ArgAction::Set
+    )]
     pub delta: bool,
     /// Monitoring period T.
     #[arg(long, default_value = "1s", value_parser = duration)]
