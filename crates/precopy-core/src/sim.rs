@@ -284,8 +284,9 @@ impl SimBuilder {
             n as u32,
             unsent_bytes,
         );
-        let extents = (config.delta && !config.write_model.write_bytes.is_whole())
-            .then(|| ExtentDraws::new(config.write_model.write_bytes, n, config.seed));
+        let write_bytes = config.write_model.write_bytes;
+        let extents = (config.delta && !(write_bytes.is_whole() && self.dataset.extents.is_empty()))
+            .then(|| ExtentDraws::new(&self.dataset, write_bytes, config.seed));
         let world = World {
             clock: WriteClock::new(&self.dataset, &config.write_model, config.seed),
             extents,

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use crate::dataset::{Dataset, Kind, Writes};
+use crate::dataset::{Dataset, Kind, RecordedExtent, Writes};
 use crate::delta::Extent;
 
 mod ziggurat;
@@ -224,29 +224,58 @@ fn exponential(rng: &mut Pcg64Mcg, rate: f64) -> f64 {
     exp1(rng) / rate
 }
 
-/// Where each write lands: one seeded generator per file, apart from the write times' (so the
-/// times are the same whatever the extents).
+/// Where each write lands: as a trace recorded it, else drawn, from one seeded generator per
+/// file apart from the write times' (so the times are the same whatever the extents).
 #[derive(Debug, Clone)]
 pub struct ExtentDraws {
     bytes: WriteBytes,
     rngs: Vec<Pcg64Mcg>,
+    recorded: Vec<Vec<RecordedExtent>>,
+    taken: Vec<usize>,
 }
 
 impl ExtentDraws {
-    /// Draws for `files` files under `bytes`, from the run's `seed`.
-    pub fn new(bytes: WriteBytes, files: usize, seed: u64) -> ExtentDraws {
+    /// Extents for `dataset`'s writes: its recorded ones, and otherwise drawn under `bytes` from
+    /// the run's `seed`.
+    pub fn new(dataset: &Dataset, bytes: WriteBytes, seed: u64) -> ExtentDraws {
+        let files = dataset.files.len();
         let rngs = (0..files as u64)
             .map(|id| {
                 let mixed = seed ^ 0xE87E_17D0 ^ (id + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
                 Pcg64Mcg::seed_from_u64(mixed)
             })
             .collect();
-        ExtentDraws { bytes, rngs }
+        ExtentDraws {
+            bytes,
+            rngs,
+            recorded: dataset.extents.clone(),
+            taken: alloc::vec![0; if dataset.extents.is_empty() { 0 } else { files }],
+        }
     }
 
     /// The next write to `file`, now `size` bytes.
     pub fn next(&mut self, file: u32, size: u64) -> Extent {
-        self.bytes.draw(&mut self.rngs[file as usize], size)
+        let id = file as usize;
+        let rng = &mut self.rngs[id];
+        let Some(&recorded) = self.recorded.get(id).and_then(|e| e.get(self.taken[id])) else {
+            return self.bytes.draw(rng, size);
+        };
+        self.taken[id] += 1;
+        match recorded {
+            RecordedExtent { len: None, .. } => Extent::WHOLE,
+            RecordedExtent {
+                offset: Some(offset),
+                len: Some(len),
+            } => Extent { offset, len },
+            // A plain write() at a position the tracer does not follow: somewhere it fits.
+            RecordedExtent {
+                offset: None,
+                len: Some(len),
+            } => Extent {
+                offset: below(rng, size.saturating_sub(len)),
+                len,
+            },
+        }
     }
 }
 
