@@ -124,13 +124,37 @@ mod tests {
     fn writes_cost_the_distinct_blocks_they_touch() {
         let mut d = held(100 * KIB);
         // Bytes 100..200 lie in block 0; 8190..8194 straddle blocks 0 and 1.
-        d.write(Extent { offset: 100, len: 100 }, 8 * KIB);
+        d.write(
+            Extent {
+                offset: 100,
+                len: 100,
+            },
+            8 * KIB,
+        );
         assert_eq!(d.cost(100 * KIB, 8 * KIB), 8 * KIB);
-        d.write(Extent { offset: 8190, len: 4 }, 8 * KIB);
+        d.write(
+            Extent {
+                offset: 8190,
+                len: 4,
+            },
+            8 * KIB,
+        );
         assert_eq!(d.cost(100 * KIB, 8 * KIB), 16 * KIB);
         // Block 5, then blocks 2..=4 join 0..=1 and 5 into one range of six.
-        d.write(Extent { offset: 40 * KIB, len: 1 }, 8 * KIB);
-        d.write(Extent { offset: 16 * KIB, len: 24 * KIB }, 8 * KIB);
+        d.write(
+            Extent {
+                offset: 40 * KIB,
+                len: 1,
+            },
+            8 * KIB,
+        );
+        d.write(
+            Extent {
+                offset: 16 * KIB,
+                len: 24 * KIB,
+            },
+            8 * KIB,
+        );
         assert_eq!(d.ranges, [(0, 6)]);
         assert_eq!(d.cost(100 * KIB, 8 * KIB), 48 * KIB);
     }
@@ -139,10 +163,22 @@ mod tests {
     fn growth_costs_the_tail_and_nothing_exceeds_the_size() {
         let mut d = held(10 * KIB);
         // A write past the held size is growth, not a dirty block.
-        d.write(Extent { offset: 12 * KIB, len: KIB }, 8 * KIB);
+        d.write(
+            Extent {
+                offset: 12 * KIB,
+                len: KIB,
+            },
+            8 * KIB,
+        );
         assert_eq!(d.cost(13 * KIB, 8 * KIB), 3 * KIB);
         // The last, partial block (8..10 KiB) is dirty: 8 KiB charged, capped by the size.
-        d.write(Extent { offset: 9 * KIB, len: 1 }, 8 * KIB);
+        d.write(
+            Extent {
+                offset: 9 * KIB,
+                len: 1,
+            },
+            8 * KIB,
+        );
         assert_eq!(d.cost(13 * KIB, 8 * KIB), 11 * KIB);
         d.write(Extent { offset: 0, len: 1 }, 8 * KIB);
         assert_eq!(d.cost(13 * KIB, 8 * KIB), 13 * KIB);

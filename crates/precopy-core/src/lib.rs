@@ -62,9 +62,7 @@ pub mod trace;
 pub mod units;
 pub mod workload;
 
-pub use dataset::{
-    Dataset, DatasetError, FileSpec, Group, Kind, Preset, RecordedExtent, SizeSpec,
-};
+pub use dataset::{Dataset, DatasetError, FileSpec, Group, Kind, Preset, RecordedExtent, SizeSpec};
 pub use metrics::{EndReason, Metrics, Phase, RoundPoint, RoundReport};
 pub use monitor::Estimator;
 pub use policy::{PolicyKind, PolicyParams, Status};

@@ -455,8 +455,16 @@ impl<'a> Candidates<'a> {
         // The cheapest pending ReadWrite send: the smallest file, or under delta any file's
         // resend cost (a single block may be all that goes).
         let smallest = match view.delta {
-            None => view.pending.read_write_by_size().next().map(|id| view.files[id as usize].size),
-            Some(_) => view.pending.read_write_by_size().map(|id| view.send_cost(id)).min(),
+            None => view
+                .pending
+                .read_write_by_size()
+                .next()
+                .map(|id| view.files[id as usize].size),
+            Some(_) => view
+                .pending
+                .read_write_by_size()
+                .map(|id| view.send_cost(id))
+                .min(),
         };
         let smallest = smallest.map_or(1 << 62, |bytes| bytes.min(1 << 62));
         let capacity = view

@@ -158,15 +158,8 @@ impl SimConfig {
         if self.block_bytes == 0 {
             return Err(ConfigError::BlockSize);
         }
-        let write_bytes = self.write_model.write_bytes;
-        let valid = match write_bytes {
-            WriteBytes::Whole => true,
-            WriteBytes::Constant { bytes } => bytes >= 1,
-            WriteBytes::Uniform { min, max } => min >= 1 && min <= max,
-            WriteBytes::Exponential { mean } => mean >= 1,
-        };
-        if !valid {
-            return Err(ConfigError::WriteBytes(write_bytes));
+        if !self.write_model.write_bytes.is_valid() {
+            return Err(ConfigError::WriteBytes(self.write_model.write_bytes));
         }
         let p = &self.params;
         if p.beta < 2 || p.beta % 2 != 0 {
@@ -285,8 +278,9 @@ impl SimBuilder {
             unsent_bytes,
         );
         let write_bytes = config.write_model.write_bytes;
-        let extents = (config.delta && !(write_bytes.is_whole() && self.dataset.extents.is_empty()))
-            .then(|| ExtentDraws::new(&self.dataset, write_bytes, config.seed));
+        let extents = (config.delta
+            && !(write_bytes.is_whole() && self.dataset.extents.is_empty()))
+        .then(|| ExtentDraws::new(&self.dataset, write_bytes, config.seed));
         let world = World {
             clock: WriteClock::new(&self.dataset, &config.write_model, config.seed),
             extents,

@@ -370,7 +370,12 @@ impl Trace {
                 .to_line(),
             );
             let extents = f.extents.iter().copied();
-            writes.extend(f.writes.iter().zip(extents).map(|(&t, e)| (t, id as u32, e)));
+            writes.extend(
+                f.writes
+                    .iter()
+                    .zip(extents)
+                    .map(|(&t, e)| (t, id as u32, e)),
+            );
         }
         writes.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         for (t, id, extent) in writes {

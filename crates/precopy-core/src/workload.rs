@@ -77,6 +77,16 @@ impl WriteBytes {
         *self == WriteBytes::Whole
     }
 
+    /// At least 1 byte a write, and a range's minimum not above its maximum.
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            WriteBytes::Whole => true,
+            WriteBytes::Constant { bytes } => bytes >= 1,
+            WriteBytes::Uniform { min, max } => 1 <= min && min <= max,
+            WriteBytes::Exponential { mean } => mean >= 1,
+        }
+    }
+
     /// One write to a file of `size` bytes: a length from the distribution (1 to `size`), then
     /// an offset uniform over where it fits.
     pub fn draw(&self, rng: &mut Pcg64Mcg, size: u64) -> Extent {

@@ -323,7 +323,10 @@ fn a_delta_resend_costs_the_blocks_written_since_the_last_send() {
     let mut sim = build(dataset, PolicyKind::Baseline, config);
     // Iteration 1: both files whole, 10 s each.
     let r0 = sim.step().unwrap();
-    assert_eq!(sends(&r0), [(A, 0.0, 10.0, 81_920), (B, 10.0, 20.0, 81_920)]);
+    assert_eq!(
+        sends(&r0),
+        [(A, 0.0, 10.0, 81_920), (B, 10.0, 20.0, 81_920)]
+    );
     // /a's writes at 12 and 13 s dirtied blocks 0, 2 and 3: U is its size, the cost 3 blocks.
     assert_eq!((r0.unsent_bytes, r0.unsent_cost), (81_920, 3 * 8192));
     // Iteration 2: those 3 blocks, 3 s; the write at 21.5 s comes after the start.
