@@ -15,7 +15,7 @@
 //! [`precopy_core`] workload ([`WriteClock`]), so a run can be held side by side with
 //! [`precopy_core::Simulation`] on the same data set and the same writes.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ use super::tree::{open_file, Roots};
 use super::wire::WireError;
 
 /// Simulated seconds, shared by everything that reads them. Moving it forward creates and
-/// deletes the files whose time has come.
+/// deletes the files whose time has come, until the application stops.
 #[derive(Debug, Clone, Default)]
 pub struct SimClock {
     shared: Rc<RefCell<Timeline>>,
@@ -47,6 +47,8 @@ pub struct SimClock {
 #[derive(Debug, Default)]
 struct Timeline {
     now: f64,
+    /// When the application stopped, if it has: nothing is written, created or deleted after.
+    halted: Option<f64>,
     /// Files to create (with a size) or delete, by time; the next one first.
     changes: Vec<(f64, PathBuf, Option<u64>)>,
 }
@@ -59,6 +61,9 @@ impl SimClock {
             return;
         }
         timeline.now = at;
+        if timeline.halted.is_some() {
+            return;
+        }
         while timeline.changes.first().is_some_and(|c| c.0 <= at) {
             let (_, path, size) = timeline.changes.remove(0);
             let done = match size {
@@ -67,6 +72,16 @@ impl SimClock {
             };
             done.unwrap_or_else(|e| panic!("simulated change of {}: {e}", path.display()));
         }
+    }
+
+    /// The application stops now.
+    fn halt(&self) {
+        let mut timeline = self.shared.borrow_mut();
+        timeline.halted = Some(timeline.now);
+    }
+
+    fn halted(&self) -> Option<f64> {
+        self.shared.borrow().halted
     }
 
     fn schedule(&self, at: f64, path: PathBuf, size: Option<u64>) {
@@ -91,15 +106,11 @@ fn create(path: &Path, size: u64) -> io::Result<()> {
     std::fs::File::create(path)?.set_len(size)
 }
 
-/// When the application stopped, if it has: it writes nothing after.
-type Halt = Rc<Cell<Option<f64>>>;
-
 /// A write monitor that reports a workload's writes: each file's writes due by now, none
 /// before the file appeared, none after it vanished or the application stopped.
 #[derive(Debug)]
 pub struct ScriptedMonitor {
     clock: SimClock,
-    halt: Halt,
     writes: WriteClock,
     /// The workload's files by path, with when they appear and vanish.
     files: HashMap<PathBuf, usize>,
@@ -111,13 +122,18 @@ pub struct ScriptedMonitor {
 }
 
 impl ScriptedMonitor {
+    /// The data set's index of the file the migration watches as `file`.
+    pub fn workload_file(&self, file: usize) -> Option<usize> {
+        self.watched.get(file).copied().flatten()
+    }
+
     /// Writes to workload file `index` due by now, counted; those it cannot have made, dropped.
     fn take(&mut self, index: usize) -> u32 {
         let now = self.clock.now();
         let (_, vanishes) = self.lives[index];
         let until = now
             .min(vanishes)
-            .min(self.halt.get().unwrap_or(f64::INFINITY));
+            .min(self.clock.halted().unwrap_or(f64::INFINITY));
         let file = index as u32;
         let count = self.writes.take_until(file, until).map_or(0, |w| w.0);
         if now >= vanishes {
@@ -322,7 +338,6 @@ impl Link for MemoryLink {
 #[derive(Debug)]
 pub struct SimulatedApp {
     clock: SimClock,
-    halt: Halt,
 }
 
 impl Application for SimulatedApp {
@@ -335,7 +350,7 @@ impl Application for SimulatedApp {
     }
 
     fn stop(&mut self) -> io::Result<()> {
-        self.halt.set(Some(self.clock.now()));
+        self.clock.halt();
         Ok(())
     }
 
@@ -423,12 +438,10 @@ impl WorldBuilder {
             files.insert(path, index);
         }
         let roots = Roots::new(roots.into_iter().collect()).map_err(|e| e.source)?;
-        let halt = Halt::default();
         Ok(World {
             roots,
             monitor: ScriptedMonitor {
                 clock: clock.clone(),
-                halt: halt.clone(),
                 writes: WriteClock::new(&self.dataset, &self.model, self.seed),
                 files,
                 lives: self.lives,
@@ -437,7 +450,6 @@ impl WorldBuilder {
             },
             app: SimulatedApp {
                 clock: clock.clone(),
-                halt,
             },
             link: MemoryLink {
                 clock: clock.clone(),

@@ -144,7 +144,10 @@ fn round(r: &RoundReport) -> Round {
 fn assert_live_equals_simulated(policy: PolicyKind, seed: u64) -> Vec<RoundReport> {
     let run = run(policy, seed);
     let expected = simulated(&run);
-    let (live, outcome) = run.live(run.world(dataset()));
+    let live = run.live(run.world(dataset()));
+    // Ids follow paths, as the simulator's follow the data set's order.
+    assert!(live.files.iter().enumerate().all(|(id, &f)| id == f));
+    let (live, outcome) = (live.reports, live.outcome);
     assert_eq!(expected.last().unwrap().phase, Phase::Final);
     assert_eq!(live.len(), expected.len(), "{policy:?}: rounds");
     for (l, s) in live.iter().zip(&expected) {

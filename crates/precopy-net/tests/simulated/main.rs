@@ -2,6 +2,7 @@
 //! simulator, and checked for the core's invariants.
 
 mod equal;
+mod properties;
 
 use std::time::Duration;
 
@@ -43,8 +44,8 @@ impl Run {
         WorldBuilder::new(dataset, self.model, self.seed, self.bandwidth_bps)
     }
 
-    /// Runs the real sender in `world`; its round reports (the final copy last) and outcome.
-    pub fn live(&self, world: WorldBuilder) -> (Vec<RoundReport>, Outcome) {
+    /// Runs the real sender in `world`.
+    pub fn live(&self, world: WorldBuilder) -> Live {
         let World {
             roots,
             mut monitor,
@@ -66,6 +67,20 @@ impl Run {
         )
         .and_then(Migration::run)
         .expect("the simulated migration");
-        (reports, outcome)
+        let files = (0..).map_while(|id| monitor.workload_file(id)).collect();
+        Live {
+            reports,
+            outcome,
+            files,
+        }
     }
+}
+
+/// A finished live run.
+pub struct Live {
+    /// Its round reports, the final copy last.
+    pub reports: Vec<RoundReport>,
+    pub outcome: Outcome,
+    /// The data set's index of each file id.
+    pub files: Vec<usize>,
 }
