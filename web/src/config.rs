@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use precopy_core::dataset::{Dataset, DatasetError, Group, GroupsFile, Kind, Preset, SizeSpec};
 use precopy_core::trace::{Trace, FORMAT as TRACE_FORMAT};
-use precopy_core::units::{parse_bandwidth, parse_duration, parse_size};
+use precopy_core::units::{parse_bandwidth, parse_duration, parse_size, parse_write_bytes};
 use precopy_core::{Estimator, PolicyKind, PolicyParams, SimConfig, WriteModel};
 
 /// The largest data set the page accepts, in files (memory and frame time stay reasonable).
@@ -113,6 +113,8 @@ pub enum Field {
     Seed,
     /// Per-file overhead.
     Overhead,
+    /// Bytes one write dirties.
+    WriteBytes,
     /// Which policies run (not a text field; only carries errors).
     Policies,
     /// The data set as a whole (not a text field; only carries errors).
@@ -157,6 +159,10 @@ pub struct Draft {
     pub seed: String,
     /// Per-file overhead in milliseconds.
     pub overhead_ms: String,
+    /// Delta resends: a resend costs the blocks written since the last send.
+    pub delta: bool,
+    /// Bytes one write dirties: `whole`, a size, `MIN..MAX` or `exp:MEAN`.
+    pub write_bytes: String,
     /// Policies to compare, in [`PolicyKind::ALL`] order.
     pub policies: Vec<PolicyKind>,
     /// The custom groups table.
@@ -180,6 +186,8 @@ impl Default for Draft {
             alpha: "0.5".into(),
             seed: sim.seed.to_string(),
             overhead_ms: "0".into(),
+            delta: false,
+            write_bytes: "whole".into(),
             policies: vec![PolicyKind::Baseline, PolicyKind::Proposed],
             groups: Preset::Variable
                 .groups()
@@ -337,6 +345,13 @@ impl Draft {
                 _ => Err("overhead must be a number of milliseconds ≥ 0".into()),
             },
         );
+        let write_bytes = parse_write_bytes(&self.write_bytes).unwrap_or_else(|e| {
+            errs.push((
+                Field::WriteBytes,
+                format!("write size: {e} (whole, 8KiB, 1KB..64KB or exp:16KiB)"),
+            ));
+            precopy_core::WriteBytes::Whole
+        });
         if self.policies.is_empty() {
             errs.push((Field::Policies, "choose at least one policy".into()));
         }
@@ -349,8 +364,10 @@ impl Draft {
             seed,
             write_model: WriteModel {
                 intensity,
+                write_bytes,
                 ..WriteModel::default()
             },
+            delta: self.delta,
             params: PolicyParams {
                 beta: beta as u32,
                 estimator,
@@ -500,6 +517,13 @@ impl Draft {
         }
         pairs.push(("seed", &self.seed));
         pairs.push(("overhead", &self.overhead_ms));
+        // Only when set, so that the paper's links stay as they were.
+        if self.delta {
+            pairs.push(("delta", "1"));
+        }
+        if self.write_bytes != Draft::default().write_bytes {
+            pairs.push(("wbytes", &self.write_bytes));
+        }
         let policies: Vec<&str> = self.policies.iter().map(|p| p.name()).collect();
         let policies = policies.join(",");
         pairs.push(("policies", &policies));
@@ -548,6 +572,8 @@ impl Draft {
                 "alpha" => draft.alpha = value,
                 "seed" => draft.seed = value,
                 "overhead" => draft.overhead_ms = value,
+                "delta" => draft.delta = value == "1",
+                "wbytes" => draft.write_bytes = value,
                 "policies" => {
                     let named: Vec<PolicyKind> =
                         value.split(',').filter_map(PolicyKind::from_name).collect();
@@ -671,6 +697,28 @@ mod tests {
         assert!(error_of(&draft, Field::Seed).is_some());
         assert!(error_of(&draft, Field::Policies).is_some());
         assert_eq!(error_of(&draft, Field::Period), None);
+        let draft = Draft {
+            write_bytes: "9KB..1KB".into(),
+            ..Draft::default()
+        };
+        assert!(error_of(&draft, Field::WriteBytes)
+            .unwrap()
+            .contains("minimum is above"));
+    }
+
+    #[wasm_bindgen_test]
+    fn the_delta_switch_and_write_size_reach_the_model() {
+        let draft = Draft {
+            delta: true,
+            write_bytes: "exp:16KiB".into(),
+            ..Draft::default()
+        };
+        let sim = draft.validate().unwrap().sim;
+        assert!(sim.delta);
+        assert_eq!(
+            sim.write_model.write_bytes,
+            precopy_core::WriteBytes::Exponential { mean: 16_384 }
+        );
     }
 
     #[wasm_bindgen_test]
@@ -703,15 +751,23 @@ mod tests {
             estimator: "ewma".into(),
             alpha: "0.25".into(),
             policies: vec![PolicyKind::Baseline, PolicyKind::Sweep],
+            delta: true,
+            write_bytes: "1KB..64KB".into(),
             ..Draft::default()
         };
         let query = draft.to_query();
         assert!(query.contains("bw=20%20Mbps"), "{query}");
+        assert!(query.contains("delta=1&wbytes=1KB..64KB"), "{query}");
+        assert!(!Draft::default().to_query().contains("delta"));
         assert_eq!(Draft::from_query(&format!("?{query}")), draft);
     }
 
     /// Query pieces a hand-edited or mangled link may hold.
-    const PIECES: [&str; 30] = [
+    const PIECES: [&str; 34] = [
+        "delta=",
+        "1",
+        "wbytes=",
+        "exp:",
         "data=",
         "custom",
         "trace",

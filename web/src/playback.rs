@@ -44,6 +44,8 @@ pub struct NextUp {
     pub key: f64,
     /// Sent before: this is a resend.
     pub resend: bool,
+    /// Bytes it puts on the link: its size, or for a delta resend the blocks written since.
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,6 +109,11 @@ impl Lane {
             stopped_at: None,
             metrics: None,
         }
+    }
+
+    /// Whether resends are deltas.
+    pub fn delta(&self) -> bool {
+        self.sim.config().delta
     }
 
     /// The policy.
@@ -185,6 +192,7 @@ impl Lane {
                     kind: f.kind,
                     key,
                     resend: t.resend,
+                    bytes: t.bytes,
                 }
             })
             .collect()

@@ -191,6 +191,8 @@ pub enum Action {
     SetEstimator(String),
     /// A policy was ticked or unticked.
     TogglePolicy(PolicyKind),
+    /// Delta resends were switched on or off.
+    SetDelta(bool),
     /// A group's kind changed.
     SetGroupKind(usize, Kind),
     /// A row was added to the groups table.
@@ -254,6 +256,10 @@ impl Reducible for State {
             }
             Action::SetEstimator(name) => {
                 s.draft.estimator = name;
+                s.checked = check(&s.draft);
+            }
+            Action::SetDelta(on) => {
+                s.draft.delta = on;
                 s.checked = check(&s.draft);
             }
             Action::TogglePolicy(kind) => {
@@ -404,6 +410,7 @@ fn edit(draft: &mut Draft, field: Field, value: String) {
         Field::Alpha => &mut draft.alpha,
         Field::Seed => &mut draft.seed,
         Field::Overhead => &mut draft.overhead_ms,
+        Field::WriteBytes => &mut draft.write_bytes,
         Field::Group(row, column) => {
             let Some(g) = draft.groups.get_mut(row) else {
                 return;

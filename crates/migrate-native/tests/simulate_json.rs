@@ -74,3 +74,27 @@ fn same_seed_same_json() {
     ];
     assert_eq!(migrate_native(&args), migrate_native(&args));
 }
+
+#[test]
+fn delta_is_in_the_json_config_only_when_on_and_cuts_the_bytes_sent() {
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let args = ["simulate", "--scale", "0.05", "--bandwidth", "20", "--json"];
+        serde_json::from_str(&migrate_native(&[&args[..], extra].concat())).unwrap()
+    };
+    let whole = run(&[]);
+    assert!(whole["config"].get("delta").is_none());
+    assert!(whole["config"]["write_model"].get("write_bytes").is_none());
+    let delta = run(&["--delta", "--write-bytes", "8KiB"]);
+    assert_eq!(delta["config"]["delta"], true);
+    assert_eq!(
+        delta["config"]["write_model"]["write_bytes"],
+        serde_json::json!({"kind": "constant", "bytes": 8192})
+    );
+    // 200 KB files written 8 KiB at a time: a resend is the few blocks written (each write
+    // touches one or two), not 200 KB.
+    let per_resend = |v: &serde_json::Value| {
+        v["resent_bytes"].as_u64().unwrap() as f64 / v["resent_files"].as_u64().unwrap() as f64
+    };
+    assert_eq!(per_resend(&whole), 200_000.0);
+    assert!(per_resend(&delta) < 50_000.0, "{}", per_resend(&delta));
+}

@@ -189,6 +189,15 @@ pub enum Writes {
     Recorded(Vec<Vec<f64>>),
 }
 
+/// Where a recorded write landed, as far as the trace knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedExtent {
+    /// The offset, if the call had one (pwrite-family); otherwise the simulation draws one.
+    pub offset: Option<u64>,
+    /// Bytes written; `None` (a truncate, a rename, …) dirties the whole file.
+    pub len: Option<u64>,
+}
+
 /// The files to migrate and where their writes come from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -198,6 +207,8 @@ pub struct Dataset {
     pub files: Vec<FileSpec>,
     /// Synthetic or recorded writes.
     pub writes: Writes,
+    /// Recorded writes' extents, per file in the order of its write times (empty: not recorded).
+    pub extents: Vec<Vec<RecordedExtent>>,
 }
 
 /// The paper's two data sets (SPEC §6).
@@ -340,6 +351,17 @@ impl Dataset {
         files: Vec<FileSpec>,
         writes: Writes,
     ) -> Result<Dataset, DatasetError> {
+        Dataset::with_extents(name, files, writes, Vec::new())
+    }
+
+    /// [`Dataset::new`] with each recorded write's extent (`extents[file][i]` for the file's
+    /// `i`-th write time), or none (empty).
+    pub fn with_extents(
+        name: String,
+        files: Vec<FileSpec>,
+        writes: Writes,
+        extents: Vec<Vec<RecordedExtent>>,
+    ) -> Result<Dataset, DatasetError> {
         if files.is_empty() {
             return Err(DatasetError::Empty);
         }
@@ -363,10 +385,16 @@ impl Dataset {
                 Writes::Recorded(order.iter().map(|&i| times[i].clone()).collect())
             }
         };
+        let extents = if extents.is_empty() {
+            extents
+        } else {
+            order.iter().map(|&i| extents[i].clone()).collect()
+        };
         Ok(Dataset {
             name,
             files: files_sorted,
             writes,
+            extents,
         })
     }
 

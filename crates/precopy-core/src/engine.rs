@@ -25,6 +25,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use crate::dataset::Kind;
+use crate::delta::{Delta, DirtyBlocks, Extent};
 use crate::metrics::{end_of_precopy, Dirtied, Metrics, Phase, RoundReport, Transfer};
 use crate::pending::Pending;
 use crate::policy::{FileView, Link, Plan, Policy, Rounds, Status, View};
@@ -42,6 +43,8 @@ macro_rules! view {
             files: &$engine.files,
             counts: &$engine.counts,
             unsent_bytes: $engine.unsent,
+            unsent_cost: $engine.unsent_cost(),
+            delta: $engine.delta.as_ref(),
             pending: &$engine.pending,
             written: &$engine.written,
             link: Link {
@@ -116,6 +119,8 @@ pub struct Engine {
     /// Whether round reports list the files dirtied.
     keep_dirtied: bool,
     unsent: u64,
+    /// Dirty blocks per file, when a resend costs only them.
+    delta: Option<Delta>,
     round: u32,
     stage: Stage,
     current: Option<Round>,
@@ -159,10 +164,46 @@ impl Engine {
             counts: alloc::vec![0; n],
             written: Vec::new(),
             keep_dirtied: true,
+            delta: None,
             round: 0,
             stage: Stage::PreCopy,
             current: None,
             metrics,
+        }
+    }
+
+    /// Resends cost the blocks of `block_bytes` written since the file's last send, as told by
+    /// [`Engine::on_write_to`], rather than the file's size ([`Engine::send_cost`]).
+    pub fn track_delta(&mut self, block_bytes: u64) {
+        let mut delta = Delta::new(block_bytes.max(1), self.files.len());
+        for (dirty, view) in delta.files.iter_mut().zip(&self.files) {
+            match view.status {
+                Status::Unsent => {}
+                Status::Clean => dirty.sent(view.size),
+                Status::Dirty => dirty.whole(),
+            }
+        }
+        self.delta = Some(delta);
+    }
+
+    /// Bytes a send of `file` now puts on the link: its size, or under delta, for a file the
+    /// destination holds, the blocks written since its last send plus its growth.
+    pub fn send_cost(&self, file: u32) -> u64 {
+        let view = &self.files[file as usize];
+        match &self.delta {
+            Some(delta) if view.sends > 0 => {
+                delta.files[file as usize].cost(view.size, delta.block)
+            }
+            _ => view.size,
+        }
+    }
+
+    /// What sending every file not cleanly at the destination would put on the link now: U
+    /// with whole-file resends, less under delta.
+    pub fn unsent_cost(&self) -> u64 {
+        match self.delta {
+            None => self.unsent,
+            Some(_) => self.pending.ids().map(|f| self.send_cost(f)).sum(),
         }
     }
 
@@ -231,9 +272,11 @@ impl Engine {
         for file in self.written.drain(..) {
             self.counts[file as usize] = 0;
         }
+        let unsent_cost = self.unsent_cost();
         let round = self.current.as_mut().expect("a round is open");
         round.report.phase = plan.phase;
         round.report.unsent_bytes = self.unsent;
+        round.report.unsent_cost = unsent_cost;
         round.deadline = match self.policy.rounds() {
             Rounds::Periods => Some(round.report.start + self.period_s),
             Rounds::Iterations => None,
@@ -273,9 +316,14 @@ impl Engine {
         !skip
     }
 
-    /// `count` writes to `file` seen at `at`: counted for the policy, and a clean copy is now
-    /// stale (U grows by the file's size).
+    /// `count` writes to `file` seen at `at`, where in the file unknown: counted for the policy,
+    /// a clean copy is now stale (U grows by the file's size) and, under delta, all of it.
     pub fn on_write(&mut self, file: u32, count: u32, at: f64) {
+        self.on_write_to(file, count, at, Extent::WHOLE);
+    }
+
+    /// [`Engine::on_write`] for writes that together dirtied `extent` of the file.
+    pub fn on_write_to(&mut self, file: u32, count: u32, at: f64, extent: Extent) {
         let id = file as usize;
         if self.counts[id] == 0 && count > 0 {
             self.written.push(file);
@@ -285,12 +333,28 @@ impl Engine {
         if let Some(round) = self.current.as_mut() {
             round.report.writes += u64::from(count);
         }
-        self.on_lost(file, at);
+        self.stale(file, at);
+        if let Some(delta) = self.delta.as_mut() {
+            delta.files[id].write(extent, delta.block);
+        }
     }
 
     /// The destination's copy of `file` is not current (a write the monitor could not see, or
     /// the destination lost it): it has to go again. No write is counted for the policy.
     pub fn on_lost(&mut self, file: u32, at: f64) {
+        self.stale(file, at);
+        self.mark_whole(file);
+    }
+
+    /// Under delta, every byte of `file` has to go again.
+    fn mark_whole(&mut self, file: u32) {
+        if let Some(delta) = self.delta.as_mut() {
+            delta.files[file as usize].whole();
+        }
+    }
+
+    /// A clean copy of `file` is stale from `at` on.
+    fn stale(&mut self, file: u32, at: f64) {
         let view = &mut self.files[file as usize];
         if view.status != Status::Clean {
             return;
@@ -322,6 +386,9 @@ impl Engine {
         let resend = view.sends > 0;
         view.status = Status::Clean;
         view.sends += 1;
+        if let Some(delta) = self.delta.as_mut() {
+            delta.files[file as usize].sent(size);
+        }
         if let Some(round) = self.current.as_mut() {
             let report = &mut round.report;
             report.bytes_sent += bytes;
@@ -347,6 +414,9 @@ impl Engine {
         self.pending.insert(id, kind);
         self.last_write.push(f64::NEG_INFINITY);
         self.counts.push(0);
+        if let Some(delta) = self.delta.as_mut() {
+            delta.files.push(DirtyBlocks::default());
+        }
         self.set_size(id, size);
         id
     }
@@ -359,6 +429,9 @@ impl Engine {
         view.sends = 1;
         view.size = size;
         self.pending.remove(id, kind);
+        if let Some(delta) = self.delta.as_mut() {
+            delta.files[id as usize].sent(size);
+        }
         id
     }
 
@@ -384,6 +457,7 @@ impl Engine {
         };
         self.pending.insert(file, view.kind);
         view.size = 0;
+        self.mark_whole(file);
         self.set_size(file, size);
     }
 
@@ -431,6 +505,7 @@ impl Engine {
             .sort_unstable_by_key(|d| (d.at.to_bits(), d.file));
         report.end = context.now;
         report.unsent_bytes = self.unsent;
+        report.unsent_cost = self.unsent_cost();
         report.plan = round.plan.map(|p| p.order).unwrap_or_default();
         self.pending.refresh(&self.files);
         let view = view!(self, context);
@@ -447,8 +522,10 @@ impl Engine {
     /// The application is stopped at `stop`: opens the final copy.
     pub fn begin_final(&mut self, stop: f64) {
         self.stage = Stage::FinalCopy;
+        let mut report = RoundReport::empty(self.round, Phase::Final, stop, self.unsent);
+        report.unsent_cost = self.unsent_cost();
         self.current = Some(Round {
-            report: RoundReport::empty(self.round, Phase::Final, stop, self.unsent),
+            report,
             plan: None,
             next: 0,
             deadline: None,
@@ -465,6 +542,7 @@ impl Engine {
         let mut report = self.current.take().expect("the final copy is open").report;
         report.end = end;
         report.unsent_bytes = self.unsent;
+        report.unsent_cost = self.unsent_cost();
         self.round += 1;
         self.metrics.record_final_copy(&report, stop);
         self.stage = Stage::Done;

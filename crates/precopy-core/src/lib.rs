@@ -16,6 +16,7 @@
 //! - [`workload`]: how access probabilities become writes; replayed traces.
 //! - [`monitor`]: what a write monitor lets a policy know (per-period counts → p̂).
 //! - [`policy`]: the policies, behind one trait.
+//! - [`delta`]: what a resend costs when only the blocks written since the last send go.
 //! - [`engine`]: the pre-copy engine, sans-IO, driven by the simulator and the real sender alike.
 //! - [`sim`]: the simulator: [`SimBuilder`] → [`Simulation::step`] / [`Simulation::run`].
 //! - [`metrics`]: round reports and run metrics.
@@ -47,6 +48,7 @@
 extern crate alloc;
 
 pub mod dataset;
+pub mod delta;
 pub mod engine;
 pub mod metrics;
 pub mod monitor;
@@ -60,11 +62,11 @@ pub mod trace;
 pub mod units;
 pub mod workload;
 
-pub use dataset::{Dataset, DatasetError, FileSpec, Group, Kind, Preset, SizeSpec};
+pub use dataset::{Dataset, DatasetError, FileSpec, Group, Kind, Preset, RecordedExtent, SizeSpec};
 pub use metrics::{EndReason, Metrics, Phase, RoundPoint, RoundReport};
 pub use monitor::Estimator;
 pub use policy::{PolicyKind, PolicyParams, Status};
 #[cfg(feature = "serde")]
 pub use sim::RunReport;
 pub use sim::{ConfigError, SimBuilder, SimConfig, Simulation};
-pub use workload::{RateMapping, WriteModel};
+pub use workload::{RateMapping, WriteBytes, WriteModel};

@@ -181,6 +181,9 @@ pub struct RoundReport {
     pub end: f64,
     /// U at the round's end: bytes not cleanly at the destination.
     pub unsent_bytes: u64,
+    /// What sending them all would put on the link then: U, or less under delta. End tests
+    /// look at this, since it is what the final copy would send.
+    pub unsent_cost: u64,
     /// Bytes whose transfer started in this round.
     pub bytes_sent: u64,
     /// Transfers started in this round.
@@ -212,6 +215,7 @@ impl RoundReport {
             start,
             end: start,
             unsent_bytes,
+            unsent_cost: unsent_bytes,
             bytes_sent: 0,
             files_sent: 0,
             resent_bytes: 0,

@@ -24,6 +24,7 @@ pub use iterative::Iterative;
 pub use sweep::Sweep;
 
 use crate::dataset::Kind;
+use crate::delta::Delta;
 use crate::metrics::{EndReason, Phase, Planned, RoundReport};
 use crate::monitor::Estimator;
 use crate::pending::Pending;
@@ -100,6 +101,10 @@ pub struct View<'a> {
     pub counts: &'a [u32],
     /// U: bytes not cleanly at the destination.
     pub unsent_bytes: u64,
+    /// What sending all of them would put on the link: U, or less under delta.
+    pub unsent_cost: u64,
+    /// Dirty blocks per file, under delta.
+    pub(crate) delta: Option<&'a Delta>,
     /// The files that still have to go.
     pub(crate) pending: &'a Pending,
     /// The files whose count is not 0 (each at least once).
@@ -122,6 +127,17 @@ impl View<'_> {
         let per_file = self.transfer_time(smallest.max(1));
         // +1: a file may start just before the period ends.
         (libm::floor(remaining / per_file) as usize).saturating_add(1)
+    }
+
+    /// Bytes a send of `file` would put on the link now (see [`crate::engine::Engine::send_cost`]).
+    pub fn send_cost(&self, file: u32) -> u64 {
+        let view = &self.files[file as usize];
+        match self.delta {
+            Some(delta) if view.sends > 0 => {
+                delta.files[file as usize].cost(view.size, delta.block)
+            }
+            _ => view.size,
+        }
     }
 
     /// Link rate in bits per second.
@@ -436,13 +452,26 @@ impl<'a> Candidates<'a> {
         zero_keys: usize,
     ) -> Candidates<'a> {
         let pending = view.pending.read_write_len() + read_only.len();
-        let smallest = (view.pending.read_write_by_size().next())
-            .map_or(1 << 62, |id| view.files[id as usize].size.min(1 << 62));
+        // The cheapest pending ReadWrite send: the smallest file, or under delta any file's
+        // resend cost (a single block may be all that goes).
+        let smallest = match view.delta {
+            None => view
+                .pending
+                .read_write_by_size()
+                .next()
+                .map(|id| view.files[id as usize].size),
+            Some(_) => view
+                .pending
+                .read_write_by_size()
+                .map(|id| view.send_cost(id))
+                .min(),
+        };
+        let smallest = smallest.map_or(1 << 62, |bytes| bytes.min(1 << 62));
         let capacity = view
             .period_capacity(smallest)
             .saturating_sub(read_only.len());
         Candidates {
-            seconds: view.link.bulk_time(view.unsent_bytes, pending),
+            seconds: view.link.bulk_time(view.unsent_cost, pending),
             read_only,
             read_write,
             zero_keys,

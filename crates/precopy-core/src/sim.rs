@@ -18,7 +18,7 @@ use crate::dataset::{Dataset, DatasetError};
 use crate::engine::{Context, Engine, Stage};
 use crate::metrics::{Metrics, RoundReport};
 use crate::policy::{self, FileView, Link, PolicyKind, PolicyParams};
-use crate::workload::{WriteClock, WriteModel};
+use crate::workload::{ExtentDraws, WriteBytes, WriteClock, WriteModel};
 
 /// The run's parameters, apart from the data set and the policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +39,21 @@ pub struct SimConfig {
     pub max_rounds: u32,
     /// Policy parameters.
     pub params: PolicyParams,
+    /// A resend of a file the destination holds costs only the blocks written since its last
+    /// send (off: the whole file, as in the paper).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "core::ops::Not::not"))]
+    pub delta: bool,
+    /// Block size of delta resends, bytes (the real sender's: 8 KiB).
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "is_default_block"))]
+    pub block_bytes: u64,
+}
+
+/// The real sender's block size.
+pub const DEFAULT_BLOCK_BYTES: u64 = 8192;
+
+#[cfg(feature = "serde")]
+fn is_default_block(bytes: &u64) -> bool {
+    *bytes == DEFAULT_BLOCK_BYTES
 }
 
 impl Default for SimConfig {
@@ -51,6 +66,8 @@ impl Default for SimConfig {
             write_model: WriteModel::default(),
             max_rounds: 100_000,
             params: PolicyParams::default(),
+            delta: false,
+            block_bytes: DEFAULT_BLOCK_BYTES,
         }
     }
 }
@@ -77,6 +94,10 @@ pub enum ConfigError {
     DowntimeLimit(f64),
     /// An iteration or round cap must be at least 1.
     Cap(&'static str),
+    /// The delta block size must be at least 1 byte.
+    BlockSize,
+    /// A write must dirty at least 1 byte, and a range's minimum not exceed its maximum.
+    WriteBytes(WriteBytes),
     /// The data set is invalid.
     Dataset(DatasetError),
 }
@@ -93,6 +114,11 @@ impl fmt::Display for ConfigError {
             ConfigError::Alpha(v) => write!(f, "EWMA alpha {v} must be in (0, 1]"),
             ConfigError::DowntimeLimit(v) => write!(f, "downtime limit {v} s must be 0 or more"),
             ConfigError::Cap(name) => write!(f, "{name} must be at least 1"),
+            ConfigError::BlockSize => f.write_str("delta block size must be at least 1 byte"),
+            ConfigError::WriteBytes(w) => write!(
+                f,
+                "write size {w} must be at least 1 byte (a range: minimum ≤ maximum)"
+            ),
             ConfigError::Dataset(e) => write!(f, "data set: {e}"),
         }
     }
@@ -128,6 +154,12 @@ impl SimConfig {
         }
         if self.max_rounds == 0 {
             return Err(ConfigError::Cap("max rounds"));
+        }
+        if self.block_bytes == 0 {
+            return Err(ConfigError::BlockSize);
+        }
+        if !self.write_model.write_bytes.is_valid() {
+            return Err(ConfigError::WriteBytes(self.write_model.write_bytes));
         }
         let p = &self.params;
         if p.beta < 2 || p.beta % 2 != 0 {
@@ -245,8 +277,13 @@ impl SimBuilder {
             n as u32,
             unsent_bytes,
         );
+        let write_bytes = config.write_model.write_bytes;
+        let extents = (config.delta
+            && !(write_bytes.is_whole() && self.dataset.extents.is_empty()))
+        .then(|| ExtentDraws::new(&self.dataset, write_bytes, config.seed));
         let world = World {
             clock: WriteClock::new(&self.dataset, &config.write_model, config.seed),
+            extents,
             dataset: self.dataset,
             link: Link {
                 bandwidth_bps: config.bandwidth_bps,
@@ -257,7 +294,10 @@ impl SimBuilder {
             now: 0.0,
             link_free_at: 0.0,
         };
-        let engine = Engine::new(policy, files, config.period_s, config.max_rounds, metrics);
+        let mut engine = Engine::new(policy, files, config.period_s, config.max_rounds, metrics);
+        if config.delta {
+            engine.track_delta(config.block_bytes);
+        }
         Ok(Simulation { engine, world })
     }
 }
@@ -275,6 +315,8 @@ struct World {
     link: Link,
     clairvoyant: bool,
     clock: WriteClock,
+    /// Where writes land, when a resend's cost depends on it.
+    extents: Option<ExtentDraws>,
     now: f64,
     link_free_at: f64,
 }
@@ -360,15 +402,13 @@ impl Simulation {
             };
             world.catch_up(engine, file, begin);
             if engine.should_send(file) {
-                let size = engine.files()[file as usize].size;
-                let end = begin + world.link.transfer_time(size);
-                engine.on_sent(file, size, size, begin, end);
-                world.link_free_at = end;
+                world.send(engine, file, begin);
             }
         }
         let end = engine.round_end(world.link_free_at.max(start));
+        let extents = &mut world.extents;
         (world.clock).take_all_until(end, |file, count, first, last| {
-            wrote(engine, file, count, first, last)
+            wrote(engine, extents.as_mut(), file, count, first, last)
         });
         world.now = end;
         engine.end_round(world.context())
@@ -382,11 +422,7 @@ impl Simulation {
         engine.begin_final(stop);
         let pending: Vec<u32> = engine.pending().collect();
         for file in pending {
-            let begin = world.link_free_at.max(stop);
-            let size = engine.files()[file as usize].size;
-            let end = begin + world.link.transfer_time(size);
-            engine.on_sent(file, size, size, begin, end);
-            world.link_free_at = end;
+            world.send(engine, file, world.link_free_at.max(stop));
         }
         let end = world.link_free_at.max(stop);
         world.now = end;
@@ -409,16 +445,43 @@ impl World {
     /// transfers change its status, and each transfer is preceded by a catch-up to its start.
     fn catch_up(&mut self, engine: &mut Engine, file: u32, until: f64) {
         if let Some((count, first, last)) = self.clock.take_until(file, until) {
-            wrote(engine, file, count, first, last);
+            wrote(engine, self.extents.as_mut(), file, count, first, last);
         }
+    }
+
+    /// Sends `file` from `begin`: as long as the bytes the engine says it costs take.
+    fn send(&mut self, engine: &mut Engine, file: u32, begin: f64) {
+        let size = engine.files()[file as usize].size;
+        let bytes = engine.send_cost(file);
+        let end = begin + self.link.transfer_time(bytes);
+        engine.on_sent(file, size, bytes, begin, end);
+        self.link_free_at = end;
     }
 }
 
 /// `count` writes to `file` from `first` to `last`, told to the engine as if one by one: the
-/// first may dirty a clean copy, the last is the latest.
-fn wrote(engine: &mut Engine, file: u32, count: u32, first: f64, last: f64) {
-    engine.on_write(file, 1, first);
-    if count > 1 {
-        engine.on_write(file, count - 1, last);
+/// first may dirty a clean copy, the last is the latest. With `extents`, each lands somewhere.
+fn wrote(
+    engine: &mut Engine,
+    extents: Option<&mut ExtentDraws>,
+    file: u32,
+    count: u32,
+    first: f64,
+    last: f64,
+) {
+    match extents {
+        Some(draws) => {
+            let size = engine.files()[file as usize].size;
+            for i in 0..count {
+                let at = if i == 0 { first } else { last };
+                engine.on_write_to(file, 1, at, draws.next(file, size));
+            }
+        }
+        None => {
+            engine.on_write(file, 1, first);
+            if count > 1 {
+                engine.on_write(file, count - 1, last);
+            }
+        }
     }
 }

@@ -17,7 +17,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::dataset::{strip_position, Dataset, DatasetError, FileSpec, Kind, Writes};
+use crate::dataset::{
+    strip_position, Dataset, DatasetError, FileSpec, Kind, RecordedExtent, Writes,
+};
 
 /// The `format` value of a trace header.
 pub const FORMAT: &str = "precopy-trace";
@@ -160,6 +162,8 @@ pub struct TracedFile {
     pub mmap_shared: bool,
     /// Update times, sorted.
     pub writes: Vec<f64>,
+    /// Each update's extent, in the order of `writes`.
+    pub extents: Vec<RecordedExtent>,
 }
 
 /// A trace that cannot be read, and where.
@@ -266,13 +270,21 @@ impl Trace {
                         kind,
                         mmap_shared,
                         writes: Vec::new(),
+                        extents: Vec::new(),
                     });
                 }
                 Record::Open { t, id, .. } => {
                     last_event = last_event.max(check_time(line, t)?);
                     known(&files, id, line)?;
                 }
-                Record::Write { t, id, .. } => {
+                Record::Write {
+                    t,
+                    id,
+                    op,
+                    offset,
+                    len,
+                    ..
+                } => {
                     let t = check_time(line, t)?;
                     last_event = last_event.max(t);
                     let file = known_mut(&mut files, id, line)?;
@@ -280,6 +292,14 @@ impl Trace {
                         return Err(error(line, format!("write to read-only file id {id}")));
                     }
                     file.writes.push(t);
+                    // Only a write's bytes are known; any other update may change them all.
+                    file.extents.push(match op {
+                        WriteOp::Write => RecordedExtent { offset, len },
+                        _ => RecordedExtent {
+                            offset: None,
+                            len: None,
+                        },
+                    });
                 }
                 Record::End { t } => {
                     let t = check_time(line, t)?;
@@ -298,7 +318,11 @@ impl Trace {
             return Err(error(0, "no files"));
         }
         for file in &mut files {
-            file.writes.sort_by(f64::total_cmp);
+            // Stable, so same-time writes keep their extents in the trace's order.
+            let mut both: Vec<(f64, RecordedExtent)> =
+                file.writes.drain(..).zip(file.extents.drain(..)).collect();
+            both.sort_by(|a, b| a.0.total_cmp(&b.0));
+            (file.writes, file.extents) = both.into_iter().unzip();
         }
         Ok(Trace {
             period_s,
@@ -326,13 +350,14 @@ impl Trace {
             })
             .collect();
         let writes = self.files.iter().map(|f| f.writes.clone()).collect();
-        Dataset::new(name, files, Writes::Recorded(writes))
+        let extents = self.files.iter().map(|f| f.extents.clone()).collect();
+        Dataset::with_extents(name, files, Writes::Recorded(writes), extents)
     }
 
     /// Emits the trace as JSON Lines (the inverse of [`Trace::parse`]).
     pub fn to_jsonl(&self) -> String {
         let mut lines = vec![Record::header(self.period_s, self.command.clone(), None).to_line()];
-        let mut writes: Vec<(f64, u32)> = Vec::new();
+        let mut writes: Vec<(f64, u32, RecordedExtent)> = Vec::new();
         for (id, f) in self.files.iter().enumerate() {
             lines.push(
                 Record::File {
@@ -344,17 +369,23 @@ impl Trace {
                 }
                 .to_line(),
             );
-            writes.extend(f.writes.iter().map(|&t| (t, id as u32)));
+            let extents = f.extents.iter().copied();
+            writes.extend(
+                f.writes
+                    .iter()
+                    .zip(extents)
+                    .map(|(&t, e)| (t, id as u32, e)),
+            );
         }
         writes.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (t, id) in writes {
+        for (t, id, extent) in writes {
             let record = Record::Write {
                 t,
                 id,
                 pid: None,
                 op: WriteOp::Write,
-                offset: None,
-                len: None,
+                offset: extent.offset,
+                len: extent.len,
             };
             lines.push(record.to_line());
         }
@@ -406,6 +437,16 @@ mod tests {
         assert_eq!(data.name, "trace: app -x");
         assert_eq!(data.files[0].kind, Kind::ReadOnly);
         assert!(matches!(data.writes, Writes::Recorded(ref w) if w[1].len() == 2));
+        // Sorted with their times: the truncate (whole file) first, then the 4 KiB write.
+        let whole = RecordedExtent {
+            offset: None,
+            len: None,
+        };
+        let write = RecordedExtent {
+            offset: Some(0),
+            len: Some(4096),
+        };
+        assert_eq!(data.extents[1], [whole, write]);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 use core::fmt;
 
+use crate::workload::WriteBytes;
+
 /// A quantity that could not be parsed, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -16,6 +18,8 @@ pub enum UnitError {
     NotPositive,
     /// A size that rounds to no bytes, or to more than 2⁶⁴ − 1.
     OutOfRange,
+    /// A range whose minimum is above its maximum.
+    EmptyRange,
 }
 
 impl fmt::Display for UnitError {
@@ -25,6 +29,7 @@ impl fmt::Display for UnitError {
             UnitError::UnknownUnit => "unknown unit",
             UnitError::NotPositive => "must be a positive, finite value",
             UnitError::OutOfRange => "must be from 1 byte to 2^64 - 1 bytes",
+            UnitError::EmptyRange => "the range's minimum is above its maximum",
         })
     }
 }
@@ -122,6 +127,39 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     Ok(bytes as u64)
 }
 
+/// Parses how many bytes a write dirties: `whole` (the paper's model), a size (`8KiB`), a
+/// uniform range (`1KB..64KB`) or an exponential mean (`exp:16KiB`).
+///
+/// ```
+/// # use precopy_core::units::parse_write_bytes;
+/// # use precopy_core::WriteBytes;
+/// assert_eq!(parse_write_bytes("8KiB"), Ok(WriteBytes::Constant { bytes: 8192 }));
+/// assert_eq!(parse_write_bytes("1KB..2KB"), Ok(WriteBytes::Uniform { min: 1000, max: 2000 }));
+/// assert_eq!(parse_write_bytes("exp:4KiB"), Ok(WriteBytes::Exponential { mean: 4096 }));
+/// assert!(parse_write_bytes("2KB..1KB").is_err());
+/// ```
+pub fn parse_write_bytes(text: &str) -> Result<WriteBytes, UnitError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("whole") {
+        return Ok(WriteBytes::Whole);
+    }
+    if let Some(mean) = text.strip_prefix("exp:") {
+        return Ok(WriteBytes::Exponential {
+            mean: parse_size(mean)?,
+        });
+    }
+    if let Some((min, max)) = text.split_once("..") {
+        let (min, max) = (parse_size(min)?, parse_size(max)?);
+        if min > max {
+            return Err(UnitError::EmptyRange);
+        }
+        return Ok(WriteBytes::Uniform { min, max });
+    }
+    Ok(WriteBytes::Constant {
+        bytes: parse_size(text)?,
+    })
+}
+
 /// Formats a byte count with a decimal unit, e.g. `2.20 GB`.
 pub fn format_bytes(bytes: f64) -> alloc::string::String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -164,5 +202,27 @@ mod tests {
         assert_eq!(parse_size("0"), Err(UnitError::NotPositive));
         assert_eq!(format_bytes(2.2e9), "2.20 GB");
         assert_eq!(format_bytes(999.0), "999 B");
+    }
+
+    #[test]
+    fn write_sizes() {
+        assert_eq!(parse_write_bytes(" whole "), Ok(WriteBytes::Whole));
+        assert_eq!(
+            parse_write_bytes("100..100"),
+            Ok(WriteBytes::Uniform { min: 100, max: 100 })
+        );
+        assert_eq!(parse_write_bytes("exp:0"), Err(UnitError::NotPositive));
+        assert_eq!(parse_write_bytes("..4KB"), Err(UnitError::NotANumber));
+        assert_eq!(parse_write_bytes("4 parsecs"), Err(UnitError::UnknownUnit));
+        assert_eq!(parse_write_bytes("2..1"), Err(UnitError::EmptyRange));
+        // What it prints, it reads back.
+        for w in [
+            WriteBytes::Whole,
+            WriteBytes::Constant { bytes: 8192 },
+            WriteBytes::Uniform { min: 1, max: 9 },
+            WriteBytes::Exponential { mean: 300 },
+        ] {
+            assert_eq!(parse_write_bytes(&alloc::format!("{w}")), Ok(w));
+        }
     }
 }

@@ -8,7 +8,8 @@ use alloc::vec::Vec;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use crate::dataset::{Dataset, Kind, Writes};
+use crate::dataset::{Dataset, Kind, RecordedExtent, Writes};
+use crate::delta::Extent;
 
 mod ziggurat;
 pub use ziggurat::exp1;
@@ -42,7 +43,89 @@ impl RateMapping {
     }
 }
 
-/// Turns access probabilities into write rates.
+/// How many bytes one write dirties; where in the file is uniform. Only a delta resend's cost
+/// depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case", tag = "kind"))]
+pub enum WriteBytes {
+    /// The whole file (the paper's model: a written file is stale from end to end).
+    #[default]
+    Whole,
+    /// A fixed count.
+    Constant {
+        /// Bytes per write.
+        bytes: u64,
+    },
+    /// Uniform from `min` to `max` bytes, both included.
+    Uniform {
+        /// Fewest bytes.
+        min: u64,
+        /// Most bytes.
+        max: u64,
+    },
+    /// Exponential with this mean, rounded, at least 1 byte.
+    Exponential {
+        /// Mean bytes per write.
+        mean: u64,
+    },
+}
+
+impl WriteBytes {
+    /// The model's default, the paper's.
+    pub fn is_whole(&self) -> bool {
+        *self == WriteBytes::Whole
+    }
+
+    /// At least 1 byte a write, and a range's minimum not above its maximum.
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            WriteBytes::Whole => true,
+            WriteBytes::Constant { bytes } => bytes >= 1,
+            WriteBytes::Uniform { min, max } => 1 <= min && min <= max,
+            WriteBytes::Exponential { mean } => mean >= 1,
+        }
+    }
+
+    /// One write to a file of `size` bytes: a length from the distribution (1 to `size`), then
+    /// an offset uniform over where it fits.
+    pub fn draw(&self, rng: &mut Pcg64Mcg, size: u64) -> Extent {
+        let len = match *self {
+            WriteBytes::Whole => return Extent::WHOLE,
+            WriteBytes::Constant { bytes } => bytes,
+            WriteBytes::Uniform { min, max } => min + below(rng, max - min),
+            WriteBytes::Exponential { mean } => libm::round(exp1(rng) * mean as f64) as u64,
+        }
+        .clamp(1, size.max(1));
+        Extent {
+            offset: below(rng, size.saturating_sub(len)),
+            len,
+        }
+    }
+}
+
+impl core::fmt::Display for WriteBytes {
+    /// The form [`crate::units::parse_write_bytes`] reads back.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            WriteBytes::Whole => f.write_str("whole"),
+            WriteBytes::Constant { bytes } => write!(f, "{bytes}"),
+            WriteBytes::Uniform { min, max } => write!(f, "{min}..{max}"),
+            WriteBytes::Exponential { mean } => write!(f, "exp:{mean}"),
+        }
+    }
+}
+
+/// Uniform on 0..=n from one draw (a widening multiply: integer only, the same on every platform).
+fn below(rng: &mut Pcg64Mcg, n: u64) -> u64 {
+    use rand::RngCore;
+    if n == u64::MAX {
+        return rng.next_u64();
+    }
+    ((u128::from(rng.next_u64()) * u128::from(n + 1)) >> 64) as u64
+}
+
+/// Turns access probabilities into write rates, and says how much a write dirties.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct WriteModel {
@@ -50,6 +133,12 @@ pub struct WriteModel {
     pub mapping: RateMapping,
     /// Global write intensity in writes per second (for a file with p = 1 under `Linear`).
     pub intensity: f64,
+    /// Bytes one write dirties (the paper: the whole file).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "WriteBytes::is_whole")
+    )]
+    pub write_bytes: WriteBytes,
 }
 
 impl Default for WriteModel {
@@ -58,6 +147,7 @@ impl Default for WriteModel {
         WriteModel {
             mapping: RateMapping::Linear,
             intensity: 0.01,
+            write_bytes: WriteBytes::Whole,
         }
     }
 }
@@ -142,6 +232,61 @@ impl WriteStream {
 
 fn exponential(rng: &mut Pcg64Mcg, rate: f64) -> f64 {
     exp1(rng) / rate
+}
+
+/// Where each write lands: as a trace recorded it, else drawn, from one seeded generator per
+/// file apart from the write times' (so the times are the same whatever the extents).
+#[derive(Debug, Clone)]
+pub struct ExtentDraws {
+    bytes: WriteBytes,
+    rngs: Vec<Pcg64Mcg>,
+    recorded: Vec<Vec<RecordedExtent>>,
+    taken: Vec<usize>,
+}
+
+impl ExtentDraws {
+    /// Extents for `dataset`'s writes: its recorded ones, and otherwise drawn under `bytes` from
+    /// the run's `seed`.
+    pub fn new(dataset: &Dataset, bytes: WriteBytes, seed: u64) -> ExtentDraws {
+        let files = dataset.files.len();
+        let rngs = (0..files as u64)
+            .map(|id| {
+                let mixed = seed ^ 0xE87E_17D0 ^ (id + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                Pcg64Mcg::seed_from_u64(mixed)
+            })
+            .collect();
+        ExtentDraws {
+            bytes,
+            rngs,
+            recorded: dataset.extents.clone(),
+            taken: alloc::vec![0; if dataset.extents.is_empty() { 0 } else { files }],
+        }
+    }
+
+    /// The next write to `file`, now `size` bytes.
+    pub fn next(&mut self, file: u32, size: u64) -> Extent {
+        let id = file as usize;
+        let rng = &mut self.rngs[id];
+        let Some(&recorded) = self.recorded.get(id).and_then(|e| e.get(self.taken[id])) else {
+            return self.bytes.draw(rng, size);
+        };
+        self.taken[id] += 1;
+        match recorded {
+            RecordedExtent { len: None, .. } => Extent::WHOLE,
+            RecordedExtent {
+                offset: Some(offset),
+                len: Some(len),
+            } => Extent { offset, len },
+            // A plain write() at a position the tracer does not follow: somewhere it fits.
+            RecordedExtent {
+                offset: None,
+                len: Some(len),
+            } => Extent {
+                offset: below(rng, size.saturating_sub(len)),
+                len,
+            },
+        }
+    }
 }
 
 /// Every file's write stream. The engine pulls each file's writes lazily, up to the time it needs
@@ -262,6 +407,7 @@ mod tests {
         let model = WriteModel {
             mapping: RateMapping::Linear,
             intensity: 1.0,
+            ..WriteModel::default()
         };
         let mut clock = WriteClock::new(&data, &model, 1);
         let mut n = 0;
@@ -294,6 +440,7 @@ mod tests {
         let model = WriteModel {
             mapping: RateMapping::PerWindow,
             intensity: 1.0,
+            ..WriteModel::default()
         };
         // P(at least one write in 1 s) = 1 - exp(-rate) = p.
         let p = 0.8;

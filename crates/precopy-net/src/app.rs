@@ -11,6 +11,55 @@ use rustix::process::{kill_process, Pid, Signal};
 
 use super::restart::Identity;
 
+/// What the sender does to the application it migrates: a real process tree ([`App`]), or,
+/// under test, one whose writes are scripted (`simulated::SimulatedApp`).
+pub trait Application {
+    /// The root process id.
+    fn pid(&self) -> u32;
+    /// `Some(description)` once it has exited.
+    fn exited(&mut self) -> Option<String>;
+    /// Stops it; when this returns, it writes no more.
+    fn stop(&mut self) -> io::Result<()>;
+    /// Lets it run on.
+    fn resume(&mut self) -> io::Result<()>;
+    /// Ends it at the source.
+    fn kill(&mut self) -> io::Result<()>;
+    /// Its command line and working directory, for a restart at the destination.
+    fn command(&self) -> io::Result<(Vec<Vec<u8>>, Vec<u8>)>;
+    /// Who it runs as and its environment, for a restart at the destination.
+    fn identity(&self) -> io::Result<Identity>;
+}
+
+impl Application for App {
+    fn pid(&self) -> u32 {
+        App::pid(self)
+    }
+
+    fn exited(&mut self) -> Option<String> {
+        App::exited(self)
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        App::stop(self)
+    }
+
+    fn resume(&mut self) -> io::Result<()> {
+        App::resume(self)
+    }
+
+    fn kill(&mut self) -> io::Result<()> {
+        App::kill(self)
+    }
+
+    fn command(&self) -> io::Result<(Vec<Vec<u8>>, Vec<u8>)> {
+        App::command(self)
+    }
+
+    fn identity(&self) -> io::Result<Identity> {
+        App::identity(self)
+    }
+}
+
 /// The application.
 #[derive(Debug)]
 pub enum App {

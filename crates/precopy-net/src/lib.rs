@@ -22,6 +22,10 @@
 //! - [`live`]: the identification step, live, when no file list is given.
 //! - [`transport`]: the sender's connection: files out, acks in, reconnect and resume.
 //! - [`delta`]: which blocks of a file changed since the version the receiver holds.
+//! - [`link`], [`clock`]: what the sender asks of its connection and of time (traits), so the
+//!   same loop runs over TCP with the monotonic clock, or in memory in simulated time.
+//! - [`simulated`]: those edges in simulated time (a scripted monitor, an in-memory link), so a
+//!   real migration can be held side by side with the core's simulator.
 //! - [`migrate`]: the pre-copy loop, driven by the core's policy.
 //! - [`restart`]: the application started again at the destination, as the user it ran as.
 
@@ -29,13 +33,16 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod clock;
 pub mod delta;
+pub mod link;
 pub mod live;
 pub mod migrate;
 pub mod mirror;
 pub mod monitor;
 pub mod receiver;
 pub mod restart;
+pub mod simulated;
 pub mod stamp;
 pub mod store;
 pub mod transport;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use precopy_core::dataset::Writes;
@@ -27,7 +27,9 @@ use precopy_core::{
 use precopy_proto::{Entry, Node, NodeKind, RelPath};
 use serde::Serialize;
 
-use super::app::App;
+use super::app::Application;
+use super::clock::{Clock, MonotonicClock};
+use super::link::Link;
 use super::monitor::Monitor;
 use super::stamp::Stamp;
 use super::store::hash_reader;
@@ -185,19 +187,21 @@ struct Tracked {
 }
 
 /// One migration in progress: the core's [`Engine`] driven by the clock, the write monitor, the
-/// walks of the roots and the transport.
-pub struct Migration<'m> {
+/// walks of the roots and the link to the destination. A real one reads the monotonic clock and
+/// sends over TCP ([`Migration::new`]); under test the same loop runs in simulated time
+/// ([`Migration::with`], `simulated`).
+pub struct Migration<'m, L: Link = Transport, C: Clock = MonotonicClock> {
     config: MigrateConfig,
     monitor: &'m mut dyn Monitor,
-    app: &'m mut App,
-    transport: Transport,
+    app: &'m mut dyn Application,
+    transport: L,
+    clock: C,
     engine: Engine,
     roots: Roots,
     tracked: Vec<Tracked>,
     by_rel: HashMap<Vec<u8>, usize>,
     sent: Vec<Option<Sent>>,
     write_times: Vec<Vec<f64>>,
-    start: Instant,
     last_poll: f64,
     /// How long the last poll of the monitor took, seconds.
     poll_cost: f64,
@@ -209,16 +213,33 @@ pub struct Migration<'m> {
 }
 
 impl<'m> Migration<'m> {
-    /// Lays out a migration of the files under `roots` as they are now. FIFOs, sockets and
-    /// device files under them are an error unless the configuration skips them.
+    /// Lays out a migration of the files under `roots` as they are now, over `transport`, timed
+    /// by the monotonic clock from now. FIFOs, sockets and device files under the roots are an
+    /// error unless the configuration skips them.
     pub fn new(
         config: MigrateConfig,
         roots: Roots,
         monitor: &'m mut dyn Monitor,
-        app: &'m mut App,
+        app: &'m mut dyn Application,
         transport: Transport,
         on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
     ) -> Result<Migration<'m>> {
+        let clock = MonotonicClock::start();
+        Migration::with(config, roots, monitor, app, transport, clock, on_round)
+    }
+}
+
+impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
+    /// [`Migration::new`] over any link, timed by any clock (which reads 0 at the start).
+    pub fn with(
+        config: MigrateConfig,
+        roots: Roots,
+        monitor: &'m mut dyn Monitor,
+        app: &'m mut dyn Application,
+        transport: L,
+        clock: C,
+        on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
+    ) -> Result<Migration<'m, L, C>> {
         let scan = roots.scan().context("walking the files to migrate")?;
         special_check(&scan, config.skip_special)?;
         let policy = policy::build(config.policy, &config.params, 0, config.seed);
@@ -242,13 +263,13 @@ impl<'m> Migration<'m> {
             monitor,
             app,
             transport,
+            clock,
             engine,
             roots,
             tracked: Vec::new(),
             by_rel: HashMap::new(),
             sent: Vec::new(),
             write_times: Vec::new(),
-            start: Instant::now(),
             last_poll: 0.0,
             poll_cost: 0.0,
             busy_s: 0.0,
@@ -274,7 +295,7 @@ impl<'m> Migration<'m> {
     }
 
     fn now(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
+        self.clock.now()
     }
 
     /// Walks the roots, after adding the files the application opened since the last walk.
@@ -286,9 +307,9 @@ impl<'m> Migration<'m> {
                 }
             }
         }
-        let started = Instant::now();
+        let started = self.now();
         let scan = self.roots.scan().context("walking the files to migrate")?;
-        let took = started.elapsed().as_secs_f64();
+        let took = self.now() - started;
         self.walks.count += 1;
         self.walks.entries = scan.entries.len() as u32;
         self.walks.total_s += took;
@@ -303,10 +324,6 @@ impl<'m> Migration<'m> {
             None if self.busy_s > 0.05 => self.transport.written() as f64 * 8.0 / self.busy_s,
             None => 1e9,
         }
-    }
-
-    fn context(&self, now: f64) -> engine::Context<'static> {
-        engine::Context::live(now, self.bandwidth())
     }
 
     /// Runs the whole migration.
@@ -431,7 +448,8 @@ impl<'m> Migration<'m> {
         self.engine.begin_round(start);
         let scan = self.scan()?;
         self.follow(&scan, false);
-        self.engine.plan(self.context(start));
+        let bandwidth = self.bandwidth();
+        self.engine.plan(context(&*self.monitor, start, bandwidth));
         loop {
             self.observe(false)?;
             let now = self.now();
@@ -452,12 +470,15 @@ impl<'m> Migration<'m> {
         // the writes it sees are the next plan's counts.
         let end = self.engine.round_end(self.now());
         while self.now() < end {
-            let nap = (end - self.now()).clamp(0.0, self.config.poll_s);
-            std::thread::sleep(Duration::from_secs_f64(nap));
+            let until = (self.now() + self.config.poll_s).min(end);
+            self.clock.wait_until(until);
             self.observe(false)?;
         }
         self.observe(true)?;
-        Ok(self.engine.end_round(self.context(self.now())))
+        let (now, bandwidth) = (self.now(), self.bandwidth());
+        Ok(self
+            .engine
+            .end_round(context(&*self.monitor, now, bandwidth)))
     }
 
     /// Polls the monitor (if due, or if `force`): counts writes and marks clean copies dirty.
@@ -589,7 +610,6 @@ impl<'m> Migration<'m> {
         self.follow(&scan, false);
         self.send_all_pending()?;
         let copied = self.now();
-        let started = Instant::now();
         let mut reread = Reread::default();
         let hashes = self.hash_files(&scan, &mut reread)?;
         let nodes = nodes(&scan, &hashes);
@@ -612,7 +632,7 @@ impl<'m> Migration<'m> {
         self.send_all_pending()?;
         let verdict = self.with_link(|t| t.verify(&roots, &nodes))?;
         let checked = self.now();
-        let verify_s = started.elapsed().as_secs_f64();
+        let verify_s = checked - copied;
         let report = self.engine.end_final(stop, checked);
         let present = self.tracked.iter().filter(|t| t.present).count() as u32;
         let metrics = self.engine.metrics_mut();
@@ -650,9 +670,9 @@ impl<'m> Migration<'m> {
             walks: self.walks,
             wire_bytes: self.transport.written(),
             send_rate_bps: bandwidth,
-            reconnects: self.transport.reconnects,
-            deltas: self.transport.deltas,
-            refused_deltas: self.transport.refused_deltas,
+            reconnects: self.transport.reconnects(),
+            deltas: self.transport.deltas().0,
+            refused_deltas: self.transport.deltas().1,
             repaired_files: repaired,
             skipped,
             unopened: self
@@ -686,7 +706,7 @@ impl<'m> Migration<'m> {
     /// Runs a request that needs the link, reconnecting while the link (not the peer) fails.
     fn with_link<T>(
         &mut self,
-        mut request: impl FnMut(&mut Transport) -> Result<T, WireError>,
+        mut request: impl FnMut(&mut L) -> Result<T, WireError>,
     ) -> Result<T> {
         loop {
             match request(&mut self.transport) {
@@ -790,6 +810,14 @@ impl<'m> Migration<'m> {
             .restart(RelPath::new(&cwd).expect("normalised"), identity, &args)
             .context("restarting at the destination (the application is not running anywhere)")?;
         Ok(pid)
+    }
+}
+
+/// What the policy is told at `now`, with the monitor's foresight if it has any.
+fn context(monitor: &dyn Monitor, now: f64, bandwidth_bps: f64) -> engine::Context<'_> {
+    engine::Context {
+        future: monitor.foresight(),
+        ..engine::Context::live(now, bandwidth_bps)
     }
 }
 

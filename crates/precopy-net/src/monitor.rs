@@ -11,6 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use precopy_core::workload::WriteClock;
+
 use super::stamp::Stamp;
 
 /// A source of write counts for the files it is told to watch, by id.
@@ -22,6 +24,11 @@ pub trait Monitor {
     /// Writes to one file since it was last looked at, just before its transfer starts (so a
     /// write that came before the transfer does not make the new copy look stale).
     fn poll_file(&mut self, file: usize) -> io::Result<u32>;
+    /// Every file's future writes, by the ids given to [`Monitor::watch`]: known only to a
+    /// monitor that replays a workload, for the clairvoyant reference to plan with.
+    fn foresight(&self) -> Option<&WriteClock> {
+        None
+    }
 }
 
 /// Counts changes of `stat` between polls.

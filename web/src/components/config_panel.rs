@@ -234,6 +234,24 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                     }
                     <TextField id="seed" label="Seed" value={draft.seed.clone()}
                         error={error_of(errors, Field::Seed)} on_input={edit(Field::Seed)} />
+                    <div class="field span-2">
+                        <label class="check">
+                            <input id="delta" type="checkbox" checked={draft.delta}
+                                onchange={
+                                    let act = act.clone();
+                                    Callback::from(move |e: Event| {
+                                        let input: HtmlInputElement = e.target_unchecked_into();
+                                        act.emit(Action::SetDelta(input.checked()));
+                                    })
+                                } />
+                            { " Delta resends" }
+                        </label>
+                        <p class="msg hint">{ "A resend costs the 8 KiB blocks written since the file's last send, not its size (off: the paper)." }</p>
+                    </div>
+                    <TextField id="write-bytes" label="Write size" value={draft.write_bytes.clone()}
+                        error={error_of(errors, Field::WriteBytes)}
+                        hint="bytes a write dirties: whole, 8KiB, 1KB..64KB or exp:16KiB"
+                        on_input={edit(Field::WriteBytes)} />
                 </div>
             </section>
 

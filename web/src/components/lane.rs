@@ -36,6 +36,8 @@ pub struct LaneView {
     pub map: MapHandle,
     /// Files per map cell.
     pub files_per_cell: u32,
+    /// Resends are deltas.
+    pub delta: bool,
 }
 
 impl LaneView {
@@ -60,7 +62,30 @@ impl LaneView {
             period_s,
             map: MapHandle(map),
             files_per_cell,
+            delta: lane.delta(),
         }
+    }
+}
+
+/// A transfer's size cell: the size, and for a delta resend a bar filled to the share of the
+/// file that goes, with the bytes in its tooltip.
+fn size_cell(n: &NextUp) -> Html {
+    if !(n.resend && n.bytes < n.size) {
+        return html! { <td class="num">{ format::bytes(n.size) }</td> };
+    }
+    let share = 100.0 * n.bytes as f64 / n.size.max(1) as f64;
+    let title = format!(
+        "delta resend: {} of {} ({share:.1}%), the blocks written since its last send",
+        format::bytes(n.bytes),
+        format::bytes(n.size)
+    );
+    html! {
+        <td class="num delta" {title} data-bytes={n.bytes.to_string()}>
+            { format::bytes(n.size) }
+            <span class="delta-bar" aria-hidden="true">
+                <span style={format!("width:{share:.1}%")}></span>
+            </span>
+        </td>
     }
 }
 
@@ -212,12 +237,18 @@ pub fn lane_panel(props: &LanePanelProps) -> Html {
                                         { n.path.clone() }
                                         if n.resend { <span class="tag">{ "resend" }</span> }
                                     </td>
-                                    <td class="num">{ format::bytes(n.size) }</td>
+                                    { size_cell(n) }
                                     <td>{ why(v.kind, phase, n) }</td>
                                 </tr>
                             }) }
                         </tbody>
                     </table>
+                    if v.delta {
+                        <p class="legend delta-legend">
+                            <span class="delta-bar" aria-hidden="true"><span style="width:30%"></span></span>
+                            { " share of a resend's file that goes: only the blocks written since its last send" }
+                        </p>
+                    }
                 </div>
             }
         </article>

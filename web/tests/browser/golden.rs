@@ -15,3 +15,15 @@ fn reference_runs_match_the_native_golden_file() {
         "browser results differ from crates/precopy-core/tests/golden/reference.json"
     );
 }
+
+const GOLDEN_DELTA: &str = include_str!("../../../crates/precopy-core/tests/golden/delta.json");
+
+#[wasm_bindgen_test]
+fn delta_runs_match_the_native_golden_file() {
+    let runs = precopy_core::reference::golden_delta_runs().expect("the delta configuration is valid");
+    let json = serde_json::to_string_pretty(&runs).expect("metrics serialise") + "\n";
+    assert!(
+        json == GOLDEN_DELTA,
+        "browser results differ from crates/precopy-core/tests/golden/delta.json"
+    );
+}

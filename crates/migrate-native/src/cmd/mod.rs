@@ -14,8 +14,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use precopy_core::dataset::GroupsFile;
 use precopy_core::trace::Trace;
-use precopy_core::units::{parse_bandwidth, parse_duration};
-use precopy_core::{Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, WriteModel};
+use precopy_core::units::{parse_bandwidth, parse_duration, parse_size, parse_write_bytes};
+use precopy_core::{
+    Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, WriteBytes, WriteModel,
+};
 
 /// An error caused by the user's input: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,16 @@ fn estimator(text: &str) -> Result<Estimator, String> {
     })
 }
 
+fn write_bytes(text: &str) -> Result<WriteBytes, String> {
+    parse_write_bytes(text).map_err(|e| {
+        format!("write size `{text}`: {e} (expected whole, a size like 8KiB, MIN..MAX or exp:MEAN)")
+    })
+}
+
+fn block_size(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|e| format!("block size `{text}`: {e}"))
+}
+
 fn rate_mapping(text: &str) -> Result<RateMapping, String> {
     RateMapping::from_name(text)
         .ok_or_else(|| format!("rate mapping `{text}`: expected linear or per-window"))
@@ -112,6 +124,16 @@ pub struct ModelArgs {
     /// Safety cap on pre-copy rounds.
     #[arg(long, default_value_t = SimConfig::default().max_rounds)]
     pub max_rounds: u32,
+    /// Bytes one write dirties: whole (the paper), a size (8KiB), MIN..MAX (uniform) or
+    /// exp:MEAN. Only delta resends' costs depend on it.
+    #[arg(long, default_value = "whole", value_parser = write_bytes)]
+    pub write_bytes: WriteBytes,
+    /// Delta resends: a file the destination holds costs the blocks written since its last send.
+    #[arg(long)]
+    pub delta: bool,
+    /// Block size of delta resends.
+    #[arg(long, default_value = "8KiB", value_parser = block_size, requires = "delta")]
+    pub block_size: u64,
 }
 
 impl ModelArgs {
@@ -126,7 +148,10 @@ impl ModelArgs {
             write_model: WriteModel {
                 mapping: self.rate_mapping,
                 intensity: self.intensity,
+                write_bytes: self.write_bytes,
             },
+            delta: self.delta,
+            block_bytes: self.block_size,
             max_rounds: self.max_rounds,
             params: PolicyParams {
                 beta: self.beta,

@@ -99,6 +99,13 @@ fn write_summary(out: &mut impl Write, m: &Metrics, config: &SimConfig) -> Resul
         config.period_s,
         m.seed
     )?;
+    if config.delta {
+        writeln!(
+            out,
+            "  {:<14} resends cost the {}-byte blocks written since the last send; writes of {} bytes",
+            "delta", config.block_bytes, config.write_model.write_bytes
+        )?;
+    }
     let rows = [
         (
             "pre-copy",

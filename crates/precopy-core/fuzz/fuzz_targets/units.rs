@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use precopy_core::units::{parse_bandwidth, parse_duration, parse_size};
+use precopy_core::units::{parse_bandwidth, parse_duration, parse_size, parse_write_bytes};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -14,5 +14,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(bytes) = parse_size(text) {
         assert!(bytes >= 1, "{text:?} gave {bytes}");
+    }
+    // A write size is one the simulation accepts, and reads back the same from its display.
+    if let Ok(write_bytes) = parse_write_bytes(text) {
+        assert!(write_bytes.is_valid(), "{text:?} gave {write_bytes:?}");
+        assert_eq!(parse_write_bytes(&write_bytes.to_string()), Ok(write_bytes));
     }
 });

@@ -192,7 +192,7 @@ impl Policy for ExpectationPolicy {
             .observe(view.counts, view.written, report.end - report.start);
         // The β history covers the ReadWrite phase only (paper steps C–G).
         if report.phase == Phase::ReadWrite {
-            self.end_test.record(report.unsent_bytes)
+            self.end_test.record(report.unsent_cost)
         } else {
             None
         }

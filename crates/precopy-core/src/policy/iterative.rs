@@ -85,9 +85,9 @@ impl Policy for Iterative {
                 max_iterations,
             } => {
                 let limit_bytes = libm::floor(view.bandwidth_bps() * downtime_s / 8.0) as u64;
-                if report.unsent_bytes <= limit_bytes {
+                if report.unsent_cost <= limit_bytes {
                     Some(EndReason::Converged {
-                        remaining_bytes: report.unsent_bytes,
+                        remaining_bytes: report.unsent_cost,
                         limit_bytes,
                     })
                 } else {

@@ -67,7 +67,7 @@ impl Policy for Sweep {
         let busy = (view.link_free_at - view.now).max(0.0);
         self.sweeping = self.sweeps > 0
             || (phase == Phase::ReadWrite && busy + candidates.seconds <= view.period);
-        self.sweep_start_bytes = view.unsent_bytes;
+        self.sweep_start_bytes = view.unsent_cost;
         let keep = if self.sweeping {
             candidates.read_write_len()
         } else {
@@ -86,12 +86,12 @@ impl Policy for Sweep {
             .observe(view.counts, view.written, report.end - report.start);
         if self.sweeping {
             self.sweeps += 1;
-            let shrunk = (report.unsent_bytes as f64) < SHRINK * self.sweep_start_bytes as f64;
+            let shrunk = (report.unsent_cost as f64) < SHRINK * self.sweep_start_bytes as f64;
             (!shrunk || self.sweeps >= MAX_SWEEPS).then_some(EndReason::Swept {
                 sweeps: self.sweeps,
             })
         } else if report.phase == Phase::ReadWrite {
-            self.end_test.record(report.unsent_bytes)
+            self.end_test.record(report.unsent_cost)
         } else {
             None
         }

@@ -1,7 +1,8 @@
 //! The same seed gives bit-identical results; the golden file pins them (the wasm build checks
 //! the same file, so native and browser agree bit for bit).
 
-use precopy_core::reference::golden_runs;
+use precopy_core::reference::{golden_delta_runs, golden_runs};
+use precopy_core::Metrics;
 use precopy_core::{PolicyKind, Preset, SimBuilder, SimConfig};
 
 #[test]
@@ -24,15 +25,24 @@ fn same_seed_same_metrics() {
 
 #[test]
 fn golden_runs_match_the_committed_file() {
-    let actual = serde_json::to_string_pretty(&golden_runs().unwrap()).unwrap() + "\n";
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/reference.json");
+    matches_golden_file(&golden_runs().unwrap(), "reference.json");
+}
+
+#[test]
+fn golden_delta_runs_match_the_committed_file() {
+    matches_golden_file(&golden_delta_runs().unwrap(), "delta.json");
+}
+
+fn matches_golden_file(runs: &[Metrics], name: &str) {
+    let actual = serde_json::to_string_pretty(runs).unwrap() + "\n";
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, &actual).unwrap();
+        std::fs::write(&path, &actual).unwrap();
     }
-    let expected = std::fs::read_to_string(path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
+    let expected = std::fs::read_to_string(&path).expect("golden file (UPDATE_GOLDEN=1 writes it)");
     assert!(
         actual == expected,
-        "golden runs changed; rerun with UPDATE_GOLDEN=1 if intended"
+        "golden runs in {name} changed; rerun with UPDATE_GOLDEN=1 if intended"
     );
 }
 

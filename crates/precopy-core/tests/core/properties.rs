@@ -2,7 +2,7 @@
 
 use precopy_core::{
     Dataset, Group, Kind, PolicyKind, RateMapping, SimBuilder, SimConfig, SizeSpec, Status,
-    WriteModel,
+    WriteBytes, WriteModel,
 };
 use proptest::prelude::*;
 
@@ -40,6 +40,7 @@ fn config() -> impl Strategy<Value = SimConfig> {
                             RateMapping::PerWindow
                         },
                         intensity,
+                        ..WriteModel::default()
                     },
                     max_rounds: 400,
                     ..SimConfig::default()
@@ -89,5 +90,88 @@ proptest! {
         prop_assert!(m.precopy_bytes - m.resent_bytes <= total);
         prop_assert!(m.downtime_s >= 0.0 && m.total_time_s >= m.precopy_time_s);
         prop_assert_eq!(m.series.len() as u32, m.rounds + 1);
+    }
+}
+
+fn write_bytes() -> impl Strategy<Value = WriteBytes> {
+    prop_oneof![
+        Just(WriteBytes::Whole),
+        (1u64..100_000).prop_map(|bytes| WriteBytes::Constant { bytes }),
+        (1u64..20_000, 0u64..80_000).prop_map(|(min, span)| WriteBytes::Uniform {
+            min,
+            max: min + span
+        }),
+        (1u64..50_000).prop_map(|mean| WriteBytes::Exponential { mean }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn delta_resends_cost_at_most_the_size_and_every_byte_is_counted(
+        groups in prop::collection::vec(group(), 1..4),
+        config in config(),
+        policy in policy(),
+        write_bytes in write_bytes(),
+        block_bytes in 1u64..20_000,
+    ) {
+        let dataset = Dataset::from_groups("p", &groups, 1.0).unwrap();
+        let sizes: Vec<u64> = dataset.files.iter().map(|f| f.size).collect();
+        let config = SimConfig {
+            delta: true,
+            block_bytes,
+            write_model: WriteModel { write_bytes, ..config.write_model },
+            ..config
+        };
+        let mut sim = SimBuilder::new(dataset, policy).config(config).build().unwrap();
+        let (mut on_link, mut cost_at_stop) = (0, None);
+        while let Some(report) = sim.step() {
+            let mut round_bytes = 0;
+            for t in &report.transfers {
+                let size = sizes[t.file as usize];
+                if t.resend {
+                    prop_assert!(t.bytes <= size, "{} > {}", t.bytes, size);
+                } else {
+                    prop_assert_eq!(t.bytes, size, "a first send is whole");
+                }
+                // The link carries the bytes, not the size.
+                let seconds = t.bytes as f64 * 8.0 / config.bandwidth_bps + config.overhead_s;
+                prop_assert!((t.end - t.start - seconds).abs() <= 1e-9 * t.end.max(1.0));
+                round_bytes += t.bytes;
+            }
+            prop_assert_eq!(report.bytes_sent, round_bytes);
+            prop_assert!(report.unsent_cost <= report.unsent_bytes);
+            on_link += round_bytes;
+            if report.ended.is_some() {
+                cost_at_stop = Some(report.unsent_cost);
+            }
+        }
+        let m = sim.metrics();
+        prop_assert_eq!(m.precopy_bytes + m.final_bytes, on_link);
+        // The final copy sends exactly what the engine said it would cost at the stop.
+        prop_assert_eq!(Some(m.final_bytes), cost_at_stop);
+        prop_assert!(sim.files().iter().all(|f| f.status == Status::Clean && f.sends > 0));
+    }
+
+    #[test]
+    fn without_delta_the_write_size_changes_nothing_and_whole_writes_make_delta_a_no_op(
+        groups in prop::collection::vec(group(), 1..4),
+        config in config(),
+        policy in policy(),
+        write_bytes in write_bytes(),
+    ) {
+        let dataset = std::sync::Arc::new(Dataset::from_groups("p", &groups, 1.0).unwrap());
+        let run = |config: SimConfig| {
+            SimBuilder::new(dataset.clone(), policy).config(config).build().unwrap().run()
+        };
+        let paper = run(config);
+        let sized = SimConfig {
+            write_model: WriteModel { write_bytes, ..config.write_model },
+            ..config
+        };
+        prop_assert_eq!(&run(sized), &paper);
+        let whole_delta = SimConfig { delta: true, ..config };
+        prop_assert_eq!(&run(whole_delta), &paper);
     }
 }

@@ -2,7 +2,9 @@
 
 use precopy_core::dataset::Writes;
 use precopy_core::metrics::Transfer;
-use precopy_core::{Dataset, EndReason, FileSpec, Kind, PolicyKind, RoundReport, SimConfig};
+use precopy_core::{
+    Dataset, EndReason, FileSpec, Kind, PolicyKind, RecordedExtent, RoundReport, SimConfig,
+};
 
 use super::{build, hand_config, recorded};
 
@@ -274,4 +276,98 @@ fn ablations_order_by_their_own_key() {
     assert_eq!(files, random_files(), "seeded");
     files.sort_unstable();
     assert_eq!(files, [x, y]);
+}
+
+/// /a (ReadWrite) and /b (ReadOnly), 10 blocks of 8 KiB each, over 65,536 bit/s: one block a
+/// second. /a is written at 12 s (bytes 0..100: block 0), 13 s (20,000..30,000: blocks 2 and 3)
+/// and 21.5 s (`third`).
+fn delta_case(third: RecordedExtent) -> (precopy_core::Dataset, SimConfig) {
+    let spec = |path: &str, kind| FileSpec {
+        path: path.into(),
+        size: 10 * 8192,
+        kind,
+        access_probability: 0.0,
+    };
+    let at = |offset, len| RecordedExtent {
+        offset: Some(offset),
+        len: Some(len),
+    };
+    let dataset = Dataset::with_extents(
+        "delta".into(),
+        vec![spec("/a", Kind::ReadWrite), spec("/b", Kind::ReadOnly)],
+        Writes::Recorded(vec![vec![12.0, 13.0, 21.5], vec![]]),
+        vec![vec![at(0, 100), at(20_000, 10_000), third], vec![]],
+    )
+    .unwrap();
+    let config = SimConfig {
+        bandwidth_bps: 65_536.0,
+        delta: true,
+        ..SimConfig::default()
+    };
+    (dataset, config)
+}
+
+fn sends(report: &RoundReport) -> Vec<(u32, f64, f64, u64)> {
+    let t = report.transfers.iter();
+    t.map(|t| (t.file, t.start, t.end, t.bytes)).collect()
+}
+
+#[test]
+fn a_delta_resend_costs_the_blocks_written_since_the_last_send() {
+    // The third write, 81,000..81,920, lies in the last block (9).
+    let last_block = RecordedExtent {
+        offset: Some(81_000),
+        len: Some(920),
+    };
+    let (dataset, config) = delta_case(last_block);
+    let mut sim = build(dataset, PolicyKind::Baseline, config);
+    // Iteration 1: both files whole, 10 s each.
+    let r0 = sim.step().unwrap();
+    assert_eq!(
+        sends(&r0),
+        [(A, 0.0, 10.0, 81_920), (B, 10.0, 20.0, 81_920)]
+    );
+    // /a's writes at 12 and 13 s dirtied blocks 0, 2 and 3: U is its size, the cost 3 blocks.
+    assert_eq!((r0.unsent_bytes, r0.unsent_cost), (81_920, 3 * 8192));
+    // Iteration 2: those 3 blocks, 3 s; the write at 21.5 s comes after the start.
+    let r1 = sim.step().unwrap();
+    assert_eq!(sends(&r1), [(A, 20.0, 23.0, 3 * 8192)]);
+    assert_eq!(r1.unsent_cost, 8192);
+    // Iteration 3: block 9 alone; nothing is left.
+    let r2 = sim.step().unwrap();
+    assert_eq!(sends(&r2), [(A, 23.0, 24.0, 8192)]);
+    assert_eq!(r2.ended, Some(EndReason::NothingLeft));
+    sim.step().unwrap();
+    let m = sim.metrics();
+    assert_eq!((m.precopy_bytes, m.resent_bytes), (196_608, 32_768));
+    assert_eq!((m.final_bytes, m.total_time_s), (0, 24.0));
+}
+
+#[test]
+fn an_update_of_unknown_extent_resends_the_whole_file() {
+    let truncate = RecordedExtent {
+        offset: None,
+        len: None,
+    };
+    let (dataset, config) = delta_case(truncate);
+    let mut sim = build(dataset, PolicyKind::Baseline, config);
+    sim.step().unwrap();
+    assert_eq!(sends(&sim.step().unwrap()), [(A, 20.0, 23.0, 3 * 8192)]);
+    assert_eq!(sends(&sim.step().unwrap()), [(A, 23.0, 33.0, 81_920)]);
+}
+
+#[test]
+fn without_delta_the_same_writes_resend_whole_files() {
+    let (dataset, config) = delta_case(RecordedExtent {
+        offset: Some(0),
+        len: Some(1),
+    });
+    let config = SimConfig {
+        delta: false,
+        ..config
+    };
+    let mut sim = build(dataset, PolicyKind::Baseline, config);
+    sim.step().unwrap();
+    assert_eq!(sends(&sim.step().unwrap()), [(A, 20.0, 30.0, 81_920)]);
+    assert_eq!(sends(&sim.step().unwrap()), [(A, 30.0, 40.0, 81_920)]);
 }
