@@ -20,7 +20,8 @@ const GOLDEN_DELTA: &str = include_str!("../../../crates/precopy-core/tests/gold
 
 #[wasm_bindgen_test]
 fn delta_runs_match_the_native_golden_file() {
-    let runs = precopy_core::reference::golden_delta_runs().expect("the delta configuration is valid");
+    let runs =
+        precopy_core::reference::golden_delta_runs().expect("the delta configuration is valid");
     let json = serde_json::to_string_pretty(&runs).expect("metrics serialise") + "\n";
     assert!(
         json == GOLDEN_DELTA,
