@@ -87,7 +87,9 @@ fn main() -> anyhow::Result<()> {
     drop_caches(&rsync_base)?;
     let rsync_started = Instant::now();
     let rsync = Command::new("rsync")
-        .args(["--no-whole-file", "--inplace", "--stats"])
+        // --ignore-times: the quick check must not skip the file; a temporary file renamed into
+        // place, as the receiver does.
+        .args(["--no-whole-file", "--ignore-times", "--stats"])
         .arg(&file)
         .arg(&rsync_base)
         .output()
@@ -132,7 +134,7 @@ fn main() -> anyhow::Result<()> {
                     .unwrap_or_default()
             };
             println!(
-                "rsync --no-whole-file --inplace, same change, same base: {:.2} s; total bytes \
+                "rsync --no-whole-file --ignore-times, same change, same base: {:.2} s; total bytes \
                  sent {}, literal data {}",
                 rsync_s,
                 field("Total bytes sent:"),

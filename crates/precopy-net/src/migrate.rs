@@ -549,10 +549,16 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         };
         let end = self.now();
         self.busy_s += end - begin;
-        let Some(sent) = sent else {
+        let Some(mut sent) = sent else {
             self.vanished(id);
             return Ok(());
         };
+        // Read while the application is stopped: no write of its can follow within the stamp's
+        // tick, so the stamp vouches however recent the file's last write (the stop-time manifest
+        // then need not read it again).
+        if self.engine.stage() == Stage::FinalCopy && sent.observed.size() == sent.size {
+            sent.stamp = Some(sent.observed);
+        }
         self.engine
             .on_sent(id as u32, sent.size, sent.bytes, begin, end);
         self.sent[id] = Some(sent);
