@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Issue 12's benchmark, on loopback, side by side in one run: the plaintext build (protocol
 # version 2, the commit before the encrypted channel) against this build encrypted, encrypted with
-# zstd, and with --compress auto, on a large-file tree (incompressible, then compressible data).
+# zstd, and with --compress auto, and against `rsync -a` over OpenSSH (aes128-gcm) to a private
+# sshd on 127.0.0.1, on a large-file tree (incompressible, then compressible data) and on many
+# small files (SMALL_FILES × 200 KB, default 11,000; SMALL_FILES=0 skips them).
 #
 #   scripts/bench-secure.sh [FILES] [MIB_PER_FILE] [RUNS] [NARROW_MIB]   (default 4 256 3 48)
+#
+# Needs root for the sshd (openssh-server is installed from Debian's packages if missing).
 #
 # Builds both binaries in release mode (the plaintext one from `git archive`, in
 # target/bench-plain/), writes the data under $BENCH_DIR (default: a temporary directory) and
@@ -35,7 +39,68 @@ cp "$plain_dir/target/release/migrate-native" "$work/migrate-native-v2"
 new=$work/migrate-native-v3
 old=$work/migrate-native-v2
 trap 'kill $(jobs -p) 2>/dev/null || true; [[ -z ${BENCH_DIR:-} ]] && rm -rf "$work"' EXIT
+small_files=${SMALL_FILES:-11000}
 printf 'bench-secure-token-0123456789\n' >"$work/token"
+
+# A private sshd on loopback, with its own host key and a client key for root.
+ssh_port=22987
+start_sshd() {
+    if [[ ! -x /usr/sbin/sshd ]]; then
+        apt-get install -y -q -o Acquire::Retries=3 openssh-server >/dev/null
+    fi
+    mkdir -p "$work/ssh" /run/sshd
+    ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host" <<<y >/dev/null
+    ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/client" <<<y >/dev/null
+    cp "$work/ssh/client.pub" "$work/ssh/authorized_keys"
+    cat >"$work/ssh/sshd_config" <<EOF
+ListenAddress 127.0.0.1
+Port $ssh_port
+HostKey $work/ssh/host
+AuthorizedKeysFile $work/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Ciphers aes128-gcm@openssh.com
+EOF
+    /usr/sbin/sshd -D -e -f "$work/ssh/sshd_config" 2>"$work/ssh/sshd.log" &
+    sshd_pid=$!
+    local i
+    for ((i = 0; i < 200; i++)); do
+        ssh "${ssh_opts[@]}" root@127.0.0.1 true 2>/dev/null && return
+        sleep 0.05
+    done
+    echo "bench-secure: sshd did not come up: $(cat "$work/ssh/sshd.log")" >&2
+    exit 1
+}
+ssh_opts=(-p "$ssh_port" -i "$work/ssh/client" -c aes128-gcm@openssh.com -o BatchMode=yes
+    -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+
+# One `rsync -a` of a tree over ssh into an empty directory: prints the same fields as migrate
+# (data rate over the whole wall time; the CPU of sshd's session and the server rsync, from the
+# sshd's reaped children).
+rsync_ssh() {
+    local src=$1
+    rm -rf "$work/dst-rsync"
+    local tick before after began ended
+    tick=$(getconf CLK_TCK)
+    before=$(awk '{ print $16 + $17 }' "/proc/$sshd_pid/stat")
+    began=$(date +%s.%N)
+    /usr/bin/time -f "%U %S" -o "$work/rsync.cpu" \
+        rsync -a --stats -e "ssh ${ssh_opts[*]}" "$src/" "root@127.0.0.1:$work/dst-rsync/" >"$work/rsync.log"
+    ended=$(date +%s.%N)
+    after=$(awk '{ print $16 + $17 }' "/proc/$sshd_pid/stat")
+    python3 - "$src" "$began" "$ended" "$work/rsync.log" <<'EOF'
+import os, sys
+src, began, ended, log = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(src) for f in fs)
+sent = next(int(l.split(":")[1].split()[0].replace(",", "")) for l in open(log) if l.startswith("Total bytes sent"))
+wall = ended - began
+print(f"{wall:.2f} {total / wall / 1e6:.1f} {sent / 2**20:.0f}", end=" ")
+EOF
+    awk -v t="$tick" -v b="$before" -v a="$after" '{ printf "%.2f %.2f\n", $1 + $2, (a - b) / t }' "$work/rsync.cpu"
+}
 
 # Incompressible: random bytes. Compressible: text-like lines (zstd -3 keeps about half).
 make_tree() {
@@ -102,19 +167,46 @@ EOF
     echo "$send_cpu $receive_cpu"
 }
 
-echo "| data | link | variant | run | send wall s | data rate MB/s | on the wire MiB | CPU s: send | receive |"
+start_sshd
+# Many small files: random bytes, 200 KB each, in directories of 1,000.
+make_small() {
+    local dir=$1
+    [[ -d $dir ]] && return
+    python3 - "$dir" "$small_files" <<'EOF'
+import os, sys
+root, count = sys.argv[1], int(sys.argv[2])
+for i in range(count):
+    d = os.path.join(root, f"d{i // 1000}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i}"), "wb") as f:
+        f.write(os.urandom(200_000))
+EOF
+}
+
+echo "| data | link | variant | run | wall s | data rate MB/s | on the wire MiB | CPU s: sender | receiver |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for kind in random text; do
-    make_tree "$work/$kind" "$kind" "$files" "$mib"
+trees=(random text)
+[[ $small_files -gt 0 ]] && trees+=(small)
+for kind in "${trees[@]}"; do
+    if [[ $kind == small ]]; then
+        make_small "$work/$kind"
+        label="small ${small_files}×200 KB"
+        variants=(plaintext encrypted rsync-ssh)
+    else
+        make_tree "$work/$kind" "$kind" "$files" "$mib"
+        label="$kind ${files}×${mib} MiB"
+        variants=(plaintext encrypted zstd auto rsync-ssh)
+    fi
     for run in $(seq 1 "$runs"); do
-        for variant in plaintext encrypted zstd auto; do
+        for variant in "${variants[@]}"; do
             case $variant in
                 plaintext) r=$(migrate "$old" "$work/$kind") ;;
                 encrypted) r=$(migrate "$new" "$work/$kind" --compress off) ;;
+                rsync-ssh) r=$(rsync_ssh "$work/$kind") ;;
                 *) r=$(migrate "$new" "$work/$kind" --compress "$variant") ;;
             esac
             read -r wall rate wire scpu rcpu <<<"$r"
-            echo "| $kind ${files}×${mib} MiB | loopback | $variant | $run | $wall | $rate | $wire | $scpu | $rcpu |"
+            echo "| $label | loopback | $variant | $run | $wall | $rate | $wire | $scpu | $rcpu |"
         done
     done
 done
