@@ -78,11 +78,6 @@ fn scenario() -> impl Strategy<Value = (Dataset, Vec<(f64, f64)>, Run)> {
             let n = dataset.files.len();
             (Just(dataset), lives(n), run())
         })
-        // The clairvoyant reference fixes its schedule for the files of its first plan: a file
-        // that joins later has none (see the report to issue 10), so it runs on fixed sets.
-        .prop_filter("clairvoyant on a fixed set", |(_, lives, run)| {
-            run.policy != PolicyKind::Clairvoyant || lives.iter().all(|l| l.0 == 0.0)
-        })
         // At least one file is there at the start.
         .prop_filter("a file at the start", |(_, lives, _)| {
             lives.iter().any(|l| l.0 == 0.0 && l.1 > 0.0)
