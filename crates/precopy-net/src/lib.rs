@@ -14,7 +14,8 @@
 //! - [`store`]: the receiver's root: safe path resolution, atomic verified writes.
 //! - [`mirror`]: the receiver's roots made equal to the stop-time tree, and checked.
 //! - [`tree`]: the sender's roots, walked again whenever it needs to know what is there.
-//! - [`receiver`]: the daemon, one thread per connection.
+//! - [`session`]: one receiving session's sequencing, sans-IO (frames in, actions out).
+//! - [`receiver`]: the daemon, one thread per connection: the IO edge of a session.
 //! - [`stamp`]: what `stat` says a write would change, and when it proves a file unchanged.
 //! - [`monitor`]: where per-period write counts come from (a trait; a stat-polling monitor now, the
 //!   ptrace tracer later).
@@ -42,6 +43,7 @@ pub mod mirror;
 pub mod monitor;
 pub mod receiver;
 pub mod restart;
+pub mod session;
 pub mod simulated;
 pub mod stamp;
 pub mod store;

@@ -1,5 +1,6 @@
 //! The destination daemon: accepts connections forever, one thread each, so a bad or stuck peer
-//! only ever costs its own connection.
+//! only ever costs its own connection. Each connection is the IO edge of a [`Session`]: it reads
+//! frames, feeds them to the session and performs the [`Action`]s it decides.
 
 use std::ffi::OsStr;
 use std::net::{TcpListener, TcpStream};
@@ -7,23 +8,16 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-use precopy_proto::{Difference, ErrorCode, Identity, Key, Message, Reason, RelPath};
+use precopy_proto::{Difference, Key, Message, RelPath};
 
-use super::mirror::TreeNode;
 use super::restart::{self, Launch};
-use super::store::{Incoming, Sealed, Store, StoreError};
-use super::wire::{server_handshake, unexpected, FrameReader, FrameWriter, WireError};
+use super::session::{Action, Session, SessionError};
+use super::store::{Store, StoreError};
+use super::transport::Verdict;
+use super::wire::{server_handshake, FrameReader, FrameWriter, WireError};
 
 /// A connection is dropped after this long without a frame.
 const IDLE: Duration = Duration::from_secs(120);
-/// Differing files listed in a verdict (the count is always exact).
-const MAX_LISTED: usize = 256;
-/// A batch of received files is committed once it holds this many files…
-const BATCH_FILES: usize = 1024;
-/// …or this many bytes, or as soon as the sender pauses (group commit, see [`Store::commit`]).
-const BATCH_BYTES: u64 = 64 << 20;
-/// Most entries of one manifest (a few hundred bytes of memory each).
-const MAX_MANIFEST: usize = 16 << 20;
 
 /// The daemon's shared state.
 #[derive(Debug)]
@@ -65,187 +59,75 @@ impl Receiver {
         let mut reader = FrameReader::new(stream.try_clone().map_err(WireError::from)?);
         let mut writer = FrameWriter::new(stream, None);
         server_handshake(&mut reader, &mut writer, &self.key)?;
-        let mut state = Session::default();
-        let result = self.frames(&mut reader, &mut writer, &mut state);
-        if result.is_err() && !state.batch.is_empty() {
-            // Whole and checked, only not acknowledged: keep them, so that a sender that
-            // reconnects finds them by its query and need not send them again.
-            let batch = state.batch.drain(..).map(|(_, sealed)| sealed).collect();
-            let _ = self.store.commit(batch);
-        }
+        let mut session = Session::new(&self.store);
+        let result = self.frames(&mut reader, &mut writer, &mut session);
         if let Err(e) = &result {
+            session.keep_unacknowledged();
             // Tell the peer why before closing (a frame error, a refused path, a full disk…).
-            let code = match e {
-                SessionError::Store(s) => Some(s.code()),
-                SessionError::Wire(w) => w.code(),
-                SessionError::Restart(_) => Some(ErrorCode::Restart),
-            };
-            if let Some(code) = code {
+            if let Some(code) = e.code() {
                 writer.send_error(code, &e.to_string());
             }
         }
         result?;
-        Ok(format!(
-            "{} files stored, {} bytes ({} as deltas; {} deltas refused); {}",
-            state.files, state.bytes, state.deltas, state.resends, state.verdict
-        ))
+        Ok(session.summary().to_string())
     }
 
+    /// Feeds frames to the session and performs what it decides, until `bye` or an error.
     fn frames(
         &self,
         reader: &mut FrameReader<TcpStream>,
         writer: &mut FrameWriter,
-        state: &mut Session,
+        session: &mut Session<&Store>,
     ) -> Result<(), SessionError> {
+        let mut actions = Vec::new();
         loop {
-            if !state.batch.is_empty()
-                && (state.batch.len() >= BATCH_FILES
-                    || state.batch_bytes >= BATCH_BYTES
-                    || !reader.ready()?)
-            {
-                self.commit(writer, state)?;
+            if session.has_batch() && (session.batch_full() || !reader.ready()?) {
+                session.commit(&mut actions)?;
+                self.perform(writer, &mut actions)?;
             }
-            let message = reader.recv()?;
-            if !matches!(
-                message,
-                Message::FileStart(_)
-                    | Message::Chunk(_)
-                    | Message::DeltaStart(_)
-                    | Message::Patch { .. }
-                    | Message::FileEnd { .. }
-            ) {
-                // Answers come after every acknowledgement they may depend on.
-                self.commit(writer, state)?;
-            }
-            match message {
-                Message::FileStart(header) => {
-                    if state.incoming.is_some() || state.skipping.is_some() {
-                        return Err(WireError::Unexpected("file-start").into());
-                    }
-                    state.incoming = Some((header.id, self.store.begin(&header)?));
-                }
-                Message::DeltaStart(header) => {
-                    if state.incoming.is_some() || state.skipping.is_some() {
-                        return Err(WireError::Unexpected("delta-start").into());
-                    }
-                    // Its base may be in the batch, received but not yet in place.
-                    let path = header.path.as_bytes();
-                    if state.batch.iter().any(|(_, sealed)| sealed.rel() == path) {
-                        self.commit(writer, state)?;
-                    }
-                    match self.store.begin_delta(&header)? {
-                        Some(incoming) => state.incoming = Some((header.id, incoming)),
-                        None => state.skipping = Some(header.id),
-                    }
-                }
-                Message::Chunk(data) => match state.incoming.as_mut() {
-                    Some((_, incoming)) => incoming.write(data)?,
-                    None => return Err(WireError::Unexpected("chunk").into()),
-                },
-                Message::Patch { offset, data } => match state.incoming.as_mut() {
-                    Some((_, incoming)) => incoming.patch(offset, data)?,
-                    None if state.skipping.is_some() => {}
-                    None => return Err(WireError::Unexpected("patch").into()),
-                },
-                Message::FileEnd { id, .. } if state.skipping == Some(id) => {
-                    state.skipping = None;
-                    state.resends += 1;
-                    writer.send(&Message::Resend { id })?;
-                }
-                Message::FileEnd { id, size, hash } => match state.incoming.take() {
-                    Some((started, incoming)) if started == id => {
-                        let delta = incoming.is_delta();
-                        match incoming.seal(size, &hash) {
-                            Ok(sealed) => {
-                                state.deltas += u64::from(delta);
-                                state.batch_bytes += sealed.size();
-                                state.batch.push((id, sealed));
-                            }
-                            // The copy here changed behind our back: nothing was replaced.
-                            Err(StoreError::Integrity { .. }) if delta => {
-                                state.resends += 1;
-                                writer.send(&Message::Resend { id })?;
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    _ => return Err(WireError::Unexpected("file-end").into()),
-                },
-                Message::Rename { from, to } => {
-                    // A copy that does not follow is caught by the stop-time check.
-                    self.store.rename_verified(from, to)?;
-                }
-                Message::Query(entries) => {
-                    let have = entries
-                        .iter()
-                        .map(|e| self.store.has(e.path, e.size, &e.hash))
-                        .collect();
-                    writer.send(&Message::Have(have))?;
-                }
-                Message::Manifest {
-                    last,
-                    verify,
-                    roots,
-                    nodes,
-                } => {
-                    let manifest = state.manifest.get_or_insert_with(Default::default);
-                    manifest
-                        .roots
-                        .extend(roots.iter().map(|r| r.as_bytes().to_vec()));
-                    manifest.nodes.extend(nodes.iter().map(TreeNode::from));
-                    if manifest.nodes.len() > MAX_MANIFEST {
-                        return Err(WireError::Unexpected("manifest of too many entries").into());
-                    }
-                    if last {
-                        let manifest = state.manifest.take().expect("just inserted");
-                        let mirror = self.store.mirror(&manifest.roots, &manifest.nodes, verify);
-                        if verify {
-                            let verdict = verdict(manifest.nodes.len(), &mirror.differing);
-                            writer.send(&verdict)?;
-                            state.verdict = match mirror.differing.len() {
-                                0 => format!(
-                                    "all {} entries equal the manifest",
-                                    manifest.nodes.len()
-                                ),
-                                n => format!(
-                                    "{n} of {} entries differ from the manifest",
-                                    manifest.nodes.len()
-                                ),
-                            };
-                        } else {
-                            writer.send(&Message::Have(mirror.files))?;
-                        }
-                    }
-                }
-                Message::Restart {
-                    cwd,
-                    identity,
-                    argv,
-                } => {
-                    let pid = self.restart(cwd, identity, &argv)?;
-                    writer.send(&Message::Started { pid })?;
-                }
-                Message::Bye => return Ok(()),
-                other => return Err(unexpected(other).into()),
+            let handled = session.on_message(reader.recv()?, &mut actions);
+            // What came before a failure goes out before the error frame (acknowledgements).
+            let closed = self.perform(writer, &mut actions)?;
+            handled?;
+            if closed {
+                return Ok(());
             }
         }
     }
 
-    /// Commits the batch of received files and acknowledges them, all in one write.
-    fn commit(&self, writer: &mut FrameWriter, state: &mut Session) -> Result<(), SessionError> {
-        if state.batch.is_empty() {
-            return Ok(());
+    /// Sends what the session decided, in order, in one write unless a restart waits in between;
+    /// returns whether the session is over.
+    fn perform(
+        &self,
+        writer: &mut FrameWriter,
+        actions: &mut Vec<Action>,
+    ) -> Result<bool, SessionError> {
+        let mut closed = false;
+        for action in actions.drain(..) {
+            match action {
+                Action::Ack(id) => writer.queue(&Message::FileAck { id })?,
+                Action::Resend(id) => writer.queue(&Message::Resend { id })?,
+                Action::Have(flags) => writer.queue(&Message::Have(flags))?,
+                Action::Verdict(verdict) => writer.queue(&verdict_message(&verdict))?,
+                Action::Restart {
+                    cwd,
+                    identity,
+                    argv,
+                } => {
+                    // The acknowledgements go out before the grace period.
+                    if writer.pending() > 0 {
+                        writer.flush()?;
+                    }
+                    let pid = self.restart(&cwd, identity, argv)?;
+                    writer.queue(&Message::Started { pid })?;
+                }
+                Action::Close => closed = true,
+            }
         }
-        let (ids, sealed): (Vec<u64>, Vec<Sealed>) = state.batch.drain(..).unzip();
-        state.files += ids.len() as u64;
-        state.bytes += state.batch_bytes;
-        state.batch_bytes = 0;
-        self.store.commit(sealed)?;
-        for id in ids {
-            writer.queue(&Message::FileAck { id })?;
+        if writer.pending() > 0 {
+            writer.flush()?;
         }
-        writer.flush()?;
-        Ok(())
+        Ok(closed)
     }
 
     /// Starts the application at the destination as the user it ran as, with its environment:
@@ -253,9 +135,9 @@ impl Receiver {
     /// reported started only if it still runs after the grace period.
     fn restart(
         &self,
-        cwd: RelPath<'_>,
-        identity: Identity<'_>,
-        argv: &[&[u8]],
+        cwd: &[u8],
+        identity: restart::Identity,
+        argv: Vec<Vec<u8>>,
     ) -> Result<u32, SessionError> {
         let map = |arg: &[u8]| -> Vec<u8> {
             match precopy_proto::path::relative_of_absolute(arg) {
@@ -268,9 +150,10 @@ impl Receiver {
                 Err(_) => arg.to_vec(),
             }
         };
-        let mut mapped: Vec<Vec<u8>> = vec![argv[0].to_vec()];
+        let mut mapped: Vec<Vec<u8>> = vec![argv[0].clone()];
         mapped.extend(argv[1..].iter().map(|a| map(a)));
         // The working directory need not be under a migrated root: made if missing.
+        let cwd = RelPath::new(cwd).expect("checked when received");
         let (dir, name) = self
             .store
             .parent_of(cwd, true)?
@@ -285,12 +168,7 @@ impl Receiver {
         let launch = Launch {
             argv: mapped,
             cwd,
-            identity: restart::Identity {
-                uid: identity.uid,
-                gid: identity.gid,
-                groups: identity.groups,
-                env: identity.env.iter().map(|e| e.to_vec()).collect(),
-            },
+            identity,
         };
         let started = restart::start(&launch, self.restart_grace)?;
         let pid = started.pid;
@@ -305,52 +183,17 @@ impl Receiver {
     }
 }
 
-fn verdict(entries: usize, differing: &[(Vec<u8>, Reason)]) -> Message<'_> {
-    let list = differing
-        .iter()
-        .take(MAX_LISTED)
-        .map(|(path, reason)| Difference {
-            path: RelPath::new(path).expect("came as a RelPath"),
-            reason: *reason,
-        })
-        .collect();
+fn verdict_message(verdict: &Verdict) -> Message<'_> {
     Message::Verdict {
-        files: entries as u32,
-        differing: differing.len() as u32,
-        list,
+        files: verdict.files,
+        differing: verdict.differing,
+        list: verdict
+            .list
+            .iter()
+            .map(|(path, reason)| Difference {
+                path: RelPath::new(path).expect("came as a RelPath"),
+                reason: *reason,
+            })
+            .collect(),
     }
-}
-
-/// A manifest being received, part by part.
-#[derive(Default)]
-struct Manifest {
-    roots: Vec<Vec<u8>>,
-    nodes: Vec<TreeNode>,
-}
-
-#[derive(Default)]
-struct Session {
-    incoming: Option<(u64, Incoming)>,
-    /// A delta whose base is not here: its patches are dropped and its end answered with
-    /// [`Message::Resend`].
-    skipping: Option<u64>,
-    deltas: u64,
-    resends: u64,
-    /// Received and checked, not yet committed nor acknowledged.
-    batch: Vec<(u64, Sealed)>,
-    batch_bytes: u64,
-    files: u64,
-    bytes: u64,
-    manifest: Option<Manifest>,
-    verdict: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SessionError {
-    #[error(transparent)]
-    Wire(#[from] WireError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Restart(#[from] restart::RestartError),
 }

@@ -66,13 +66,114 @@ pub enum SendError {
     },
 }
 
+/// What the reader thread passes on from the receiver.
+#[derive(Debug)]
 enum Event {
     Ack(u64),
     Resend(u64),
+    Answer(Answer),
+    Failed(WireError),
+}
+
+/// The receiver's answer to a request (a query, a manifest, a restart).
+#[derive(Debug, PartialEq)]
+enum Answer {
     Have(Vec<bool>),
     Verdict(Verdict),
     Started(u32),
-    Failed(WireError),
+}
+
+impl Answer {
+    /// Flags for `count` entries, the answer to a query or a manifest (`to` names it).
+    fn have(self, count: usize, to: &'static str) -> Result<Vec<bool>, WireError> {
+        match self {
+            Answer::Have(flags) if flags.len() == count => Ok(flags),
+            _ => Err(WireError::Unexpected(to)),
+        }
+    }
+
+    /// The answer to a manifest with verify.
+    fn verdict(self) -> Result<Verdict, WireError> {
+        match self {
+            Answer::Verdict(verdict) => Ok(verdict),
+            _ => Err(WireError::Unexpected("answer to manifest")),
+        }
+    }
+
+    /// The answer to a restart.
+    fn started(self) -> Result<u32, WireError> {
+        match self {
+            Answer::Started(pid) => Ok(pid),
+            _ => Err(WireError::Unexpected("answer to restart")),
+        }
+    }
+
+    /// Its frame's name.
+    fn name(&self) -> &'static str {
+        match self {
+            Answer::Have(_) => "have",
+            Answer::Verdict(_) => "verdict",
+            Answer::Started(_) => "started",
+        }
+    }
+}
+
+/// What an event settles.
+#[derive(Debug, PartialEq)]
+enum Settled {
+    /// This transfer is at the receiver, durably.
+    Acked(u64, Inflight),
+    /// This delta was not applied: the file goes whole next time.
+    Refused(u64, Inflight),
+    /// The answer to the request in progress, if any.
+    Answer(Answer),
+}
+
+/// Settles `event` against the transfers in flight. The receiver acknowledges in the order the
+/// files ended, and answers `resend` at a delta's end: an acknowledgement is always for the oldest
+/// transfer in flight, a resend for any, and either for no other.
+fn settle(inflight: &mut BTreeMap<u64, Inflight>, event: Event) -> Result<Settled, WireError> {
+    match event {
+        Event::Ack(id) => match inflight.first_key_value() {
+            Some((&oldest, _)) if oldest == id => {
+                Ok(Settled::Acked(id, inflight.remove(&id).expect("just seen")))
+            }
+            Some(_) if inflight.contains_key(&id) => {
+                Err(WireError::Unexpected("file-ack out of order"))
+            }
+            _ => Err(WireError::Unexpected("file-ack of no transfer")),
+        },
+        Event::Resend(id) => match inflight.remove(&id) {
+            Some(done) => Ok(Settled::Refused(id, done)),
+            None => Err(WireError::Unexpected("resend of no transfer")),
+        },
+        Event::Answer(answer) => Ok(Settled::Answer(answer)),
+        Event::Failed(e) => Err(e),
+    }
+}
+
+/// The event a frame from the receiver is.
+fn event_of(frame: Result<Message<'_>, WireError>) -> Event {
+    match frame {
+        Ok(Message::FileAck { id }) => Event::Ack(id),
+        Ok(Message::Resend { id }) => Event::Resend(id),
+        Ok(Message::Have(flags)) => Event::Answer(Answer::Have(flags)),
+        Ok(Message::Verdict {
+            files,
+            differing,
+            list,
+        }) => Event::Answer(Answer::Verdict(Verdict {
+            files,
+            differing,
+            list: list
+                .iter()
+                .map(|d| (d.path.as_bytes().to_vec(), d.reason))
+                .collect(),
+        })),
+        Ok(Message::Started { pid }) => Event::Answer(Answer::Started(pid)),
+        Ok(other) => Event::Failed(unexpected(other)),
+        Err(e) => Event::Failed(e),
+    }
 }
 
 /// The version of a file last sent, which the destination holds once it is acknowledged: the
@@ -87,7 +188,8 @@ struct Version {
     whole_next: bool,
 }
 
-/// How the transfers in flight end.
+/// A transfer waiting for its acknowledgement.
+#[derive(Debug, PartialEq)]
 struct Inflight {
     file: usize,
     rel: Vec<u8>,
@@ -362,48 +464,47 @@ impl Transport {
                 Err(mpsc::TryRecvError::Empty) => return Ok(()),
                 Err(mpsc::TryRecvError::Disconnected) => return Err(WireError::Closed),
             };
-            self.handle(event)?;
+            self.handle_unasked(event)?;
         }
     }
 
-    fn handle(&mut self, event: Event) -> Result<(), WireError> {
-        match event {
-            Event::Ack(id) => {
-                if let Some(done) = self.inflight.remove(&id) {
-                    if let Some(version) = self.versions.get_mut(&done.rel) {
-                        version.acked |= version.id == id;
-                    }
+    /// Settles an acknowledgement or a resend; returns an answer, which the caller may expect.
+    fn handle(&mut self, event: Event) -> Result<Option<Answer>, WireError> {
+        match settle(&mut self.inflight, event)? {
+            Settled::Acked(id, done) => {
+                if let Some(version) = self.versions.get_mut(&done.rel) {
+                    version.acked |= version.id == id;
                 }
                 self.last_ack = Some(Instant::now());
-                Ok(())
+                Ok(None)
             }
-            Event::Resend(id) => {
-                let done = self
-                    .inflight
-                    .remove(&id)
-                    .ok_or(WireError::Unexpected("resend of no transfer"))?;
+            Settled::Refused(id, done) => {
                 // A later version, if any, was built on this one and is refused too.
                 if self.versions.get(&done.rel).is_some_and(|v| v.id == id) {
                     self.versions.remove(&done.rel);
                 }
                 self.refused.push(done.file);
                 self.refused_deltas += 1;
-                Ok(())
+                Ok(None)
             }
-            Event::Failed(e) => Err(e),
-            Event::Have(_) => Err(WireError::Unexpected("have")),
-            Event::Verdict(_) => Err(WireError::Unexpected("verdict")),
-            Event::Started(_) => Err(WireError::Unexpected("started")),
+            Settled::Answer(answer) => Ok(Some(answer)),
         }
     }
 
-    /// The next event that is not an acknowledgement (acknowledgements are handled on the way).
-    fn next_answer(&mut self) -> Result<Event, WireError> {
+    /// Handles an event when no request waits for an answer.
+    fn handle_unasked(&mut self, event: Event) -> Result<(), WireError> {
+        match self.handle(event)? {
+            Some(answer) => Err(WireError::Unexpected(answer.name())),
+            None => Ok(()),
+        }
+    }
+
+    /// The next answer (acknowledgements are handled on the way).
+    fn next_answer(&mut self) -> Result<Answer, WireError> {
         loop {
             let event = self.link()?.events.recv().map_err(|_| WireError::Closed)?;
-            match event {
-                Event::Ack(_) | Event::Resend(_) | Event::Failed(_) => self.handle(event)?,
-                answer => return Ok(answer),
+            if let Some(answer) = self.handle(event)? {
+                return Ok(answer);
             }
         }
     }
@@ -412,7 +513,7 @@ impl Transport {
     pub fn wait_acks(&mut self) -> Result<(), WireError> {
         while !self.inflight.is_empty() {
             let event = self.link()?.events.recv().map_err(|_| WireError::Closed)?;
-            self.handle(event)?;
+            self.handle_unasked(event)?;
         }
         Ok(())
     }
@@ -431,10 +532,7 @@ impl Transport {
         let mut have = Vec::with_capacity(entries.len());
         for batch in batches(entries, 0) {
             self.link()?.writer.send(&Message::Query(batch.to_vec()))?;
-            match self.next_answer()? {
-                Event::Have(flags) if flags.len() == batch.len() => have.extend(flags),
-                _ => return Err(WireError::Unexpected("answer to query")),
-            }
+            have.extend(self.next_answer()?.have(batch.len(), "answer to query")?);
         }
         Ok(have)
     }
@@ -447,10 +545,7 @@ impl Transport {
         nodes: &[Node<'_>],
     ) -> Result<Vec<bool>, WireError> {
         self.send_manifest(roots, nodes, false)?;
-        match self.next_answer()? {
-            Event::Have(flags) if flags.len() == nodes.len() => Ok(flags),
-            _ => Err(WireError::Unexpected("answer to manifest")),
-        }
+        self.next_answer()?.have(nodes.len(), "answer to manifest")
     }
 
     /// Sends the stop-time tree for the final check; returns the receiver's verdict.
@@ -460,10 +555,7 @@ impl Transport {
         nodes: &[Node<'_>],
     ) -> Result<Verdict, WireError> {
         self.send_manifest(roots, nodes, true)?;
-        match self.next_answer()? {
-            Event::Verdict(v) => Ok(v),
-            _ => Err(WireError::Unexpected("answer to manifest")),
-        }
+        self.next_answer()?.verdict()
     }
 
     fn send_manifest(
@@ -502,10 +594,7 @@ impl Transport {
             identity,
             argv: argv.to_vec(),
         })?;
-        match self.next_answer()? {
-            Event::Started(pid) => Ok(pid),
-            _ => Err(WireError::Unexpected("answer to restart")),
-        }
+        self.next_answer()?.started()
     }
 
     /// Ends the session politely.
@@ -571,29 +660,178 @@ fn read_full(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 fn read_events(mut reader: FrameReader<TcpStream>, tx: mpsc::Sender<Event>) {
     loop {
-        let event = match reader.recv() {
-            Ok(Message::FileAck { id }) => Event::Ack(id),
-            Ok(Message::Resend { id }) => Event::Resend(id),
-            Ok(Message::Have(flags)) => Event::Have(flags),
-            Ok(Message::Verdict {
-                files,
-                differing,
-                list,
-            }) => Event::Verdict(Verdict {
-                files,
-                differing,
-                list: list
-                    .iter()
-                    .map(|d| (d.path.as_bytes().to_vec(), d.reason))
-                    .collect(),
-            }),
-            Ok(Message::Started { pid }) => Event::Started(pid),
-            Ok(other) => Event::Failed(unexpected(other)),
-            Err(e) => Event::Failed(e),
-        };
+        let event = event_of(reader.recv());
         let last = matches!(event, Event::Failed(_));
         if tx.send(event).is_err() || last {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use precopy_proto::{ErrorCode, FileHeader, Meta};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn inflight(ids: &[u64]) -> BTreeMap<u64, Inflight> {
+        ids.iter()
+            .map(|&id| {
+                let transfer = Inflight {
+                    file: id as usize,
+                    rel: format!("f{id}").into_bytes(),
+                };
+                (id, transfer)
+            })
+            .collect()
+    }
+
+    fn refused(result: Result<Settled, WireError>) -> &'static str {
+        match result {
+            Err(WireError::Unexpected(what)) => what,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn acks_settle_the_oldest_transfer_only() {
+        let mut pending = inflight(&[3, 4, 5]);
+        assert_eq!(
+            refused(settle(&mut pending, Event::Ack(4))),
+            "file-ack out of order"
+        );
+        assert_eq!(
+            refused(settle(&mut pending, Event::Ack(9))),
+            "file-ack of no transfer"
+        );
+        assert_eq!(
+            settle(&mut pending, Event::Ack(3)).unwrap(),
+            Settled::Acked(
+                3,
+                Inflight {
+                    file: 3,
+                    rel: b"f3".to_vec()
+                }
+            )
+        );
+        // A delta's resend comes at its end, before the batch ahead of it is acknowledged.
+        assert!(matches!(
+            settle(&mut pending, Event::Resend(5)).unwrap(),
+            Settled::Refused(5, Inflight { file: 5, .. })
+        ));
+        assert_eq!(
+            refused(settle(&mut pending, Event::Resend(5))),
+            "resend of no transfer"
+        );
+        assert!(matches!(
+            settle(&mut pending, Event::Ack(4)).unwrap(),
+            Settled::Acked(4, _)
+        ));
+        assert!(pending.is_empty());
+        assert_eq!(
+            refused(settle(&mut pending, Event::Ack(4))),
+            "file-ack of no transfer"
+        );
+    }
+
+    #[test]
+    fn answers_must_match_their_request() {
+        assert_eq!(
+            Answer::Have(vec![true, false])
+                .have(2, "answer to query")
+                .unwrap(),
+            [true, false]
+        );
+        for (answer, count) in [
+            (Answer::Have(vec![true]), 2),
+            (Answer::Started(7), 1),
+            (
+                Answer::Verdict(Verdict {
+                    files: 1,
+                    differing: 0,
+                    list: Vec::new(),
+                }),
+                1,
+            ),
+        ] {
+            assert!(matches!(
+                answer.have(count, "answer to query"),
+                Err(WireError::Unexpected("answer to query"))
+            ));
+        }
+        assert!(matches!(
+            Answer::Have(Vec::new()).verdict(),
+            Err(WireError::Unexpected("answer to manifest"))
+        ));
+        assert!(matches!(
+            Answer::Have(Vec::new()).started(),
+            Err(WireError::Unexpected("answer to restart"))
+        ));
+        assert_eq!(Answer::Started(42).started().unwrap(), 42);
+    }
+
+    #[test]
+    fn frames_a_receiver_never_sends_end_the_link() {
+        let header = FileHeader {
+            id: 1,
+            path: RelPath::new(b"a").unwrap(),
+            meta: Meta::default(),
+            size: 0,
+        };
+        assert!(matches!(
+            event_of(Ok(Message::FileStart(header))),
+            Event::Failed(WireError::Unexpected("file-start"))
+        ));
+        let error = Message::Error {
+            code: ErrorCode::Storage,
+            message: "disk full",
+        };
+        assert!(matches!(
+            event_of(Ok(error)),
+            Event::Failed(WireError::Remote { code: ErrorCode::Storage, message }) if message == "disk full"
+        ));
+        assert!(matches!(
+            event_of(Ok(Message::Have(vec![true]))),
+            Event::Answer(Answer::Have(flags)) if flags == [true]
+        ));
+    }
+
+    proptest! {
+        /// Transfers end in order; some deltas are refused at their end, the others wait in
+        /// batches committed at any point. The receiver's order of acknowledgements and resends
+        /// settles every transfer exactly once, the way it ended.
+        #[test]
+        fn acks_and_resends_in_the_receivers_order_settle_everything(
+            files in prop::collection::vec((any::<bool>(), any::<bool>()), 1..40),
+        ) {
+            let ids: Vec<u64> = (0..files.len() as u64).collect();
+            let mut pending = inflight(&ids);
+            let (mut events, mut batch) = (Vec::new(), Vec::new());
+            for (&id, &(refuse, commit)) in ids.iter().zip(&files) {
+                if refuse {
+                    events.push(Event::Resend(id));
+                } else {
+                    batch.push(Event::Ack(id));
+                }
+                if commit {
+                    events.append(&mut batch);
+                }
+            }
+            events.append(&mut batch);
+            let mut settled = Vec::new();
+            for event in events {
+                match settle(&mut pending, event).unwrap() {
+                    Settled::Acked(id, _) => settled.push((id, false)),
+                    Settled::Refused(id, _) => settled.push((id, true)),
+                    Settled::Answer(a) => prop_assert!(false, "an answer: {a:?}"),
+                }
+            }
+            prop_assert!(pending.is_empty());
+            settled.sort();
+            let expected: Vec<(u64, bool)> =
+                ids.iter().zip(&files).map(|(&id, &(refuse, _))| (id, refuse)).collect();
+            prop_assert_eq!(settled, expected);
         }
     }
 }
