@@ -14,7 +14,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::dataset::{Dataset, DatasetError};
+use crate::dataset::{Dataset, DatasetError, Kind};
 use crate::engine::{Context, Engine, Stage};
 use crate::metrics::{Metrics, RoundReport};
 use crate::policy::{self, FileView, Link, PolicyKind, PolicyParams};
@@ -98,6 +98,17 @@ pub enum ConfigError {
     BlockSize,
     /// A write must dirty at least 1 byte, and a range's minimum not exceed its maximum.
     WriteBytes(WriteBytes),
+    /// A file's life must be within the data set and run from a time ≥ 0 to a later one.
+    Life {
+        /// The data set's index of the file.
+        file: usize,
+        /// When it appears, seconds.
+        appears: f64,
+        /// When it vanishes, seconds.
+        vanishes: f64,
+    },
+    /// Some file must be there at time 0 (a migration starts from the files present).
+    NoFileAtStart,
     /// The data set is invalid.
     Dataset(DatasetError),
 }
@@ -119,6 +130,16 @@ impl fmt::Display for ConfigError {
                 f,
                 "write size {w} must be at least 1 byte (a range: minimum ≤ maximum)"
             ),
+            ConfigError::Life {
+                file,
+                appears,
+                vanishes,
+            } => write!(
+                f,
+                "file {file} appearing at {appears} s and vanishing at {vanishes} s: it must be \
+                 in the data set, and 0 ≤ appearance < vanishing"
+            ),
+            ConfigError::NoFileAtStart => f.write_str("no file is there at time 0"),
             ConfigError::Dataset(e) => write!(f, "data set: {e}"),
         }
     }
@@ -216,6 +237,8 @@ pub struct SimBuilder {
     dataset: Arc<Dataset>,
     policy: PolicyKind,
     config: SimConfig,
+    /// (data set index, appears, vanishes) of the files not there for the whole run.
+    lives: Vec<(usize, f64, f64)>,
 }
 
 impl SimBuilder {
@@ -226,6 +249,7 @@ impl SimBuilder {
             dataset: dataset.into(),
             policy,
             config: SimConfig::default(),
+            lives: Vec::new(),
         }
     }
 
@@ -253,6 +277,17 @@ impl SimBuilder {
         self
     }
 
+    /// File `index` of the data set is created at `appears` (> 0: while the application runs)
+    /// and deleted at `vanishes` (∞: never), as the application would: a walk of the trees
+    /// (at each round's start and at the stop, as the real sender's) finds it and it joins as an
+    /// unsent ReadWrite file, or finds it gone and it leaves; a transfer that finds it gone also
+    /// makes it leave. Its writes count from the walk that found it (a monitor watches a file
+    /// from then on) to its vanishing. Files join in data set (path) order, after the others.
+    pub fn life(mut self, index: usize, appears: f64, vanishes: f64) -> Self {
+        self.lives.push((index, appears, vanishes));
+        self
+    }
+
     /// Validates the configuration and lays out the run.
     pub fn build(self) -> Result<Simulation, ConfigError> {
         self.config.validate()?;
@@ -260,13 +295,16 @@ impl SimBuilder {
             return Err(ConfigError::Dataset(DatasetError::Empty));
         }
         let config = self.config;
-        let n = self.dataset.files.len();
-        let files: Vec<FileView> = self
-            .dataset
-            .files
-            .iter()
-            .map(|f| FileView::unsent(f.size, f.kind))
+        let clock = WriteClock::new(&self.dataset, &config.write_model, config.seed);
+        let lives = match self.lives.is_empty() {
+            true => None,
+            false => Some(Lives::new(&self.dataset, &self.lives, &clock)?),
+        };
+        let files: Vec<FileView> = (self.dataset.files.iter().enumerate())
+            .filter(|&(index, _)| lives.as_ref().is_none_or(|l| l.spans[index].0 == 0.0))
+            .map(|(_, f)| FileView::unsent(f.size, f.kind))
             .collect();
+        let n = files.len();
         let unsent_bytes = files.iter().map(|f| f.size).sum();
         let policy = policy::build(self.policy, &config.params, n, config.seed);
         let metrics = Metrics::new(
@@ -282,7 +320,8 @@ impl SimBuilder {
             && !(write_bytes.is_whole() && self.dataset.extents.is_empty()))
         .then(|| ExtentDraws::new(&self.dataset, write_bytes, config.seed));
         let world = World {
-            clock: WriteClock::new(&self.dataset, &config.write_model, config.seed),
+            clock,
+            lives,
             extents,
             dataset: self.dataset,
             link: Link {
@@ -315,6 +354,8 @@ struct World {
     link: Link,
     clairvoyant: bool,
     clock: WriteClock,
+    /// Files that appear and vanish, if any: then engine ids are not data set indices.
+    lives: Option<Lives>,
     /// Where writes land, when a resend's cost depends on it.
     extents: Option<ExtentDraws>,
     now: f64,
@@ -390,10 +431,17 @@ impl Simulation {
         self.engine.policy_name()
     }
 
+    /// The data set's index of the file the engine knows as `file` (the same, unless files
+    /// appear mid-run: see [`SimBuilder::life`]).
+    pub fn dataset_index(&self, file: u32) -> usize {
+        self.world.index(file) as usize
+    }
+
     fn precopy_round(&mut self) -> RoundReport {
         let (engine, world) = (&mut self.engine, &mut self.world);
         let start = world.now;
         engine.begin_round(start);
+        world.walk(engine);
         engine.plan(world.context());
         loop {
             let begin = world.link_free_at.max(start);
@@ -401,14 +449,17 @@ impl Simulation {
                 break;
             };
             world.catch_up(engine, file, begin);
-            if engine.should_send(file) {
+            if engine.should_send(file) && !world.found_gone(engine, file) {
                 world.send(engine, file, begin);
             }
         }
         let end = engine.round_end(world.link_free_at.max(start));
-        let extents = &mut world.extents;
-        (world.clock).take_all_until(end, |file, count, first, last| {
-            wrote(engine, extents.as_mut(), file, count, first, last)
+        world.vanish_due(engine, end);
+        let (lives, extents) = (&world.lives, &mut world.extents);
+        (world.clock).take_all_until(end, |index, count, first, last| {
+            if let Some(id) = writing(lives, index) {
+                wrote(engine, extents.as_mut(), index, id, count, first, last);
+            }
         });
         world.now = end;
         engine.end_round(world.context())
@@ -420,6 +471,7 @@ impl Simulation {
         let (engine, world) = (&mut self.engine, &mut self.world);
         let stop = world.now;
         engine.begin_final(stop);
+        world.walk(engine);
         let pending: Vec<u32> = engine.pending().collect();
         for file in pending {
             world.send(engine, file, world.link_free_at.max(stop));
@@ -430,6 +482,95 @@ impl Simulation {
     }
 }
 
+/// Where a file is in its life (see [`SimBuilder::life`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    /// Not found by a walk yet.
+    Unseen,
+    /// Known to the engine by this id; its writes count.
+    Known(u32),
+    /// Vanished: no more writes, but the engine holds it by this id until it is found gone.
+    Vanished(u32),
+    /// Gone, and not held by the engine (any more, or ever).
+    Gone,
+}
+
+/// The files that appear and vanish mid-run, and the engine ids that follow from it.
+#[derive(Debug)]
+struct Lives {
+    /// When each file appears and vanishes, by data set index.
+    spans: Vec<(f64, f64)>,
+    /// Where each is in its life, by data set index.
+    life: Vec<Life>,
+    /// The data set index of each engine id.
+    files: Vec<u32>,
+    /// Files yet to appear, and yet to vanish: the next one last.
+    appearing: Vec<u32>,
+    vanishing: Vec<u32>,
+    /// Vanished files the engine still holds, for the next walk.
+    unnoticed: Vec<u32>,
+    /// Their future writes by engine id, for the clairvoyant reference.
+    foresight: WriteClock,
+}
+
+impl Lives {
+    /// Every file lives from 0 to ∞ except those `lives` list as (index, appears, vanishes); the
+    /// ones there at 0 are known from the start, by id in data set order.
+    fn new(
+        dataset: &Dataset,
+        lives: &[(usize, f64, f64)],
+        clock: &WriteClock,
+    ) -> Result<Lives, ConfigError> {
+        let n = dataset.files.len();
+        let mut spans = alloc::vec![(0.0, f64::INFINITY); n];
+        for &(file, appears, vanishes) in lives {
+            // Written so that a NaN fails.
+            let valid = file < n && appears >= 0.0 && appears.is_finite() && vanishes > appears;
+            if !valid {
+                return Err(ConfigError::Life {
+                    file,
+                    appears,
+                    vanishes,
+                });
+            }
+            spans[file] = (appears, vanishes);
+        }
+        let mut files = Vec::new();
+        let mut foresight = WriteClock::default();
+        let life = (0..n as u32)
+            .map(|index| {
+                if spans[index as usize].0 > 0.0 {
+                    return Life::Unseen;
+                }
+                foresight.push_stream_of(clock, index);
+                files.push(index);
+                Life::Known(files.len() as u32 - 1)
+            })
+            .collect();
+        if files.is_empty() {
+            return Err(ConfigError::NoFileAtStart);
+        }
+        // Files with a time in (0, ∞), latest first, so the next one pops off the end.
+        let by_time = |time: fn(&(f64, f64)) -> f64| {
+            let at = |i: u32| time(&spans[i as usize]);
+            let mut order: Vec<u32> = (0..n as u32)
+                .filter(|&i| at(i) > 0.0 && at(i).is_finite())
+                .collect();
+            order.sort_unstable_by(|&a, &b| at(b).total_cmp(&at(a)).then(b.cmp(&a)));
+            order
+        };
+        Ok(Lives {
+            appearing: by_time(|s| s.0),
+            vanishing: by_time(|s| s.1),
+            spans,
+            life,
+            files,
+            unnoticed: Vec::new(),
+            foresight,
+        })
+    }
+}
+
 impl World {
     fn context(&self) -> Context<'_> {
         Context {
@@ -437,15 +578,110 @@ impl World {
             link_free_at: self.link_free_at,
             bandwidth_bps: self.link.bandwidth_bps,
             overhead_s: self.link.overhead_s,
-            future: self.clairvoyant.then_some(&self.clock),
+            future: self.clairvoyant.then_some(match &self.lives {
+                Some(lives) => &lives.foresight,
+                None => &self.clock,
+            }),
         }
+    }
+
+    /// The data set's index of engine id `file`.
+    fn index(&self, file: u32) -> u32 {
+        self.lives.as_ref().map_or(file, |l| l.files[file as usize])
     }
 
     /// Applies `file`'s writes due by `until`. Lazy per file is exact: only the file's own
     /// transfers change its status, and each transfer is preceded by a catch-up to its start.
     fn catch_up(&mut self, engine: &mut Engine, file: u32, until: f64) {
-        if let Some((count, first, last)) = self.clock.take_until(file, until) {
-            wrote(engine, self.extents.as_mut(), file, count, first, last);
+        self.vanish_due(engine, until);
+        let index = self.index(file);
+        if writing(&self.lives, index).is_none() {
+            return;
+        }
+        if let Some((count, first, last)) = self.clock.take_until(index, until) {
+            wrote(
+                engine,
+                self.extents.as_mut(),
+                index,
+                file,
+                count,
+                first,
+                last,
+            );
+        }
+    }
+
+    /// Ends the writes of the files that vanished by `until`, after applying those they had
+    /// made; the engine lets them go when a walk or a transfer finds them gone.
+    fn vanish_due(&mut self, engine: &mut Engine, until: f64) {
+        let Some(lives) = self.lives.as_mut() else {
+            return;
+        };
+        let spans = &lives.spans;
+        while let Some(&index) = (lives.vanishing.last()).filter(|&&i| spans[i as usize].1 <= until)
+        {
+            lives.vanishing.pop();
+            let i = index as usize;
+            lives.life[i] = match lives.life[i] {
+                Life::Known(id) => {
+                    let vanished = spans[i].1;
+                    if let Some((count, first, last)) = self.clock.take_until(index, vanished) {
+                        wrote(engine, self.extents.as_mut(), index, id, count, first, last);
+                    }
+                    lives.unnoticed.push(index);
+                    Life::Vanished(id)
+                }
+                _ => Life::Gone,
+            };
+        }
+    }
+
+    /// Whether `file`, about to be sent, has vanished: the transfer finds it gone, so it leaves.
+    fn found_gone(&mut self, engine: &mut Engine, file: u32) -> bool {
+        let Some(lives) = self.lives.as_mut() else {
+            return false;
+        };
+        let index = lives.files[file as usize] as usize;
+        if lives.life[index] != Life::Vanished(file) {
+            return false;
+        }
+        engine.remove_file(file);
+        lives.life[index] = Life::Gone;
+        true
+    }
+
+    /// A walk of the trees at `now`, as the real sender makes at a round's start and at the
+    /// stop: files gone leave, files new join (unsent, ReadWrite, in data set order), watched
+    /// for writes from now on.
+    fn walk(&mut self, engine: &mut Engine) {
+        let now = self.now;
+        self.vanish_due(engine, now);
+        let Some(lives) = self.lives.as_mut() else {
+            return;
+        };
+        for index in lives.unnoticed.drain(..) {
+            if let Life::Vanished(id) = lives.life[index as usize] {
+                engine.remove_file(id);
+                lives.life[index as usize] = Life::Gone;
+            }
+        }
+        let spans = &lives.spans;
+        let mut found = Vec::new();
+        while let Some(&index) = (lives.appearing.last()).filter(|&&i| spans[i as usize].0 <= now) {
+            lives.appearing.pop();
+            found.push(index);
+        }
+        found.sort_unstable();
+        for index in found {
+            if lives.life[index as usize] != Life::Unseen {
+                continue;
+            }
+            // Its writes so far went with the round ends' (a monitor sees a file's writes from
+            // when it watches it).
+            let id = engine.add_file(self.dataset.files[index as usize].size, Kind::ReadWrite);
+            lives.foresight.push_stream_of(&self.clock, index);
+            lives.life[index as usize] = Life::Known(id);
+            lives.files.push(index);
         }
     }
 
@@ -459,11 +695,25 @@ impl World {
     }
 }
 
-/// `count` writes to `file` from `first` to `last`, told to the engine as if one by one: the
-/// first may dirty a clean copy, the last is the latest. With `extents`, each lands somewhere.
+/// The engine id of data set file `index` while its writes count: it is known and has not
+/// vanished.
+fn writing(lives: &Option<Lives>, index: u32) -> Option<u32> {
+    match lives {
+        None => Some(index),
+        Some(lives) => match lives.life[index as usize] {
+            Life::Known(id) => Some(id),
+            _ => None,
+        },
+    }
+}
+
+/// `count` writes to data set file `index`, engine id `file`, from `first` to `last`, told to
+/// the engine as if one by one: the first may dirty a clean copy, the last is the latest. With
+/// `extents`, each lands somewhere.
 fn wrote(
     engine: &mut Engine,
     extents: Option<&mut ExtentDraws>,
+    index: u32,
     file: u32,
     count: u32,
     first: f64,
@@ -474,7 +724,7 @@ fn wrote(
             let size = engine.files()[file as usize].size;
             for i in 0..count {
                 let at = if i == 0 { first } else { last };
-                engine.on_write_to(file, 1, at, draws.next(file, size));
+                engine.on_write_to(file, 1, at, draws.next(index, size));
             }
         }
         None => {

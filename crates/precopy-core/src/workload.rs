@@ -292,7 +292,7 @@ impl ExtentDraws {
 /// Every file's write stream. The engine pulls each file's writes lazily, up to the time it needs
 /// that file's state: before sending it, and at every round end. No global event queue is needed,
 /// since a file's status only changes through its own writes and its own transfers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteClock {
     streams: Vec<WriteStream>,
     /// Each stream's next write time (∞ if none), kept flat so scanning every file at a round's
@@ -381,6 +381,13 @@ impl WriteClock {
     /// A file's stream, for look-ahead.
     pub fn stream(&self, file: u32) -> &WriteStream {
         &self.streams[file as usize]
+    }
+
+    /// Appends a copy of `other`'s stream of `file` as it is now, as this clock's next file: a
+    /// look-ahead by the ids of a run whose files join in another order than `other`'s.
+    pub fn push_stream_of(&mut self, other: &WriteClock, file: u32) {
+        self.streams.push(other.stream(file).clone());
+        self.next.push(other.next[file as usize]);
     }
 }
 

@@ -107,7 +107,8 @@ fn create(path: &Path, size: u64) -> io::Result<()> {
 }
 
 /// A write monitor that reports a workload's writes: each file's writes due by now, none
-/// before the file appeared, none after it vanished or the application stopped.
+/// before it watched the file (as a real monitor), none after the file vanished or the
+/// application stopped.
 #[derive(Debug)]
 pub struct ScriptedMonitor {
     clock: SimClock,
@@ -153,9 +154,10 @@ impl Monitor for ScriptedMonitor {
         self.watched[file] = index;
         if let Some(index) = index {
             let (appears, _) = self.lives[index];
-            // A file present from the start keeps its writes at time 0.
+            // A file present from the start keeps its writes at time 0; one that appears later
+            // is watched from the walk that found it (as `precopy_core::SimBuilder::life`).
             if appears > 0.0 {
-                self.writes.take_until(index as u32, appears);
+                self.writes.take_until(index as u32, self.clock.now());
             }
         }
     }

@@ -3,7 +3,8 @@
 use precopy_core::dataset::Writes;
 use precopy_core::metrics::Transfer;
 use precopy_core::{
-    Dataset, EndReason, FileSpec, Kind, PolicyKind, RecordedExtent, RoundReport, SimConfig,
+    ConfigError, Dataset, EndReason, FileSpec, Kind, PolicyKind, RecordedExtent, RoundReport,
+    SimBuilder, SimConfig,
 };
 
 use super::{build, hand_config, recorded};
@@ -111,6 +112,72 @@ fn baseline_stops_at_its_iteration_limit() {
     // /c was skipped in iteration 2: it is the final copy, 1 s on the link.
     assert_eq!((m.final_bytes, m.final_files, m.downtime_s), (1000, 1, 1.0));
     assert_eq!((m.precopy_time_s, m.total_time_s), (4.0, 5.0));
+}
+
+/// /a is written at 0.5; /b appears at 1.2 and is written at 1.0, 1.5 and 2.5; /c vanishes at
+/// 0.5. Engine ids: /a 0 and /c 1 from the start, /b 2 once a walk finds it.
+fn comings_and_goings() -> precopy_core::Simulation {
+    let dataset = recorded(&[
+        ("/a", Kind::ReadWrite, &[0.5]),
+        ("/b", Kind::ReadWrite, &[1.0, 1.5, 2.5]),
+        ("/c", Kind::ReadWrite, &[]),
+    ]);
+    SimBuilder::new(dataset, PolicyKind::Proposed)
+        .config(hand_config())
+        .life(1, 1.2, f64::INFINITY)
+        .life(2, 0.0, 0.5)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn files_join_and_leave_when_a_walk_or_a_transfer_finds_them() {
+    let mut sim = comings_and_goings();
+    // Period 0: /a goes at 0 and its write at 0.5 dirties it; /c's turn comes at 1, it is gone:
+    // it leaves, sent never. /b appeared at 1.2, unseen until the next walk.
+    let r0 = sim.step().unwrap();
+    assert_eq!(transfers(&r0), [(0, 0.0, 1.0)]);
+    assert_eq!((r0.unsent_bytes, r0.writes), (1000, 1));
+    // Period 1: the walk at 2 finds /b (1000 bytes joined, unsent). Its writes before that
+    // are not seen. p̂(/a) = 1 puts /a (E = 1000) after /b (E = 0); /b's write at 2.5 dirties it.
+    let r1 = sim.step().unwrap();
+    assert_eq!(transfers(&r1), [(2, 2.0, 3.0), (0, 3.0, 4.0)]);
+    assert_eq!(
+        (r1.writes, r1.bytes_dirtied, r1.unsent_bytes),
+        (1, 2000, 1000)
+    );
+    // U was 1000 twice: the β test (β = 2) ends pre-copy; /b is the final copy.
+    assert!(matches!(r1.ended, Some(EndReason::Beta { .. })));
+    let last = sim.step().unwrap();
+    assert_eq!(transfers(&last), [(2, 4.0, 5.0)]);
+    assert_eq!(sim.dataset_index(2), 1);
+    assert_eq!(sim.files()[1].size, 0, "/c left");
+}
+
+#[test]
+fn lives_outside_the_data_set_or_backwards_are_refused() {
+    let life = |file, appears, vanishes| {
+        SimBuilder::new(abc(), PolicyKind::Proposed)
+            .life(file, appears, vanishes)
+            .build()
+            .unwrap_err()
+    };
+    for (file, appears, vanishes) in [(3, 0.0, 1.0), (0, 2.0, 1.0), (0, -1.0, 1.0)] {
+        let expected = ConfigError::Life {
+            file,
+            appears,
+            vanishes,
+        };
+        assert_eq!(life(file, appears, vanishes), expected);
+    }
+    assert!(matches!(life(0, f64::NAN, 1.0), ConfigError::Life { .. }));
+    let none_at_start = (0..3).fold(SimBuilder::new(abc(), PolicyKind::Proposed), |b, f| {
+        b.life(f, 1.0, f64::INFINITY)
+    });
+    assert_eq!(
+        none_at_start.build().unwrap_err(),
+        ConfigError::NoFileAtStart
+    );
 }
 
 /// /b is written every 0.5 s: U stays at 1000 and the β test (β = 2) fires.

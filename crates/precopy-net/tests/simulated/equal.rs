@@ -6,8 +6,10 @@
 //!   fractions and no transfer runs past a period's end. (A real sender is inside a blocking
 //!   transfer then and ends the round when it returns; the simulator ends it at the period's
 //!   end, the transfer still going. Equal sizes keep that case out.)
-//! - No file joins or leaves: `Simulation` has no way to add or remove files mid-run (the
-//!   engine has; the live property tests exercise it).
+//! - Files appear and vanish at times that are not multiples of 0.25 s, so never at a walk
+//!   (a round's start) or a transfer's start; the ones appearing are last in path order and
+//!   appear in that order, so that both drivers give them the ids of their data set index (the
+//!   live monitor lends the clairvoyant reference its look-ahead only then).
 //!
 //! One difference remains, by design, and is compared loosely: the real sender learns of a write
 //! when it polls the monitor and records that time, the simulator the write's own time. So a
@@ -16,7 +18,7 @@
 use precopy_core::metrics::Transfer;
 use precopy_core::{
     Dataset, EndReason, Group, Kind, Phase, PolicyKind, PolicyParams, RateMapping, RoundReport,
-    SimBuilder, SimConfig, SizeSpec, WriteModel,
+    SimBuilder, SimConfig, Simulation, SizeSpec, WriteModel,
 };
 
 use super::Run;
@@ -35,15 +37,34 @@ fn group(name: &str, count: u32, kind: Kind, probability: f64) -> Group {
     }
 }
 
-/// The paper's fixed-size data set in miniature: ReadOnly files, cool and hot ReadWrite ones.
+/// The paper's fixed-size data set in miniature: ReadOnly files, cool and hot ReadWrite ones
+/// (by path: cool 0–9, hot 10–19, ro 20–23), and hot ones that only `LIVES` may create (wal
+/// 24–27).
 fn dataset() -> Dataset {
     let groups = [
         group("ro", 4, Kind::ReadOnly, 0.0),
         group("cool", 10, Kind::ReadWrite, 0.2),
         group("hot", 10, Kind::ReadWrite, 0.8),
+        group("wal", 4, Kind::ReadWrite, 0.8),
     ];
     Dataset::from_groups("fixed", &groups, 1.0).unwrap()
 }
+
+/// No file comes or goes; the wal files are there from the start.
+const FIXED: &[(usize, f64, f64)] = &[];
+
+/// (data set index, appears, vanishes): a cool, a hot and a ReadOnly file vanish; three wal
+/// files appear, one of them to vanish later; the last wal file lives between two walks, so
+/// neither driver ever sees it.
+const LIVES: &[(usize, f64, f64)] = &[
+    (3, 0.0, 1.3),
+    (12, 0.0, 7.1),
+    (21, 0.0, 2.9),
+    (24, 3.1, f64::INFINITY),
+    (25, 5.3, f64::INFINITY),
+    (26, 9.7, 15.3),
+    (27, 11.3, 11.45),
+];
 
 fn run(policy: PolicyKind, seed: u64) -> Run {
     Run {
@@ -67,7 +88,7 @@ fn run(policy: PolicyKind, seed: u64) -> Run {
     }
 }
 
-fn simulated(run: &Run) -> Vec<RoundReport> {
+fn simulated(run: &Run, lives: &[(usize, f64, f64)]) -> (Vec<RoundReport>, Simulation) {
     let config = SimConfig {
         bandwidth_bps: run.bandwidth_bps,
         period_s: run.period_s,
@@ -78,11 +99,13 @@ fn simulated(run: &Run) -> Vec<RoundReport> {
         params: run.params,
         ..SimConfig::default()
     };
-    let mut sim = SimBuilder::new(dataset(), run.policy)
-        .config(config)
-        .build()
-        .unwrap();
-    std::iter::from_fn(|| sim.step()).collect()
+    let builder = SimBuilder::new(dataset(), run.policy).config(config);
+    let builder = (lives.iter()).fold(builder, |b, &(file, appears, vanishes)| {
+        b.life(file, appears, vanishes)
+    });
+    let mut sim = builder.build().unwrap();
+    let reports = std::iter::from_fn(|| sim.step()).collect();
+    (reports, sim)
 }
 
 /// What both drivers must agree on in a round.
@@ -140,13 +163,23 @@ fn round(r: &RoundReport) -> Round {
     }
 }
 
-/// Runs both drivers, asserts they agree, and returns the simulator's reports.
-fn assert_live_equals_simulated(policy: PolicyKind, seed: u64) -> Vec<RoundReport> {
+/// Runs both drivers, asserts they agree, and returns the simulator's reports and its end.
+fn assert_live_equals_simulated(
+    policy: PolicyKind,
+    seed: u64,
+    lives: &[(usize, f64, f64)],
+) -> (Vec<RoundReport>, Simulation) {
     let run = run(policy, seed);
-    let expected = simulated(&run);
-    let live = run.live(run.world(dataset()));
-    // Ids follow paths, as the simulator's follow the data set's order.
-    assert!(live.files.iter().enumerate().all(|(id, &f)| id == f));
+    let (expected, sim) = simulated(&run, lives);
+    let world = (lives.iter()).fold(run.world(dataset()), |w, &(file, appears, vanishes)| {
+        w.life(file, appears, vanishes)
+    });
+    let live = run.live(world);
+    // The same file behind each id.
+    let ids: Vec<usize> = (0..live.files.len() as u32)
+        .map(|id| sim.dataset_index(id))
+        .collect();
+    assert_eq!(live.files, ids, "{policy:?}: ids");
     let (live, outcome) = (live.reports, live.outcome);
     assert_eq!(expected.last().unwrap().phase, Phase::Final);
     assert_eq!(live.len(), expected.len(), "{policy:?}: rounds");
@@ -165,7 +198,7 @@ fn assert_live_equals_simulated(policy: PolicyKind, seed: u64) -> Vec<RoundRepor
     // Every file at the destination, found equal by the stop-time check.
     assert!(outcome.measured.verdict.starts_with("all "), "{policy:?}");
     assert_eq!(outcome.measured.repaired_files, 0);
-    expected
+    (expected, sim)
 }
 
 #[test]
@@ -173,7 +206,7 @@ fn live_equals_simulated_for_every_policy() {
     for policy in PolicyKind::ALL {
         let mut dirtied = 0;
         for seed in [1, 2, 3] {
-            let reports = assert_live_equals_simulated(policy, seed);
+            let (reports, _) = assert_live_equals_simulated(policy, seed, FIXED);
             dirtied += reports.iter().map(|r| r.bytes_dirtied).sum::<u64>();
             assert!(
                 reports.iter().any(|r| r.writes > 0),
@@ -187,4 +220,25 @@ fn live_equals_simulated_for_every_policy() {
             "{policy:?}"
         );
     }
+}
+
+#[test]
+fn live_equals_simulated_as_files_appear_and_vanish() {
+    let mut stops = Vec::new();
+    for policy in PolicyKind::ALL {
+        for seed in [1, 2, 3] {
+            let (reports, sim) = assert_live_equals_simulated(policy, seed, LIVES);
+            // By the stop, the wal files that appeared (except the one never seen) joined
+            // after the 24 files there from the start, and the files that vanished left.
+            let stop = reports.last().unwrap().start;
+            let joined = (LIVES.iter()).filter(|l| l.1 > 0.0 && l.1 <= stop && l.0 != 27);
+            assert_eq!(sim.files().len(), 24 + joined.count(), "{policy:?}");
+            for &(file, _, _) in LIVES.iter().filter(|l| l.2 <= stop && l.0 != 27) {
+                assert_eq!(sim.files()[file].size, 0, "{policy:?}: file {file}");
+            }
+            stops.push(stop);
+        }
+    }
+    // Every change happened before some run's stop.
+    assert!(stops.iter().any(|&stop| stop > 15.3));
 }
