@@ -20,6 +20,8 @@ pub enum UnitError {
     OutOfRange,
     /// A range whose minimum is above its maximum.
     EmptyRange,
+    /// A ratio below 1, or not finite.
+    BelowOne,
 }
 
 impl fmt::Display for UnitError {
@@ -30,6 +32,7 @@ impl fmt::Display for UnitError {
             UnitError::NotPositive => "must be a positive, finite value",
             UnitError::OutOfRange => "must be from 1 byte to 2^64 - 1 bytes",
             UnitError::EmptyRange => "the range's minimum is above its maximum",
+            UnitError::BelowOne => "must be a finite number of at least 1",
         })
     }
 }
@@ -160,6 +163,28 @@ pub fn parse_write_bytes(text: &str) -> Result<WriteBytes, UnitError> {
     })
 }
 
+/// Parses a compression ratio R ≥ 1 (a transfer of n bytes puts n / R on the wire), as `2.5`
+/// or `2.5x`.
+///
+/// ```
+/// # use precopy_core::units::{parse_compress_ratio, UnitError};
+/// assert_eq!(parse_compress_ratio("3x"), Ok(3.0));
+/// assert_eq!(parse_compress_ratio("1"), Ok(1.0));
+/// assert_eq!(parse_compress_ratio("0.5"), Err(UnitError::BelowOne));
+/// ```
+pub fn parse_compress_ratio(text: &str) -> Result<f64, UnitError> {
+    let (value, unit) = split_number(text)?;
+    if !matches!(unit, "" | "x" | "X") {
+        return Err(UnitError::UnknownUnit);
+    }
+    // Written so that a NaN fails.
+    if value.is_finite() && value >= 1.0 {
+        Ok(value)
+    } else {
+        Err(UnitError::BelowOne)
+    }
+}
+
 /// Formats a byte count with a decimal unit, e.g. `2.20 GB`.
 pub fn format_bytes(bytes: f64) -> alloc::string::String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
@@ -202,6 +227,17 @@ mod tests {
         assert_eq!(parse_size("0"), Err(UnitError::NotPositive));
         assert_eq!(format_bytes(2.2e9), "2.20 GB");
         assert_eq!(format_bytes(999.0), "999 B");
+    }
+
+    #[test]
+    fn compress_ratios() {
+        assert_eq!(parse_compress_ratio(" 2.5 "), Ok(2.5));
+        assert_eq!(parse_compress_ratio("4X"), Ok(4.0));
+        assert_eq!(parse_compress_ratio("0"), Err(UnitError::BelowOne));
+        assert_eq!(parse_compress_ratio("-2"), Err(UnitError::BelowOne));
+        assert_eq!(parse_compress_ratio("1e999"), Err(UnitError::BelowOne));
+        assert_eq!(parse_compress_ratio("fast"), Err(UnitError::NotANumber));
+        assert_eq!(parse_compress_ratio("2 MB"), Err(UnitError::UnknownUnit));
     }
 
     #[test]

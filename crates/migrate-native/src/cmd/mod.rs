@@ -14,7 +14,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use precopy_core::dataset::GroupsFile;
 use precopy_core::trace::Trace;
-use precopy_core::units::{parse_bandwidth, parse_duration, parse_size, parse_write_bytes};
+use precopy_core::units::{
+    parse_bandwidth, parse_compress_ratio, parse_duration, parse_size, parse_write_bytes,
+};
 use precopy_core::{
     Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, WriteBytes, WriteModel,
 };
@@ -83,6 +85,10 @@ fn block_size(text: &str) -> Result<u64, String> {
     parse_size(text).map_err(|e| format!("block size `{text}`: {e}"))
 }
 
+fn compress_ratio(text: &str) -> Result<f64, String> {
+    parse_compress_ratio(text).map_err(|e| format!("compression ratio `{text}`: {e}"))
+}
+
 fn rate_mapping(text: &str) -> Result<RateMapping, String> {
     RateMapping::from_name(text)
         .ok_or_else(|| format!("rate mapping `{text}`: expected linear or per-window"))
@@ -134,6 +140,10 @@ pub struct ModelArgs {
     /// Block size of delta resends.
     #[arg(long, default_value = "8KiB", value_parser = block_size, requires = "delta")]
     pub block_size: u64,
+    /// Compression ratio R ≥ 1 of the link: a transfer of n bytes puts n / R on the wire
+    /// (1: none, the paper's model). Byte figures stay the files' bytes.
+    #[arg(long, default_value = "1", value_parser = compress_ratio)]
+    pub compress_ratio: f64,
 }
 
 impl ModelArgs {
@@ -152,6 +162,7 @@ impl ModelArgs {
             },
             delta: self.delta,
             block_bytes: self.block_size,
+            compress_ratio: self.compress_ratio,
             max_rounds: self.max_rounds,
             params: PolicyParams {
                 beta: self.beta,

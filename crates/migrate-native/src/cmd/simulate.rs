@@ -106,6 +106,13 @@ fn write_summary(out: &mut impl Write, m: &Metrics, config: &SimConfig) -> Resul
             "delta", config.block_bytes, config.write_model.write_bytes
         )?;
     }
+    if config.compress_ratio != 1.0 {
+        writeln!(
+            out,
+            "  {:<14} {} to 1: a transfer puts 1/{} of its bytes on the wire; bytes below are the files'",
+            "compression", config.compress_ratio, config.compress_ratio
+        )?;
+    }
     let rows = [
         (
             "pre-copy",

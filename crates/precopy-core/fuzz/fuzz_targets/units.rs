@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use precopy_core::units::{parse_bandwidth, parse_duration, parse_size, parse_write_bytes};
+use precopy_core::units::{
+    parse_bandwidth, parse_compress_ratio, parse_duration, parse_size, parse_write_bytes,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -14,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(bytes) = parse_size(text) {
         assert!(bytes >= 1, "{text:?} gave {bytes}");
+    }
+    if let Ok(ratio) = parse_compress_ratio(text) {
+        assert!(ratio.is_finite() && ratio >= 1.0, "{text:?} gave {ratio}");
     }
     // A write size is one the simulation accepts, and reads back the same from its display.
     if let Ok(write_bytes) = parse_write_bytes(text) {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use precopy_core::dataset::GroupsFile;
 use precopy_core::trace::Trace;
-use precopy_core::units::{parse_bandwidth, parse_duration, parse_size};
+use precopy_core::units::{parse_bandwidth, parse_compress_ratio, parse_duration, parse_size};
 
 /// Every input kept for `target` (its corpus and its regressions) that is UTF-8, and how many
 /// files were found.
@@ -54,6 +54,9 @@ fn units_corpus_parses_to_usable_values_or_errors() {
         }
         if let Ok(bytes) = parse_size(&text) {
             assert!(bytes >= 1, "{text:?} gave {bytes}");
+        }
+        if let Ok(ratio) = parse_compress_ratio(&text) {
+            assert!(ratio.is_finite() && ratio >= 1.0, "{text:?} gave {ratio}");
         }
     }
 }

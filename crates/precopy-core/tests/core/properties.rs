@@ -175,3 +175,36 @@ proptest! {
         prop_assert_eq!(&run(whole_delta), &paper);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Compressed R to 1, every transfer takes 1/R of its time (its overhead apart), and the
+    /// run is that of a link R times faster, round for round (ratio 1 is the golden file's).
+    #[test]
+    fn a_compression_ratio_divides_every_transfer_time(
+        groups in prop::collection::vec(group(), 1..4),
+        config in config(),
+        policy in policy(),
+        ratio in 1.0f64..8.0,
+        delta in any::<bool>(),
+    ) {
+        let dataset = std::sync::Arc::new(Dataset::from_groups("p", &groups, 1.0).unwrap());
+        let reports = |config: SimConfig| {
+            let mut sim = SimBuilder::new(dataset.clone(), policy).config(config).build().unwrap();
+            std::iter::from_fn(|| sim.step()).collect::<Vec<_>>()
+        };
+        let config = SimConfig { delta, ..config };
+        let compressed = reports(SimConfig { compress_ratio: ratio, ..config });
+        let faster = reports(SimConfig { bandwidth_bps: config.bandwidth_bps * ratio, ..config });
+        // Debug prints each float exactly, and a plan's NaN keys alike (they are not `==`).
+        prop_assert_eq!(format!("{compressed:?}"), format!("{faster:?}"));
+        for t in compressed.iter().flat_map(|r| &r.transfers) {
+            let uncompressed = t.bytes as f64 * 8.0 / config.bandwidth_bps;
+            let took = t.end - t.start - config.overhead_s;
+            // Rounding: a few units in the last place of the times involved.
+            let slack = 1e-12 * ratio * (t.end + uncompressed + 1.0);
+            prop_assert!((took * ratio - uncompressed).abs() <= slack, "{:?}", t);
+        }
+    }
+}
