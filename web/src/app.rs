@@ -151,6 +151,9 @@ pub fn app() -> Html {
                                 { format!("{name}: {} files, {} at {} Mbps, seed {}",
                                     crate::format::count(files as u64), format_bytes(total as f64),
                                     crate::format::mbps(config.sim.bandwidth_bps), config.sim.seed) }
+                                if config.sim.compress_ratio != 1.0 {
+                                    { format!(", compressed {} to 1", config.sim.compress_ratio) }
+                                }
                                 { " · " }<a id="share-link" href={link}>{ "link to this run" }</a>
                             </p>
                             <Controls playing={state.playing} fast_forward={state.fast_forward}

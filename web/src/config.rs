@@ -7,7 +7,9 @@ use std::rc::Rc;
 
 use precopy_core::dataset::{Dataset, DatasetError, Group, GroupsFile, Kind, Preset, SizeSpec};
 use precopy_core::trace::{Trace, FORMAT as TRACE_FORMAT};
-use precopy_core::units::{parse_bandwidth, parse_duration, parse_size, parse_write_bytes};
+use precopy_core::units::{
+    parse_bandwidth, parse_compress_ratio, parse_duration, parse_size, parse_write_bytes,
+};
 use precopy_core::{Estimator, PolicyKind, PolicyParams, SimConfig, WriteModel};
 
 /// The largest data set the page accepts, in files (memory and frame time stay reasonable).
@@ -115,6 +117,8 @@ pub enum Field {
     Overhead,
     /// Bytes one write dirties.
     WriteBytes,
+    /// Compression ratio of the link.
+    CompressRatio,
     /// Which policies run (not a text field; only carries errors).
     Policies,
     /// The data set as a whole (not a text field; only carries errors).
@@ -163,6 +167,8 @@ pub struct Draft {
     pub delta: bool,
     /// Bytes one write dirties: `whole`, a size, `MIN..MAX` or `exp:MEAN`.
     pub write_bytes: String,
+    /// Compression ratio R ≥ 1 of the link (1: none, the paper's model).
+    pub compress_ratio: String,
     /// Policies to compare, in [`PolicyKind::ALL`] order.
     pub policies: Vec<PolicyKind>,
     /// The custom groups table.
@@ -188,6 +194,7 @@ impl Default for Draft {
             overhead_ms: "0".into(),
             delta: false,
             write_bytes: "whole".into(),
+            compress_ratio: sim.compress_ratio.to_string(),
             policies: vec![PolicyKind::Baseline, PolicyKind::Proposed],
             groups: Preset::Variable
                 .groups()
@@ -352,6 +359,12 @@ impl Draft {
             ));
             precopy_core::WriteBytes::Whole
         });
+        let compress_ratio = take(
+            errs,
+            Field::CompressRatio,
+            parse_compress_ratio(&self.compress_ratio)
+                .map_err(|e| format!("compression ratio: {e} (1 = none; e.g. 2 or 2.5x)")),
+        );
         if self.policies.is_empty() {
             errs.push((Field::Policies, "choose at least one policy".into()));
         }
@@ -368,6 +381,7 @@ impl Draft {
                 ..WriteModel::default()
             },
             delta: self.delta,
+            compress_ratio,
             params: PolicyParams {
                 beta: beta as u32,
                 estimator,
@@ -524,6 +538,9 @@ impl Draft {
         if self.write_bytes != Draft::default().write_bytes {
             pairs.push(("wbytes", &self.write_bytes));
         }
+        if self.compress_ratio != Draft::default().compress_ratio {
+            pairs.push(("compress", &self.compress_ratio));
+        }
         let policies: Vec<&str> = self.policies.iter().map(|p| p.name()).collect();
         let policies = policies.join(",");
         pairs.push(("policies", &policies));
@@ -574,6 +591,7 @@ impl Draft {
                 "overhead" => draft.overhead_ms = value,
                 "delta" => draft.delta = value == "1",
                 "wbytes" => draft.write_bytes = value,
+                "compress" => draft.compress_ratio = value,
                 "policies" => {
                     let named: Vec<PolicyKind> =
                         value.split(',').filter_map(PolicyKind::from_name).collect();
@@ -704,6 +722,24 @@ mod tests {
         assert!(error_of(&draft, Field::WriteBytes)
             .unwrap()
             .contains("minimum is above"));
+        for (ratio, why) in [("0.5", "at least 1"), ("two", "not a number")] {
+            let draft = Draft {
+                compress_ratio: ratio.into(),
+                ..Draft::default()
+            };
+            assert!(error_of(&draft, Field::CompressRatio)
+                .unwrap()
+                .contains(why));
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn the_compression_ratio_reaches_the_model() {
+        let draft = Draft {
+            compress_ratio: "2.5x".into(),
+            ..Draft::default()
+        };
+        assert_eq!(draft.validate().unwrap().sim.compress_ratio, 2.5);
     }
 
     #[wasm_bindgen_test]
@@ -753,18 +789,27 @@ mod tests {
             policies: vec![PolicyKind::Baseline, PolicyKind::Sweep],
             delta: true,
             write_bytes: "1KB..64KB".into(),
+            compress_ratio: "3".into(),
             ..Draft::default()
         };
         let query = draft.to_query();
         assert!(query.contains("bw=20%20Mbps"), "{query}");
-        assert!(query.contains("delta=1&wbytes=1KB..64KB"), "{query}");
-        assert!(!Draft::default().to_query().contains("delta"));
+        assert!(
+            query.contains("delta=1&wbytes=1KB..64KB&compress=3"),
+            "{query}"
+        );
+        let paper = Draft::default().to_query();
+        assert!(
+            !paper.contains("delta") && !paper.contains("compress"),
+            "{paper}"
+        );
         assert_eq!(Draft::from_query(&format!("?{query}")), draft);
     }
 
     /// Query pieces a hand-edited or mangled link may hold.
-    const PIECES: [&str; 34] = [
+    const PIECES: [&str; 35] = [
         "delta=",
+        "compress=",
         "1",
         "wbytes=",
         "exp:",

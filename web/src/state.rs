@@ -411,6 +411,7 @@ fn edit(draft: &mut Draft, field: Field, value: String) {
         Field::Seed => &mut draft.seed,
         Field::Overhead => &mut draft.overhead_ms,
         Field::WriteBytes => &mut draft.write_bytes,
+        Field::CompressRatio => &mut draft.compress_ratio,
         Field::Group(row, column) => {
             let Some(g) = draft.groups.get_mut(row) else {
                 return;

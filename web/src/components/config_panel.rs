@@ -252,6 +252,10 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                         error={error_of(errors, Field::WriteBytes)}
                         hint="bytes a write dirties: whole, 8KiB, 1KB..64KB or exp:16KiB"
                         on_input={edit(Field::WriteBytes)} />
+                    <TextField id="compress-ratio" label="Compression ratio" value={draft.compress_ratio.clone()}
+                        error={error_of(errors, Field::CompressRatio)}
+                        hint="R to 1: a transfer puts 1/R of its bytes on the wire (1: none, the paper)"
+                        on_input={edit(Field::CompressRatio)} />
                 </div>
             </section>
 
