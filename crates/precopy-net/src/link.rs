@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use precopy_proto::{Entry, Identity, Node, RelPath};
 
-use super::transport::{SendError, Sent, Transport, Verdict};
+use super::transport::{Restarted, SendError, Sent, Transport, Verdict};
 use super::wire::WireError;
 
 /// The sender's side of a session with the destination. See [`Transport`] for what each call
@@ -34,13 +34,14 @@ pub trait Link {
         -> Result<Vec<bool>, WireError>;
     /// The destination's verdict on the stop-time tree.
     fn verify(&mut self, roots: &[RelPath<'_>], nodes: &[Node<'_>]) -> Result<Verdict, WireError>;
-    /// Starts the application at the destination; its pid there.
+    /// Starts the application at the destination; its pid there, and how long it had run when
+    /// the destination answered.
     fn restart(
         &mut self,
         cwd: RelPath<'_>,
         identity: Identity<'_>,
         argv: &[&[u8]],
-    ) -> Result<u32, WireError>;
+    ) -> Result<Restarted, WireError>;
     /// Connects again, trying for up to `patience`; unacknowledged transfers are forgotten.
     fn reconnect(&mut self, patience: Duration) -> Result<(), WireError>;
     /// The destination's own reason for a failure, where it gave one.
@@ -101,7 +102,7 @@ impl Link for Transport {
         cwd: RelPath<'_>,
         identity: Identity<'_>,
         argv: &[&[u8]],
-    ) -> Result<u32, WireError> {
+    ) -> Result<Restarted, WireError> {
         Transport::restart(self, cwd, identity, argv)
     }
 

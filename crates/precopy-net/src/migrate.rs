@@ -33,7 +33,7 @@ use super::link::Link;
 use super::monitor::Monitor;
 use super::stamp::Stamp;
 use super::store::hash_reader;
-use super::transport::{SendError, Sent, Transport, Verdict};
+use super::transport::{Restarted, SendError, Sent, Transport, Verdict};
 use super::tree::{shown, EntryKind, Roots, Scan};
 use super::wire::WireError;
 
@@ -124,8 +124,11 @@ pub struct Downtime {
     pub final_copy_s: f64,
     /// Making the destination's trees equal and checking them.
     pub verify_s: f64,
-    /// Resuming or restarting the application.
+    /// Resuming the application, or restarting it at the destination until it runs there.
     pub restart_s: f64,
+    /// After a restart, how long the destination watched it run before answering (`receive
+    /// --restart-grace`): a check, not downtime (the application was running).
+    pub restart_check_s: f64,
 }
 
 /// Walks of the roots and their cost.
@@ -649,7 +652,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             (self.on_round)(&report, self.engine.metrics());
             bail!("the destination differs from the source: {verdict_text}");
         }
-        let restarted_pid = match self.config.then {
+        let restarted = match self.config.then {
             Then::Resume => {
                 self.app.resume().context("resuming the application")?;
                 None
@@ -657,7 +660,10 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             Then::Stop => None,
             Then::Restart => Some(self.restart()?),
         };
-        let back = self.now();
+        let restart_check_s = restarted.map_or(0.0, |r| r.running.as_secs_f64());
+        let restarted_pid = restarted.map(|r| r.pid);
+        // A restarted application ran from when it was started, before the destination's check.
+        let back = (self.now() - restart_check_s).max(checked);
         let metrics = self.engine.metrics_mut();
         metrics.downtime_s = back - stop;
         metrics.total_time_s = back;
@@ -669,6 +675,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
                 final_copy_s: copied - stop,
                 verify_s: checked - copied,
                 restart_s: back - checked,
+                restart_check_s,
             },
             verify_s,
             reread,
@@ -786,7 +793,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             .collect()
     }
 
-    fn restart(&mut self) -> Result<u32> {
+    fn restart(&mut self) -> Result<Restarted> {
         let (argv, cwd) = self
             .app
             .command()
@@ -811,11 +818,11 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             groups: identity.groups.clone(),
             env: identity.env.iter().map(Vec::as_slice).collect(),
         };
-        let pid = self
+        let restarted = self
             .transport
             .restart(RelPath::new(&cwd).expect("normalised"), identity, &args)
             .context("restarting at the destination (the application is not running anywhere)")?;
-        Ok(pid)
+        Ok(restarted)
     }
 }
 

@@ -118,8 +118,9 @@ impl Receiver {
                     if writer.pending() > 0 {
                         writer.flush()?;
                     }
-                    let pid = self.restart(&cwd, identity, argv)?;
-                    writer.queue(&Message::Started { pid })?;
+                    let (pid, running) = self.restart(&cwd, identity, argv)?;
+                    let running_ms = u32::try_from(running.as_millis()).unwrap_or(u32::MAX);
+                    writer.queue(&Message::Started { pid, running_ms })?;
                 }
                 Action::Close => closed = true,
             }
@@ -138,7 +139,7 @@ impl Receiver {
         cwd: &[u8],
         identity: restart::Identity,
         argv: Vec<Vec<u8>>,
-    ) -> Result<u32, SessionError> {
+    ) -> Result<(u32, Duration), SessionError> {
         let map = |arg: &[u8]| -> Vec<u8> {
             match precopy_proto::path::relative_of_absolute(arg) {
                 Ok(rel) => self
@@ -172,6 +173,7 @@ impl Receiver {
         };
         let started = restart::start(&launch, self.restart_grace)?;
         let pid = started.pid;
+        let running = started.running();
         // The daemon's log says when the application it started ends.
         std::thread::spawn(move || loop {
             if let Some(status) = started.wait(Duration::from_secs(3600)) {
@@ -179,7 +181,7 @@ impl Receiver {
                 return;
             }
         });
-        Ok(pid)
+        Ok((pid, running))
     }
 }
 

@@ -15,7 +15,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Lines of the application's stderr kept for the error of an early exit.
 const TAIL_LINES: usize = 20;
@@ -96,10 +96,16 @@ pub struct Launch {
 pub struct Started {
     /// Its process id; it leads a session of its own.
     pub pid: u32,
+    spawned: Instant,
     exit: Arc<Exit>,
 }
 
 impl Started {
+    /// How long it has been running.
+    pub fn running(&self) -> Duration {
+        self.spawned.elapsed()
+    }
+
     /// Its exit status once it has exited and been reaped, or `None` if it still runs after
     /// `bound`.
     pub fn wait(&self, bound: Duration) -> Option<ExitStatus> {
@@ -204,6 +210,7 @@ pub fn start(launch: &Launch, grace: Duration) -> Result<Started, RestartError> 
         });
     }
     let mut child = command.spawn().map_err(spawn_error)?;
+    let spawned = Instant::now();
     let pid = child.id();
 
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
@@ -229,7 +236,7 @@ pub fn start(launch: &Launch, grace: Duration) -> Result<Started, RestartError> 
     });
 
     let Some(status) = exit.wait(grace) else {
-        return Ok(Started { pid, exit });
+        return Ok(Started { pid, spawned, exit });
     };
     // Its last lines may still be in the pipe: wait until it is closed and read to the end.
     let _ = stderr_closed.recv_timeout(STDERR_DRAIN);

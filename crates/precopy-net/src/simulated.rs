@@ -33,7 +33,7 @@ use super::monitor::Monitor;
 use super::restart;
 use super::stamp::Stamp;
 use super::store::hash_reader;
-use super::transport::{SendError, Sent, Verdict};
+use super::transport::{Restarted, SendError, Sent, Verdict};
 use super::tree::{open_file, Roots};
 use super::wire::WireError;
 
@@ -313,7 +313,7 @@ impl Link for MemoryLink {
         _cwd: RelPath<'_>,
         _identity: Identity<'_>,
         _argv: &[&[u8]],
-    ) -> Result<u32, WireError> {
+    ) -> Result<Restarted, WireError> {
         Err(unsupported("restart an application").into())
     }
 

@@ -80,7 +80,7 @@ enum Event {
 enum Answer {
     Have(Vec<bool>),
     Verdict(Verdict),
-    Started(u32),
+    Started(Restarted),
 }
 
 impl Answer {
@@ -101,9 +101,9 @@ impl Answer {
     }
 
     /// The answer to a restart.
-    fn started(self) -> Result<u32, WireError> {
+    fn started(self) -> Result<Restarted, WireError> {
         match self {
-            Answer::Started(pid) => Ok(pid),
+            Answer::Started(restarted) => Ok(restarted),
             _ => Err(WireError::Unexpected("answer to restart")),
         }
     }
@@ -170,10 +170,22 @@ fn event_of(frame: Result<Message<'_>, WireError>) -> Event {
                 .map(|d| (d.path.as_bytes().to_vec(), d.reason))
                 .collect(),
         })),
-        Ok(Message::Started { pid }) => Event::Answer(Answer::Started(pid)),
+        Ok(Message::Started { pid, running_ms }) => Event::Answer(Answer::Started(Restarted {
+            pid,
+            running: Duration::from_millis(u64::from(running_ms)),
+        })),
         Ok(other) => Event::Failed(unexpected(other)),
         Err(e) => Event::Failed(e),
     }
+}
+
+/// The application started at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restarted {
+    /// Its pid there.
+    pub pid: u32,
+    /// How long it had been running when the destination answered (its grace period).
+    pub running: Duration,
 }
 
 /// The version of a file last sent, which the destination holds once it is acknowledged: the
@@ -588,7 +600,7 @@ impl Transport {
         cwd: RelPath<'_>,
         identity: Identity<'_>,
         argv: &[&[u8]],
-    ) -> Result<u32, WireError> {
+    ) -> Result<Restarted, WireError> {
         self.link()?.writer.send(&Message::Restart {
             cwd,
             identity,
@@ -675,6 +687,13 @@ mod tests {
 
     use super::*;
 
+    fn restarted(pid: u32) -> Restarted {
+        Restarted {
+            pid,
+            running: Duration::from_millis(1000),
+        }
+    }
+
     fn inflight(ids: &[u64]) -> BTreeMap<u64, Inflight> {
         ids.iter()
             .map(|&id| {
@@ -745,7 +764,7 @@ mod tests {
         );
         for (answer, count) in [
             (Answer::Have(vec![true]), 2),
-            (Answer::Started(7), 1),
+            (Answer::Started(restarted(7)), 1),
             (
                 Answer::Verdict(Verdict {
                     files: 1,
@@ -768,7 +787,10 @@ mod tests {
             Answer::Have(Vec::new()).started(),
             Err(WireError::Unexpected("answer to restart"))
         ));
-        assert_eq!(Answer::Started(42).started().unwrap(), 42);
+        assert_eq!(
+            Answer::Started(restarted(42)).started().unwrap(),
+            restarted(42)
+        );
     }
 
     #[test]

@@ -131,7 +131,13 @@ fn main() -> std::io::Result<()> {
                 argv: vec![b"/usr/bin/app", b"--data", b"/var/lib/app"],
             },
         ),
-        ("started", Message::Started { pid: 4242 }),
+        (
+            "started",
+            Message::Started {
+                pid: 4242,
+                running_ms: 1000,
+            },
+        ),
         ("bye", Message::Bye),
         (
             "error",

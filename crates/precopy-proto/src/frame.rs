@@ -449,6 +449,9 @@ pub enum Message<'a> {
     Started {
         /// Its process id.
         pid: u32,
+        /// How long it had been running when this was sent (the receiver's grace period): the
+        /// sender's downtime ends that much before this frame arrives.
+        running_ms: u32,
     },
     /// Sender → receiver: the migration is over.
     Bye,
@@ -612,7 +615,10 @@ impl Message<'_> {
                 put_blobs(out, &identity.env, MAX_ENV_ENTRY, "environment entry")?;
                 put_blobs(out, argv, MAX_ARG, "argument")?;
             }
-            Message::Started { pid } => out.extend_from_slice(&pid.to_be_bytes()),
+            Message::Started { pid, running_ms } => {
+                out.extend_from_slice(&pid.to_be_bytes());
+                out.extend_from_slice(&running_ms.to_be_bytes());
+            }
             Message::Error { code, message } => {
                 if message.len() > MAX_MESSAGE {
                     return Err(EmitError::FieldTooLong("error message"));
@@ -1100,7 +1106,10 @@ fn decode(kind: u8, payload: &[u8]) -> Result<Message<'_>, ParseError> {
                 argv,
             }
         }
-        T_STARTED => Message::Started { pid: r.u32()? },
+        T_STARTED => Message::Started {
+            pid: r.u32()?,
+            running_ms: r.u32()?,
+        },
         T_ERROR => {
             let code = ErrorCode::from_u16(r.u16()?);
             let len = r.u16()? as usize;

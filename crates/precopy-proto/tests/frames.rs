@@ -28,7 +28,7 @@ enum Owned {
     Manifest(bool, bool, Vec<Vec<u8>>, Vec<OwnedNode>),
     Verdict(u32, Vec<(Vec<u8>, u8)>),
     Restart(Vec<u8>, u32, u32, Vec<u32>, Vec<Vec<u8>>, Vec<Vec<u8>>),
-    Started(u32),
+    Started(u32, u32),
     Error(u16, String),
 }
 
@@ -126,7 +126,7 @@ fn owned() -> impl Strategy<Value = Owned> {
             prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..5)
         )
             .prop_map(|(c, u, g, gs, e, a)| Owned::Restart(c, u, g, gs, e, a)),
-        any::<u32>().prop_map(Owned::Started),
+        (any::<u32>(), any::<u32>()).prop_map(|(p, r)| Owned::Started(p, r)),
         (any::<u16>(), "[ -~]{0,100}").prop_map(|(c, m)| Owned::Error(c, m)),
     ]
 }
@@ -233,7 +233,10 @@ fn message(o: &Owned) -> Message<'_> {
             },
             argv: argv.iter().map(Vec::as_slice).collect(),
         },
-        Owned::Started(pid) => Message::Started { pid: *pid },
+        Owned::Started(pid, running_ms) => Message::Started {
+            pid: *pid,
+            running_ms: *running_ms,
+        },
         Owned::Error(code, text) => Message::Error {
             code: error_code(*code),
             message: text,

@@ -97,7 +97,10 @@ fn noise(kind: u8, id: u64) -> Vec<u8> {
         4 => Message::FileAck { id },
         5 => Message::Have(vec![true]),
         6 => Message::Resend { id },
-        7 => Message::Started { pid: 1 },
+        7 => Message::Started {
+            pid: 1,
+            running_ms: 0,
+        },
         8 => Message::Error {
             code: ErrorCode::Protocol,
             message: "no",
