@@ -7,7 +7,8 @@
 #   sudo MODE=netns scripts/bench-pg.sh       two network namespaces joined by a veth pair,
 #                                             100 Mbit/s each way (tc tbf), S = 10.78.0.1,
 #                                             D = 10.78.0.2
-#   SCALE=10 TPS=200 WARMUP=20 LINK=100mbit   the defaults; also BWLIMIT (send's --bwlimit, none
+#   SCALE=10 TPS=200 WARMUP=20 LINK=100mbit   the defaults; also COMPRESS (zstd|auto: one more
+#                                             send run with that --compress), BWLIMIT (send's --bwlimit, none
 #                                             by default), OUT, WORK (kept if given), BIN (a
 #                                             migrate-native binary to use instead of building)
 #
@@ -225,7 +226,7 @@ EOF
 
 rows=()
 # --- (i) migrate-native send --then restart, resends as deltas and whole ---------------------
-migrate_native() { # name delta
+migrate_native() { # name delta compress
     local dir=$WORK/$1 downtime total failed send_downtime precopy final wire verdict pid copy
     mkdir -p "$dir/dst"
     "${IN_D[@]}" "$bin" receive --listen "$D_HOST:$RECEIVE_PORT" --root "$dir/dst" --token-file "$token" \
@@ -235,11 +236,11 @@ migrate_native() { # name delta
     for ((i = 0; i < 200; i++)); do grep -qs listening "$dir/receive.out" && break; sleep 0.05; done
     pid=$(start_source "$dir")
     start_load "$dir"
-    log "migrate-native --delta $2: $WARMUP s of load, then send --then restart"
+    log "migrate-native --delta $2 --compress $3: $WARMUP s of load, then send --then restart"
     sleep "$WARMUP"
     t0=$EPOCHREALTIME
     (cd "$dir" && "${IN_S[@]}" "$bin" send --to "$D_HOST:$RECEIVE_PORT" --token-file "$token" --pid "$pid" \
-        --rw "$dir/pgdata" --then restart --period 1s --delta "$2" --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} \
+        --rw "$dir/pgdata" --then restart --period 1s --delta "$2" --compress "$3" --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} \
         >"$dir/send.json" 2>"$dir/send.log") || die "send failed: $(tail -n 20 "$dir/send.log")"
     finish_load "$dir"
     read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
@@ -250,8 +251,10 @@ m, x = d["metrics"], d["measured"]
 print(f"{x['downtime_s']:.3f} {m['precopy_bytes']} {m['final_bytes']} {x['wire_bytes']} {x['verdict'].replace(' ', '_')}")
 EOF
 )
-    rows+=("| migrate-native, --delta $2 | $downtime | $send_downtime | $(ratio "$precopy") | $(ratio "$final") | $(ratio "$wire") | $total | $failed |")
-    log "migrate-native --delta $2: verdict ${verdict//_/ }"
+    local label="migrate-native, --delta $2"
+    [[ $3 == off ]] || label+=", --compress $3"
+    rows+=("| $label | $downtime | $send_downtime | $(ratio "$precopy") | $(ratio "$final") | $(ratio "$wire") | $total | $failed |")
+    log "migrate-native --delta $2 --compress $3: verdict ${verdict//_/ }"
     copy=$dir/dst${dir}/pgdata
     (cd / && "${IN_D[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" -D "$copy" \
         stop -m fast >/dev/null) || log "no server to stop at D ($copy)"
@@ -260,8 +263,10 @@ EOF
 
 ratio() { python3 -c "print(f'{$1 / $cluster_bytes:.3f}')"; }
 
-migrate_native migrate-delta on
-migrate_native migrate-whole off
+migrate_native migrate-delta on off
+migrate_native migrate-whole off off
+# COMPRESS=zstd (or auto): one more run with deltas and that compression.
+if [[ -n ${COMPRESS:-} ]]; then migrate_native "migrate-$COMPRESS" on "$COMPRESS"; fi
 
 # --- (ii) the anchors: stop, rsync, start; and rsync live first, then stop, rsync, start ------
 anchor() { # name live-first-pass(0|1)
