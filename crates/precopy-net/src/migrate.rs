@@ -701,12 +701,16 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         self.transport.bye();
         let mut metrics = self.engine.metrics().clone();
         metrics.bandwidth_bps = bandwidth;
+        // The link carried file bytes compressed: the simulator's link carries them as well.
+        let content = (metrics.precopy_bytes + metrics.final_bytes) as f64;
+        let compress_ratio = (content / measured.wire_bytes.max(1) as f64).max(1.0);
         let prediction = predict(
             &self.config,
             &metrics.dataset,
             &self.prediction_files(),
             &self.write_times,
             bandwidth,
+            compress_ratio,
             stop,
         );
         Ok(Outcome {
@@ -908,6 +912,7 @@ fn predict(
     files: &[(Vec<u8>, u64, Kind)],
     writes: &[Vec<f64>],
     bandwidth_bps: f64,
+    compress_ratio: f64,
     stop_s: f64,
 ) -> Option<Metrics> {
     let specs: Vec<FileSpec> = files
@@ -921,6 +926,7 @@ fn predict(
         .collect();
     let sim_config = SimConfig {
         bandwidth_bps,
+        compress_ratio,
         period_s: config.period_s,
         max_rounds: config.max_rounds,
         params: config.params,
@@ -1090,7 +1096,7 @@ mod tests {
             skip_special: false,
             seed: 1,
         };
-        let m = predict(&config, "test", &files, &writes, 8e6, 3.0).unwrap();
+        let m = predict(&config, "test", &files, &writes, 8e6, 1.0, 3.0).unwrap();
         assert!(m.precopy_time_s > 3.0, "{}", m.precopy_time_s);
         assert_eq!(m.final_bytes, 1_000_000);
         assert!((m.downtime_s - 1.0).abs() < 1e-9, "{}", m.downtime_s);
