@@ -1,5 +1,9 @@
 //! The application being migrated: a command we spawn or a process we attach to, and its whole
-//! process tree (children found by walking `/proc/*/stat`).
+//! process tree. Where a cgroup v2 can be made, the tree lives in one of its own
+//! (`precopy_trace::cgroup`) and is stopped for the final copy with the cgroup freezer, which
+//! the application and its parent cannot observe; elsewhere every process of the tree (found
+//! by walking `/proc/*/stat`) gets SIGSTOP, which its parent's `waitpid` and a shell's job
+//! control do see.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -7,6 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use precopy_trace::cgroup::{self, Cgroup};
 use rustix::process::{kill_process, Pid, Signal};
 
 use super::restart::Identity;
@@ -60,13 +65,38 @@ impl Application for App {
     }
 }
 
-/// The application.
+/// The application: its root process, and how it is stopped for the final copy.
 #[derive(Debug)]
-pub enum App {
-    /// Spawned by us, in its own process group.
+pub struct App {
+    root: Root,
+    stopper: Stopper,
+}
+
+/// The application's root process.
+#[derive(Debug)]
+enum Root {
+    /// Spawned by us, in a session of its own.
     Spawned(Child),
-    /// Attached by pid.
+    /// Attached by pid (or spawned by the tracer).
     Attached(u32),
+}
+
+/// How the application is stopped.
+#[derive(Debug)]
+enum Stopper {
+    /// The cgroup freezer: invisible to the application and its parent.
+    Freezer(Cgroup),
+    /// SIGSTOP/SIGCONT to each process of the tree, where no cgroup could be made (`why`).
+    Signals { why: String },
+}
+
+impl Stopper {
+    fn from(cgroup: io::Result<Cgroup>) -> Stopper {
+        match cgroup {
+            Ok(cgroup) => Stopper::Freezer(cgroup),
+            Err(e) => Stopper::Signals { why: e.to_string() },
+        }
+    }
 }
 
 impl App {
@@ -76,40 +106,89 @@ impl App {
     /// stopped process group orphaned within its session, which would kill it or, under
     /// `nohup`, let it run on and write after its files were migrated. Its stdout and stderr go
     /// to `output`: not ours, which a long-lived application would hold open for whoever reads
-    /// them (`send --json | jq` would wait for it).
+    /// them (`send --json | jq` would wait for it). It starts in a cgroup of its own where one
+    /// can be made ([`Cgroup::for_spawn`]), joined before exec.
     pub fn spawn(argv: &[String], output: std::os::fd::OwnedFd) -> io::Result<App> {
+        let cgroup = Cgroup::for_spawn().and_then(|c| Ok((c.join_fd()?, c)));
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])
             .stdin(std::process::Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output);
-        // SAFETY: between fork and exec the child only makes the setsid system call, which is
-        // async-signal-safe and touches no memory shared with the parent.
+        // SAFETY: between fork and exec the child only makes the setsid and write system
+        // calls, which are async-signal-safe and touch no memory shared with the parent.
         #[allow(unsafe_code)]
         unsafe {
             command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
+            if let Ok((procs, _)) = &cgroup {
+                command.pre_exec(cgroup::join_hook(procs));
+            }
         }
-        Ok(App::Spawned(command.spawn()?))
+        let child = command.spawn()?;
+        Ok(App {
+            root: Root::Spawned(child),
+            stopper: Stopper::from(cgroup.map(|(_, c)| c)),
+        })
+    }
+
+    /// A running process tree: moved into a cgroup of its own (or the one it has, if that holds
+    /// only the tree) where permitted ([`Cgroup::for_tree`]), else stopped with signals.
+    pub fn attach(pid: u32) -> App {
+        App::traced(pid, Cgroup::for_tree(pid, || tree(pid)))
+    }
+
+    /// A process tree started by someone else (the tracer) into `cgroup`, or, if that failed,
+    /// stopped with signals.
+    pub fn traced(pid: u32, cgroup: io::Result<Cgroup>) -> App {
+        App {
+            root: Root::Attached(pid),
+            stopper: Stopper::from(cgroup),
+        }
+    }
+
+    /// Whether we spawned it (it is our child).
+    pub fn spawned(&self) -> bool {
+        matches!(self.root, Root::Spawned(_))
+    }
+
+    /// Its cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&Cgroup> {
+        match &self.stopper {
+            Stopper::Freezer(cgroup) => Some(cgroup),
+            Stopper::Signals { .. } => None,
+        }
+    }
+
+    /// How it is stopped for the final copy, in words.
+    pub fn stopping(&self) -> String {
+        match &self.stopper {
+            Stopper::Freezer(cgroup) => {
+                format!("the cgroup freezer ({})", cgroup.path().display())
+            }
+            Stopper::Signals { why } => {
+                format!("SIGSTOP to each process, which its parent can see (no cgroup: {why})")
+            }
+        }
     }
 
     /// The root process id.
     pub fn pid(&self) -> u32 {
-        match self {
-            App::Spawned(child) => child.id(),
-            App::Attached(pid) => *pid,
+        match &self.root {
+            Root::Spawned(child) => child.id(),
+            Root::Attached(pid) => *pid,
         }
     }
 
     /// `Some(description)` once the root process has exited.
     pub fn exited(&mut self) -> Option<String> {
-        match self {
-            App::Spawned(child) => match child.try_wait() {
+        match &mut self.root {
+            Root::Spawned(child) => match child.try_wait() {
                 Ok(Some(status)) => Some(status.to_string()),
                 Ok(None) => None,
                 Err(e) => Some(format!("unknown ({e})")),
             },
-            App::Attached(pid) => match state(*pid) {
+            Root::Attached(pid) => match state(*pid) {
                 None | Some('Z') | Some('X') => Some("exited".into()),
                 Some(_) => None,
             },
@@ -135,52 +214,94 @@ impl App {
         Identity::of_process(self.pid())
     }
 
-    /// SIGSTOPs the whole tree and waits until every process in it is stopped, so no write is
-    /// in flight when the final copy starts.
-    pub fn stop(&self) -> io::Result<()> {
-        let mut stopped = BTreeSet::new();
-        // A process may fork while we walk: walk again until no new one appears.
-        loop {
-            let tree = tree(self.pid());
-            let fresh: Vec<u32> = tree.difference(&stopped).copied().collect();
-            if fresh.is_empty() {
-                break;
-            }
-            for pid in fresh {
-                signal(pid, Signal::STOP)?;
-                stopped.insert(pid);
-            }
+    /// Stops the whole tree, so no write is in flight when the final copy starts: freezes its
+    /// cgroup (returns once the kernel says every process is frozen), or SIGSTOPs every process.
+    pub fn stop(&mut self) -> io::Result<()> {
+        match &mut self.stopper {
+            Stopper::Freezer(cgroup) => cgroup.freeze(),
+            Stopper::Signals { .. } => stop_with_signals(self.pid()),
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for &pid in &stopped {
-            while !has_stopped(pid) {
-                if Instant::now() > deadline {
-                    return Err(io::Error::other(format!("process {pid} did not stop")));
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        Ok(())
     }
 
-    /// SIGCONTs the whole tree.
-    pub fn resume(&self) -> io::Result<()> {
-        for pid in tree(self.pid()) {
-            signal(pid, Signal::CONT)?;
+    /// Lets the whole tree run on.
+    pub fn resume(&mut self) -> io::Result<()> {
+        match &mut self.stopper {
+            Stopper::Freezer(cgroup) => cgroup.thaw(),
+            Stopper::Signals { .. } => signal_tree(self.pid(), Signal::CONT),
         }
-        Ok(())
     }
 
     /// SIGKILLs the whole tree (and reaps the root if we spawned it).
     pub fn kill(&mut self) -> io::Result<()> {
-        for pid in tree(self.pid()) {
-            signal(pid, Signal::KILL)?;
+        match &mut self.stopper {
+            Stopper::Freezer(cgroup) => cgroup.kill()?,
+            Stopper::Signals { .. } => signal_tree(self.pid(), Signal::KILL)?,
         }
-        if let App::Spawned(child) = self {
+        if let Root::Spawned(child) = &mut self.root {
             child.wait()?;
         }
         Ok(())
     }
+
+    /// Leaves it as it is and removes what we made: a cgroup of ours goes (its processes back
+    /// where they came from). Left frozen (`send --then stop`), it stays stopped, by SIGSTOP
+    /// taken before the thaw lets it run (a frozen process takes its pending signals before it
+    /// returns to user code), so no cgroup is left behind. Also on drop.
+    pub fn release(&mut self) -> io::Result<()> {
+        let pid = self.pid();
+        let Stopper::Freezer(cgroup) = &mut self.stopper else {
+            return Ok(());
+        };
+        if cgroup.frozen() {
+            signal_tree(pid, Signal::STOP)?;
+            cgroup.thaw()?;
+        }
+        cgroup.release()?;
+        self.stopper = Stopper::Signals {
+            why: "its cgroup is released".into(),
+        };
+        Ok(())
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+/// SIGSTOPs the tree of `root` and waits until every process in it is stopped.
+fn stop_with_signals(root: u32) -> io::Result<()> {
+    let mut stopped = BTreeSet::new();
+    // A process may fork while we walk: walk again until no new one appears.
+    loop {
+        let tree = tree(root);
+        let fresh: Vec<u32> = tree.difference(&stopped).copied().collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for pid in fresh {
+            signal(pid, Signal::STOP)?;
+            stopped.insert(pid);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for &pid in &stopped {
+        while !has_stopped(pid) {
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!("process {pid} did not stop")));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    Ok(())
+}
+
+fn signal_tree(root: u32, sig: Signal) -> io::Result<()> {
+    for pid in tree(root) {
+        signal(pid, sig)?;
+    }
+    Ok(())
 }
 
 fn signal(pid: u32, sig: Signal) -> io::Result<()> {
@@ -284,12 +405,23 @@ mod tests {
         let members = tree(app.pid());
         assert!(members.len() >= 3, "{members:?}");
         app.stop().unwrap();
-        assert!(members.iter().all(|&p| state(p) == Some('T')));
+        match app.cgroup() {
+            // Frozen tasks keep their state letter: the cgroup is what says they are stopped.
+            Some(cgroup) => {
+                assert!(cgroup.procs().unwrap().is_superset(&members));
+                let events = std::fs::read_to_string(cgroup.path().join("cgroup.events"));
+                assert!(events.unwrap().contains("frozen 1"));
+            }
+            None => assert!(members.iter().all(|&p| state(p) == Some('T'))),
+        }
         app.resume().unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert!(members.iter().all(|&p| state(p) == Some('S')));
+        let dir = app.cgroup().map(|c| c.path().to_path_buf());
         app.kill().unwrap();
         assert!(app.exited().is_some());
+        drop(app);
+        assert!(dir.is_none_or(|d| !d.exists()), "the cgroup is removed");
     }
 
     #[test]

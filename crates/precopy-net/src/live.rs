@@ -20,10 +20,13 @@ use anyhow::{anyhow, Context, Result};
 use nix::sys::pthread::pthread_kill;
 use nix::sys::signal::Signal;
 use precopy_core::Kind;
+use precopy_trace::cgroup::Cgroup;
 use precopy_trace::decode::FileEvent;
 use precopy_trace::paths::PathFilter;
 use precopy_trace::stop::Exit;
 use precopy_trace::{record_observed, Observed, Target, TraceConfig, WriteMonitor};
+
+use super::app::App;
 
 /// What the tracing thread passes on.
 enum Seen {
@@ -42,17 +45,23 @@ pub struct Live {
 }
 
 impl Live {
-    /// Starts `command` under the tracer and identifies its files for `window`. Writes are
-    /// not the tracer's business here (the migration has its own write monitor), so it uses
-    /// fanotify where permitted: the application stops on the open family only.
+    /// Starts `command` under the tracer, in a cgroup of its own where one can be made, and
+    /// identifies its files for `window`. Writes are not the tracer's business here (the
+    /// migration has its own write monitor), so it uses fanotify where permitted: the
+    /// application stops on the open family only. Returns the application too, to be stopped
+    /// for the final copy with its cgroup's freezer (or with signals, where there is none).
     pub fn spawn(
         command: &[String],
         filter: PathFilter,
         window: Duration,
         output: Option<Arc<OwnedFd>>,
-    ) -> Result<Live> {
+    ) -> Result<(Live, App)> {
         let command = command.iter().map(OsString::from).collect();
-        Live::start(Target::Command(command), filter, window, output)
+        let cgroup = Cgroup::for_spawn().and_then(|c| Ok((Arc::new(c.join_fd()?), c)));
+        let join = cgroup.as_ref().ok().map(|(fd, _)| Arc::clone(fd));
+        let live = Live::start(Target::Command(command), filter, window, output, join)?;
+        let app = App::traced(live.pid, cgroup.map(|(_, c)| c));
+        Ok((live, app))
     }
 
     /// Attaches to a running process tree for `window`, then detaches: it runs on untraced
@@ -64,7 +73,7 @@ impl Live {
         window: Duration,
     ) -> Result<Vec<(PathBuf, Kind)>> {
         let pid = i32::try_from(pid).context("--pid out of range")?;
-        let live = Live::start(Target::Pid(pid), filter, window, None)?;
+        let live = Live::start(Target::Pid(pid), filter, window, None, None)?;
         // SIGINT to the tracing thread detaches (and interrupts its wait); its handler is
         // installed before the tracer reports the start.
         pthread_kill(live.tracer.as_pthread_t(), Signal::SIGINT)
@@ -81,11 +90,13 @@ impl Live {
         filter: PathFilter,
         window: Duration,
         output: Option<Arc<OwnedFd>>,
+        cgroup: Option<Arc<OwnedFd>>,
     ) -> Result<Live> {
         let config = TraceConfig {
             filter,
             write_monitor: WriteMonitor::Auto,
             output,
+            cgroup,
             ..TraceConfig::new(target)
         };
         let (tx, seen) = channel();

@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod cgroup;
 pub mod decode;
 pub mod error;
 pub mod notify;

@@ -78,6 +78,9 @@ pub struct TraceConfig {
     pub window_s: f64,
     /// Where a spawned application's stdout and stderr go (`None`: inherited from us).
     pub output: Option<Arc<OwnedFd>>,
+    /// A cgroup's `cgroup.procs`, open for writing: a spawned application joins that cgroup
+    /// before exec ([`crate::cgroup::Cgroup::join_fd`]).
+    pub cgroup: Option<Arc<OwnedFd>>,
 }
 
 impl TraceConfig {
@@ -91,6 +94,7 @@ impl TraceConfig {
             write_monitor: WriteMonitor::default(),
             window_s: DEFAULT_WINDOW_S,
             output: None,
+            cgroup: None,
         }
     }
 }
@@ -197,7 +201,9 @@ pub fn record_observed(
     let (mut tracer, command, pid) = match &config.target {
         Target::Command(command) => {
             let output = config.output.as_ref().map(|fd| fd.as_raw_fd());
-            let tracer = Tracer::spawn_with(command, monitor.as_ref().map(Monitor::marks), output)?;
+            let cgroup = config.cgroup.as_ref().map(|fd| fd.as_raw_fd());
+            let marks = monitor.as_ref().map(Monitor::marks);
+            let tracer = Tracer::spawn_with(command, marks, output, cgroup)?;
             // Ctrl-C reaches the application through its process group; the tracer stays to
             // see it exit. SAFETY: SIG_IGN installs no handler code.
             for sig in [Signal::SIGINT, Signal::SIGQUIT] {

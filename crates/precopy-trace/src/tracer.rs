@@ -103,17 +103,20 @@ impl Tracer {
     /// The application inherits stdin, stdout and stderr. With `PTRACE_O_EXITKILL`, it is killed
     /// if the tracer dies: its filtered calls would otherwise fail with ENOSYS.
     pub fn spawn(command: &[OsString]) -> Result<Tracer, TraceError> {
-        Tracer::spawn_with(command, None, None)
+        Tracer::spawn_with(command, None, None, None)
     }
 
     /// [`Tracer::spawn`], with writes left to the fanotify write monitor when `marks` is given:
     /// the filter no longer stops the calls that only change an open file's content, and every
     /// recorded file is marked when it is opened (before the application can write to it).
-    /// With `output`, the application's stdout and stderr go to that descriptor instead.
+    /// With `output`, the application's stdout and stderr go to that descriptor instead. With
+    /// `cgroup` (a cgroup's `cgroup.procs`, open for writing), it joins that cgroup before it
+    /// runs anything of its own.
     pub fn spawn_with(
         command: &[OsString],
         marks: Option<Marks>,
         output: Option<RawFd>,
+        cgroup: Option<RawFd>,
     ) -> Result<Tracer, TraceError> {
         let name = command
             .first()
@@ -141,7 +144,9 @@ impl Tracer {
         // SAFETY: the child only makes async-signal-safe calls on memory prepared before the
         // fork, then execs or exits.
         match unsafe { fork() }.map_err(spawn_error)? {
-            ForkResult::Child => unsafe { exec_child(&argv, &prog, message.as_bytes(), output) },
+            ForkResult::Child => unsafe {
+                exec_child(&argv, &prog, message.as_bytes(), output, cgroup)
+            },
             ForkResult::Parent { child } => Tracer::seize_child(child, marks),
         }
     }
@@ -494,6 +499,7 @@ unsafe fn exec_child(
     prog: &libc::sock_fprog,
     message: &[u8],
     output: Option<RawFd>,
+    cgroup: Option<RawFd>,
 ) -> ! {
     let fail = |what: &[u8]| -> ! {
         let err = Errno::last().desc().as_bytes();
@@ -509,6 +515,11 @@ unsafe fn exec_child(
         if let Some(fd) = output {
             if libc::dup2(fd, 1) < 0 || libc::dup2(fd, 2) < 0 {
                 fail(b"redirecting the output: ");
+            }
+        }
+        if let Some(fd) = cgroup {
+            if !crate::cgroup::join_in_child(fd) {
+                fail(b"joining the application's cgroup: ");
             }
         }
         // The parent seizes us while we are stopped, then sends SIGCONT.

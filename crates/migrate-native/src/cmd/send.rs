@@ -211,7 +211,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let output = app_output(&args.app_output)?;
     let (mut roots, mut app, mut live) = if listed && !args.live {
         let app = match args.pid {
-            Some(pid) => App::Attached(pid),
+            Some(pid) => App::attach(pid),
             None => App::spawn(&args.command, output.try_clone()?)
                 .with_context(|| format!("starting {}", args.command[0]))?,
         };
@@ -222,13 +222,13 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
             Some(pid) => {
                 let opened = Live::identify_attached(pid, filter, window)
                     .with_context(|| format!("identifying the files of pid {pid}"))?;
-                (opened, App::Attached(pid), None)
+                (opened, App::attach(pid), None)
             }
             None => {
                 let output = Some(Arc::new(output.try_clone()?));
-                let live = Live::spawn(&args.command, filter, window, output)
+                let (live, app) = Live::spawn(&args.command, filter, window, output)
                     .with_context(|| format!("starting {} under trace", args.command[0]))?;
-                (live.files(), App::Attached(live.pid), Some(live))
+                (live.files(), app, Some(live))
             }
         };
         let opened: Vec<(PathBuf, Kind)> =
@@ -246,6 +246,10 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         }
         (roots(named.into_iter().chain(opened).collect())?, app, live)
     };
+    eprintln!(
+        "send: the final copy will stop the application with {}",
+        app.stopping()
+    );
     // `send --json > out.json` must not migrate out.json.
     roots.exclude_fd(std::io::stdout().as_fd());
     roots.exclude_fd(std::io::stderr().as_fd());
@@ -298,7 +302,11 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     } else {
         print_summary(&outcome);
     }
-    if let (App::Spawned(_), Then::Resume) = (&app, args.then) {
+    // A cgroup of ours goes now (left frozen, the application stays stopped by SIGSTOP).
+    if let Err(e) = app.release() {
+        eprintln!("send: removing the application's cgroup: {e}");
+    }
+    if app.spawned() && args.then == Then::Resume {
         // We started it; it goes on at the source as it would have.
         eprintln!("send: application pid {} resumed at the source", app.pid());
     }

@@ -98,6 +98,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         window_s: args.window,
         // `trace` is interactive: the application keeps the terminal.
         output: None,
+        cgroup: None,
     };
     let output = precopy_trace::record_observed(&config, &mut |observed| {
         if let Observed::Fallback { why } = observed {

@@ -1,0 +1,422 @@
+//! The final copy freezes the application with its cgroup (issue 13): it makes no progress while
+//! frozen, and neither it nor its parent can tell. The application is `WATCHED`: a parent that
+//! records every `waitpid` result it gets for its child (WUNTRACED | WCONTINUED: a SIGSTOP or
+//! SIGCONT would show), and a child that records every signal it receives and counts, in a file,
+//! until told to quit by a file (so no signal is needed to end it).
+//!
+//! Needs root (cgroups) and python3: without them each test prints "SKIPPED: …", and under
+//! `CI=true` fails instead.
+
+#[allow(dead_code)]
+mod common;
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use precopy_net::app::App;
+use precopy_trace::cgroup::{self, Cgroup};
+
+const BIN: &str = env!("CARGO_BIN_EXE_migrate-native");
+const TOKEN: &str = "freeze-test-token-0123456789abcdef";
+
+/// `python3 -c WATCHED DIR`: writes DIR/count (atomically, by rename) about every millisecond,
+/// DIR/signals (one line per signal the counting child gets) and DIR/waits (one line per
+/// `waitpid` result of its parent); ends when DIR/quit exists.
+const WATCHED: &str = r#"
+import os, signal, sys, time
+d = sys.argv[1]
+def log(name, line):
+    with open(os.path.join(d, name), "a") as f:
+        f.write(line + "\n")
+child = os.fork()
+if child == 0:
+    for s in signal.valid_signals():
+        try:
+            signal.signal(s, lambda n, _: log("signals", signal.Signals(n).name))
+        except (OSError, ValueError, RuntimeError):
+            pass  # SIGKILL, SIGSTOP and the C library's own cannot be caught
+    i = 0
+    while not os.path.exists(os.path.join(d, "quit")):
+        i += 1
+        with open(os.path.join(d, "count.tmp"), "w") as f:
+            f.write(str(i))
+        os.replace(os.path.join(d, "count.tmp"), os.path.join(d, "count"))
+        time.sleep(0.001)
+    os._exit(0)
+while True:
+    _, status = os.waitpid(child, os.WUNTRACED | os.WCONTINUED)
+    if os.WIFSTOPPED(status):
+        log("waits", "stopped %d" % os.WSTOPSIG(status))
+    elif os.WIFCONTINUED(status):
+        log("waits", "continued")
+    else:
+        log("waits", "exited %d" % os.waitstatus_to_exitcode(status))
+        break
+"#;
+
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Root, python3 and a cgroup v2 hierarchy, or a skip (a failure under `CI=true`).
+fn can_run(test: &str) -> bool {
+    let lacking = if !rustix::process::geteuid().is_root() {
+        Some("needs root (cgroups)".to_string())
+    } else if Command::new("python3").arg("-c").arg("").status().is_err() {
+        Some("python3 is not installed".to_string())
+    } else {
+        cgroup::mount().err().map(|e| e.to_string())
+    };
+    match lacking {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: {why}; under CI=true this is a failure")
+        }
+        Some(why) => {
+            say(&format!("SKIPPED: {test}: {why}"));
+            false
+        }
+    }
+}
+
+fn watched_argv(dir: &Path) -> Vec<String> {
+    vec![
+        "python3".into(),
+        "-c".into(),
+        WATCHED.into(),
+        dir.display().to_string(),
+    ]
+}
+
+fn count(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("count"))
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+/// Waits (polling, without a time limit: the condition is an event) until `done` holds;
+/// `alive` says whether waiting still makes sense.
+fn wait_until(what: &str, mut alive: impl FnMut() -> bool, mut done: impl FnMut() -> bool) {
+    while !done() {
+        assert!(alive(), "gave up waiting for {what}: the program is gone");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// The program running on its own (not under test): a clock that only moves while time passes
+/// for processes that are not frozen.
+struct Witness {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Witness {
+    fn start() -> Witness {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("python3")
+            .args(&watched_argv(dir.path())[1..])
+            .spawn()
+            .unwrap();
+        let mut witness = Witness { child, dir };
+        witness.advance(1);
+        witness
+    }
+
+    /// Returns once the witness has counted `n` more.
+    fn advance(&mut self, n: u64) {
+        let dir = self.dir.path();
+        let from = count(dir).unwrap_or(0);
+        let child = &mut self.child;
+        wait_until(
+            "the witness",
+            || child.try_wait().unwrap().is_none(),
+            || count(dir).is_some_and(|c| c >= from + n),
+        );
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.path().join("quit"), "");
+        let _ = self.child.wait();
+    }
+}
+
+fn null() -> std::os::fd::OwnedFd {
+    std::fs::File::create("/dev/null").unwrap().into()
+}
+
+/// Lets the watched program end by itself and returns what its parent saw.
+fn quit(dir: &Path, alive: impl FnMut() -> bool) -> String {
+    std::fs::write(dir.join("quit"), "").unwrap();
+    wait_until("the program's end", alive, || {
+        read(dir, "waits").contains("exited")
+    });
+    read(dir, "waits")
+}
+
+#[test]
+fn a_frozen_application_makes_no_progress_and_never_knows() {
+    if !can_run("a_frozen_application_makes_no_progress_and_never_knows") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut app = App::spawn(&watched_argv(dir), null()).unwrap();
+    assert!(
+        app.stopping().contains("cgroup freezer"),
+        "{}",
+        app.stopping()
+    );
+    let group = app.cgroup().unwrap().path().to_path_buf();
+    wait_until(
+        "the first count",
+        || app.exited().is_none(),
+        || count(dir).is_some(),
+    );
+    let mut witness = Witness::start();
+    for _ in 0..3 {
+        app.stop().unwrap();
+        assert!(read(&group, "cgroup.events").contains("frozen 1"));
+        let at_stop = count(dir);
+        // Long enough for the application to have counted 50 more, had it run.
+        witness.advance(50);
+        assert_eq!(count(dir), at_stop, "it counted while frozen");
+        assert!(read(&group, "cgroup.events").contains("frozen 1"));
+        app.resume().unwrap();
+        wait_until(
+            "a count after the thaw",
+            || app.exited().is_none(),
+            || count(dir) > at_stop,
+        );
+    }
+    let waits = quit(dir, || app.exited().is_none());
+    assert_eq!(waits, "exited 0\n", "its parent saw a stop or a continue");
+    assert_eq!(read(dir, "signals"), "", "it received a signal");
+    drop(app);
+    assert!(!group.exists(), "the cgroup is removed at the end");
+}
+
+#[test]
+fn left_frozen_it_stays_stopped_and_no_cgroup_is_left() {
+    if !can_run("left_frozen_it_stays_stopped_and_no_cgroup_is_left") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let mut app = App::spawn(&watched_argv(dir), null()).unwrap();
+    let group = app.cgroup().unwrap().path().to_path_buf();
+    wait_until(
+        "the first count",
+        || app.exited().is_none(),
+        || count(dir).is_some(),
+    );
+    let members = app.cgroup().unwrap().procs().unwrap();
+    app.stop().unwrap();
+    let at_stop = count(dir);
+    // `send --then stop` ends here: the application is left stopped, by a signal now.
+    app.release().unwrap();
+    assert!(!group.exists(), "the cgroup is removed");
+    wait_until(
+        "every process to stop",
+        || true,
+        || {
+            members.iter().all(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+                stat[stat.rfind(')').unwrap()..].starts_with(") T")
+            })
+        },
+    );
+    assert_eq!(count(dir), at_stop, "it ran between the thaw and the stop");
+    app.kill().unwrap();
+}
+
+#[test]
+fn an_attached_tree_is_moved_in_and_back_out() {
+    if !can_run("an_attached_tree_is_moved_in_and_back_out") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let argv = watched_argv(dir);
+    let mut running = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
+    let pid = running.id();
+    let before = cgroup::of_pid(pid).unwrap();
+    wait_until(
+        "the first count",
+        || running.try_wait().unwrap().is_none(),
+        || count(dir).is_some(),
+    );
+    let mut app = App::attach(pid);
+    let group = app.cgroup().unwrap().path().to_path_buf();
+    assert!(app.cgroup().unwrap().created());
+    assert_ne!(group, before);
+    // The parent and its counting child, each with all its threads.
+    assert_eq!(app.cgroup().unwrap().procs().unwrap().len(), 2);
+    app.stop().unwrap();
+    let at_stop = count(dir);
+    Witness::start().advance(50);
+    assert_eq!(count(dir), at_stop, "it counted while frozen");
+    app.resume().unwrap();
+    app.release().unwrap();
+    assert!(!group.exists(), "the cgroup is removed");
+    assert_eq!(
+        cgroup::of_pid(pid).unwrap(),
+        before,
+        "moved back where it was"
+    );
+    let waits = quit(dir, || running.try_wait().unwrap().is_none());
+    assert_eq!(waits, "exited 0\n");
+    assert_eq!(read(dir, "signals"), "");
+}
+
+#[test]
+fn a_tree_alone_in_its_cgroup_is_frozen_there() {
+    if !can_run("a_tree_alone_in_its_cgroup_is_frozen_there") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let own = Cgroup::for_spawn().unwrap();
+    let join = own.join_fd().unwrap();
+    let argv = watched_argv(dir);
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    // SAFETY: the hook makes one write(2).
+    unsafe { command.pre_exec(cgroup::join_hook(&join)) };
+    let mut running = command.spawn().unwrap();
+    wait_until(
+        "the first count",
+        || running.try_wait().unwrap().is_none(),
+        || count(dir).is_some(),
+    );
+    let mut app = App::attach(running.id());
+    assert_eq!(app.cgroup().unwrap().path(), own.path());
+    assert!(!app.cgroup().unwrap().created());
+    app.stop().unwrap();
+    app.resume().unwrap();
+    app.release().unwrap();
+    assert!(own.path().exists(), "a cgroup we did not make is left");
+    let waits = quit(dir, || running.try_wait().unwrap().is_none());
+    assert_eq!(waits, "exited 0\n");
+}
+
+struct Receiver {
+    child: Child,
+    addr: String,
+    root: PathBuf,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn receiver(work: &Path, token: &Path) -> Receiver {
+    let root = work.join("dst");
+    let mut child = Command::new(BIN)
+        .args(["receive", "--listen", "127.0.0.1:0", "--root"])
+        .arg(&root)
+        .arg("--token-file")
+        .arg(token)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(work.join("receive.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let addr = common::listening_addr(&mut child);
+    Receiver { child, addr, root }
+}
+
+/// `send --rw DIR EXTRA -- WATCHED DIR`, resumed at the source afterwards.
+fn send_watched(test: &str, extra: &[&str]) {
+    if !can_run(test) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path().canonicalize().unwrap();
+    let dir = work.join("app");
+    std::fs::create_dir(&dir).unwrap();
+    // Something to pre-copy besides the counter.
+    std::fs::write(dir.join("data"), vec![7u8; 2_000_000]).unwrap();
+    let token = work.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let daemon = receiver(&work, &token);
+    let (stdout, stderr) = (work.join("send.json"), work.join("send.log"));
+    let mut send = Command::new(BIN)
+        .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
+        .args(["--bwlimit", "40Mbps", "--then", "resume"])
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--rw")
+        .arg(&dir)
+        .args(extra)
+        .arg("--")
+        .args(watched_argv(&dir))
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    // Under the tracer (`--live`), send stays until the application ends: the migration is
+    // over once it prints its summary.
+    let mut summary = None;
+    wait_until(
+        "send's summary",
+        || true,
+        || {
+            summary = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&stdout).unwrap())
+                .ok()
+                .or_else(|| send.try_wait().unwrap().map(|_| serde_json::Value::Null));
+            summary.is_some()
+        },
+    );
+    let log = || std::fs::read_to_string(&stderr).unwrap();
+    let json = summary.unwrap();
+    assert!(json.is_object(), "{}", log());
+    assert!(
+        log().contains("stop the application with the cgroup freezer"),
+        "{}",
+        log()
+    );
+    let pid: u32 = json["metrics"]["dataset"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("pid "))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let alive = || Path::new(&format!("/proc/{pid}")).exists();
+    // The copy is the source at the stop; the source counted on after the resume.
+    let there = |p: &Path| daemon.root.join(p.strip_prefix("/").unwrap());
+    let copied = count(&there(&dir)).unwrap();
+    wait_until("a count after the resume", alive, || {
+        count(&dir).is_some_and(|c| c > copied)
+    });
+    let waits = quit(&dir, alive);
+    assert!(send.wait().unwrap().success(), "{}", log());
+    assert_eq!(waits, "exited 0\n", "its parent saw a stop or a continue");
+    assert_eq!(read(&dir, "signals"), "", "it received a signal");
+    let made = cgroup::of_pid(std::process::id())
+        .unwrap()
+        .join(format!("precopy-{}-0", send.id()));
+    assert!(!made.exists(), "send left its cgroup behind");
+}
+
+#[test]
+fn send_freezes_the_application_for_the_final_copy_unseen() {
+    send_watched(
+        "send_freezes_the_application_for_the_final_copy_unseen",
+        &[],
+    );
+}
+
+#[test]
+fn send_freezes_a_traced_application_unseen() {
+    send_watched("send_freezes_a_traced_application_unseen", &["--live"]);
+}
