@@ -58,6 +58,23 @@ fn receiver(work: &Path, root: &Path, listen: &str) -> Daemon {
 }
 
 /// A source tree: `cold` (ReadOnly) and `hot` + `warm` (ReadWrite) files.
+/// Regular files under `dir`, at any depth (none if it does not exist yet).
+fn regular_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => regular_files(&e.path()),
+            Ok(t) if t.is_file() => {
+                usize::from(!e.file_name().to_string_lossy().ends_with(".precopy-tmp"))
+            }
+            _ => 0,
+        })
+        .sum()
+}
+
 fn source_tree(work: &Path, cold: usize, rw: usize, size: usize) -> PathBuf {
     let src = work.join("src");
     for (dir, n) in [("cold", cold), ("hot", 4), ("warm", rw)] {
@@ -543,8 +560,15 @@ fn a_restarted_receiver_resumes_without_resending_verified_files() {
             )
         })
     };
-    // 4.4 MB at 1 MB/s: kill the receiver about halfway, start a new one on the same port.
-    std::thread::sleep(Duration::from_millis(2000));
+    // 4.6 MB at 1 MB/s: kill the receiver once 20 of the 46 files are in place (renamed there
+    // when committed), start a new one on the same port.
+    while regular_files(&root) < 20 {
+        assert!(
+            !sender.is_finished(),
+            "send ended before the receiver was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(first);
     let second = receiver(work.path(), &root, &addr);
     let sent = sender.join().unwrap();
@@ -817,7 +841,11 @@ fn a_running_process_is_attached_for_identification_then_left_running() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Attach once the shell holds cold/f000 open (its fd 3).
+    let held = src.join("cold/f000");
+    while std::fs::read_link(format!("/proc/{}/fd/3", app.id())).ok() != Some(held.clone()) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let log = work.path().join("send-attached.log");
     let out = Command::new(BIN)
         .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
