@@ -1,9 +1,11 @@
-//! The identification step, live: `send -- CMD` without a file list starts the application under
-//! the tracer (`precopy-trace`, seccomp + ptrace for the open family); the files it opens during
+//! The identification step, live: `send -- CMD` without a file list starts the application in a
+//! cgroup of its own and watches it (`precopy-trace`: stop-free, from fanotify events of the
+//! cgroup's processes, where permitted; else seccomp + ptrace for the open family, which stops
+//! it on each open); the files it opens during
 //! the identification window start the migration, and every file it opens later, up to the stop,
 //! joins it ([`Live::take_opened`]), ReadWrite if any process of its tree opened it for writing.
-//! The tracer stays with the application for its whole life: a spawned tracee's filtered calls
-//! fail without it, so it cannot be left behind. `send --pid PID` attaches for the window
+//! The session stays with the application for its whole life (under ptrace a spawned tracee's
+//! filtered calls fail without it, so it cannot be left behind). `send --pid PID` attaches for the window
 //! instead, then detaches.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,11 +22,11 @@ use anyhow::{anyhow, Context, Result};
 use nix::sys::pthread::pthread_kill;
 use nix::sys::signal::Signal;
 use precopy_core::Kind;
-use precopy_trace::cgroup::Cgroup;
+use precopy_trace::cgroup::{Cgroup, Join};
 use precopy_trace::decode::FileEvent;
 use precopy_trace::paths::PathFilter;
 use precopy_trace::stop::Exit;
-use precopy_trace::{record_observed, Observed, Target, TraceConfig, WriteMonitor};
+use precopy_trace::{record_observed, Identify, Observed, Target, TraceConfig, WriteMonitor};
 
 use super::app::App;
 
@@ -55,11 +57,21 @@ impl Live {
         filter: PathFilter,
         window: Duration,
         output: Option<Arc<OwnedFd>>,
+        identify: Identify,
     ) -> Result<(Live, App)> {
         let command = command.iter().map(OsString::from).collect();
-        let cgroup = Cgroup::for_spawn().and_then(|c| Ok((Arc::new(c.join_fd()?), c)));
-        let join = cgroup.as_ref().ok().map(|(fd, _)| Arc::clone(fd));
-        let live = Live::start(Target::Command(command), filter, window, output, join)?;
+        let cgroup = Cgroup::for_spawn().and_then(|c| Ok((c.join()?, c)));
+        let join = cgroup.as_ref().ok().map(|(join, _)| join.clone());
+        // Stop-free identification needs the cgroup; without one, say why and use ptrace.
+        let identify = match (&cgroup, identify) {
+            (Err(e), Identify::Cgroup) => {
+                return Err(anyhow!("{e}: stop-free identification needs a cgroup"))
+            }
+            (Err(_), Identify::Auto) => Identify::Ptrace,
+            (_, identify) => identify,
+        };
+        let target = Target::Command(command);
+        let live = Live::start(target, filter, window, output, join, identify)?;
         let app = App::traced(live.pid, cgroup.map(|(_, c)| c));
         Ok((live, app))
     }
@@ -73,7 +85,14 @@ impl Live {
         window: Duration,
     ) -> Result<Vec<(PathBuf, Kind)>> {
         let pid = i32::try_from(pid).context("--pid out of range")?;
-        let live = Live::start(Target::Pid(pid), filter, window, None, None)?;
+        let live = Live::start(
+            Target::Pid(pid),
+            filter,
+            window,
+            None,
+            None,
+            Identify::Ptrace,
+        )?;
         // SIGINT to the tracing thread detaches (and interrupts its wait); its handler is
         // installed before the tracer reports the start.
         pthread_kill(live.tracer.as_pthread_t(), Signal::SIGINT)
@@ -90,12 +109,14 @@ impl Live {
         filter: PathFilter,
         window: Duration,
         output: Option<Arc<OwnedFd>>,
-        cgroup: Option<Arc<OwnedFd>>,
+        cgroup: Option<Join>,
+        identify: Identify,
     ) -> Result<Live> {
         let config = TraceConfig {
             filter,
             write_monitor: WriteMonitor::Auto,
             output,
+            identify,
             cgroup,
             ..TraceConfig::new(target)
         };
@@ -119,6 +140,10 @@ impl Live {
                                 path: path.clone(),
                                 write: *write,
                             }
+                        }
+                        Observed::IdentifyFallback { why } => {
+                            eprintln!("send: {why}: identifying the application's files with ptrace (it stops on each open)");
+                            return;
                         }
                         Observed::Fallback { why } => {
                             eprintln!("send: {why}: tracing the application's writes with ptrace (slower)");

@@ -15,6 +15,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
@@ -29,6 +30,16 @@ enum Ownership {
     },
     /// It held the tree, and only the tree, before we came: used as it is, left in place.
     Borrowed,
+}
+
+/// What a child needs to start in a cgroup, and where the cgroup is: shared with a tracing
+/// session that spawns the application.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The cgroup's directory.
+    pub dir: PathBuf,
+    /// Its `cgroup.procs`, open for writing ([`join_in_child`]).
+    pub procs: Arc<OwnedFd>,
 }
 
 /// A cgroup v2 holding the application's process tree.
@@ -146,6 +157,11 @@ fn wait_event(dir: &Path, key: &str, value: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Waits until the cgroup at `dir` holds no process.
+pub fn wait_empty(dir: &Path) -> io::Result<()> {
+    wait_event(dir, "populated", false)
+}
+
 impl Cgroup {
     /// Makes a new, empty cgroup under `parent` (named after our pid, so a leftover can be
     /// traced to the `send` or `trace` that made it).
@@ -249,6 +265,14 @@ impl Cgroup {
             .write(true)
             .open(self.dir.join("cgroup.procs"))?
             .into())
+    }
+
+    /// [`Cgroup::join_fd`] with the cgroup's directory, to hand to a tracing session.
+    pub fn join(&self) -> io::Result<Join> {
+        Ok(Join {
+            dir: self.dir.clone(),
+            procs: Arc::new(self.join_fd()?),
+        })
     }
 
     /// The processes in it now.

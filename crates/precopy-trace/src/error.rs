@@ -46,6 +46,9 @@ pub enum TraceError {
          `--write-monitor ptrace` works without it)"
     )]
     Fanotify(Errno),
+    /// No cgroup of its own could be made for the application.
+    #[error("cannot make a cgroup for the application: {0}")]
+    Cgroup(String),
     /// An `--include` or `--exclude` glob is malformed.
     #[error("glob `{glob}`: {message}")]
     Glob {

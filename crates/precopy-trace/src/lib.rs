@@ -67,8 +67,9 @@ pub mod sharing;
 pub mod stop;
 pub mod syscall;
 pub mod tracer;
+pub mod watch;
 
 pub use error::TraceError;
 pub use session::{
-    record, record_observed, Observed, Target, TraceConfig, TraceOutput, WriteMonitor,
+    record, record_observed, Identify, Observed, Target, TraceConfig, TraceOutput, WriteMonitor,
 };

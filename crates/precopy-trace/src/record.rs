@@ -112,6 +112,15 @@ pub struct Manifest {
     /// The fanotify window, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_s: Option<f64>,
+    /// How files were identified: `ptrace` (stops on opens) or `cgroup` (stop-free).
+    #[serde(default)]
+    pub identified_with: String,
+    /// Stop-free mode: file events of processes outside the application's cgroup, dropped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outside_events: u64,
+    /// Stop-free mode: file events whose process was gone before its cgroup could be read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unattributed_events: u64,
     /// The files, traced ones first in first-seen order (trace ids), then shared ones by path.
     pub files: Vec<ManifestFile>,
     /// Other processes using the files.

@@ -5,13 +5,16 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::unistd::Pid;
 use precopy_core::dataset::Kind;
 
+use crate::cgroup::{self, Cgroup, Join};
 use crate::decode::Decoder;
 use crate::decode::FileEvent;
 use crate::error::TraceError;
@@ -21,6 +24,7 @@ use crate::record::{Manifest, ManifestFile, Origin, Recording, RecordingInfo};
 use crate::sharing;
 use crate::stop::{Exit, Stop};
 use crate::tracer::Tracer;
+use crate::watch::Watch;
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -57,6 +61,33 @@ impl WriteMonitor {
     }
 }
 
+/// How the application's files are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Identify {
+    /// The paper's method: ptrace and a seccomp filter; the application stops on every open.
+    /// The library's default (the command line's is [`Identify::Auto`]).
+    #[default]
+    Ptrace,
+    /// Stop-free: the application runs in a cgroup of its own and its files come from fanotify
+    /// events of the processes in that cgroup ([`crate::watch`]); it never stops. Needs root.
+    /// Only for a spawned application: `--pid` is traced with ptrace.
+    Cgroup,
+    /// [`Identify::Cgroup`] where permitted, else [`Identify::Ptrace`] (with
+    /// [`Observed::IdentifyFallback`]).
+    Auto,
+}
+
+impl Identify {
+    /// The name used on the command line and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Identify::Ptrace => "ptrace",
+            Identify::Cgroup => "cgroup",
+            Identify::Auto => "auto",
+        }
+    }
+}
+
 /// The default fanotify window: after a file's write is reported, its further writes are not
 /// reported for this long (see [`crate::notify`]).
 pub const DEFAULT_WINDOW_S: f64 = 0.01;
@@ -78,13 +109,16 @@ pub struct TraceConfig {
     pub window_s: f64,
     /// Where a spawned application's stdout and stderr go (`None`: inherited from us).
     pub output: Option<Arc<OwnedFd>>,
-    /// A cgroup's `cgroup.procs`, open for writing: a spawned application joins that cgroup
-    /// before exec ([`crate::cgroup::Cgroup::join_fd`]).
-    pub cgroup: Option<Arc<OwnedFd>>,
+    /// How files are identified.
+    pub identify: Identify,
+    /// The cgroup a spawned application joins before exec (`None`: the stop-free mode makes
+    /// one of its own, the ptrace mode leaves it where we are).
+    pub cgroup: Option<Join>,
 }
 
 impl TraceConfig {
-    /// Defaults: period 1 s, every path, no sharing closure, the fanotify monitor.
+    /// Defaults: period 1 s, every path, no sharing closure, the fanotify monitor, ptrace
+    /// identification.
     pub fn new(target: Target) -> TraceConfig {
         TraceConfig {
             target,
@@ -94,6 +128,7 @@ impl TraceConfig {
             write_monitor: WriteMonitor::default(),
             window_s: DEFAULT_WINDOW_S,
             output: None,
+            identify: Identify::default(),
             cgroup: None,
         }
     }
@@ -124,6 +159,12 @@ pub enum Observed<'a> {
     /// observed with ptrace instead. Told before the application starts.
     Fallback {
         /// Why fanotify could not start.
+        why: &'a TraceError,
+    },
+    /// [`Identify::Auto`] could not identify without stops (it needs `CAP_SYS_ADMIN` and a
+    /// cgroup v2): ptrace is used. Told before the application starts.
+    IdentifyFallback {
+        /// Why.
         why: &'a TraceError,
     },
     /// A file event, at `t` seconds since tracing began.
@@ -181,6 +222,17 @@ pub fn record_observed(
     config: &TraceConfig,
     observer: &mut dyn FnMut(Observed<'_>),
 ) -> Result<TraceOutput, TraceError> {
+    if let (Target::Command(command), Identify::Cgroup | Identify::Auto) =
+        (&config.target, config.identify)
+    {
+        match StopFree::prepare(config) {
+            Ok(prepared) => return prepared.record(config, command, observer),
+            Err(why) if config.identify == Identify::Auto => {
+                observer(Observed::IdentifyFallback { why: &why });
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let start = Instant::now();
     let monitor = match (&config.target, config.write_monitor) {
         (Target::Command(_), WriteMonitor::Fanotify | WriteMonitor::Auto) => {
@@ -201,7 +253,7 @@ pub fn record_observed(
     let (mut tracer, command, pid) = match &config.target {
         Target::Command(command) => {
             let output = config.output.as_ref().map(|fd| fd.as_raw_fd());
-            let cgroup = config.cgroup.as_ref().map(|fd| fd.as_raw_fd());
+            let cgroup = config.cgroup.as_ref().map(|join| join.procs.as_raw_fd());
             let marks = monitor.as_ref().map(Monitor::marks);
             let tracer = Tracer::spawn_with(command, marks, output, cgroup)?;
             // Ctrl-C reaches the application through its process group; the tracer stays to
@@ -251,17 +303,37 @@ pub fn record_observed(
         }
         None => WriteMonitor::Ptrace,
     };
-    let recording = sink.recording;
     let info = RecordingInfo {
         period_s: config.period_s,
         command,
         pid,
         duration_s: start.elapsed().as_secs_f64(),
     };
-    let trace = recording.trace(&info, size);
-    let mut files = recording.manifest_files(config.period_s, size, decoder.processes());
+    let mut output = outputs(
+        config,
+        &sink.recording,
+        info,
+        decoder.processes(),
+        write_monitor,
+        exit,
+    );
+    output.detached = tracer.detached();
+    Ok(output)
+}
 
-    let processes = sharing::scan(decoder.processes());
+/// The trace and the manifest of a finished session (not detached).
+fn outputs(
+    config: &TraceConfig,
+    recording: &Recording,
+    info: RecordingInfo,
+    traced: &BTreeSet<i32>,
+    write_monitor: WriteMonitor,
+    exit: Option<Exit>,
+) -> TraceOutput {
+    let trace = recording.trace(&info, size);
+    let mut files = recording.manifest_files(config.period_s, size, traced);
+
+    let processes = sharing::scan(traced);
     let ours: BTreeSet<String> = recording.paths().map(str::to_string).collect();
     let sharing = if config.follow_sharing {
         let (sharers, added) = sharing::closure(&processes, &ours, &config.filter);
@@ -279,18 +351,148 @@ pub fn record_observed(
         pid: info.pid,
         period_s: info.period_s,
         duration_s: info.duration_s,
-        processes: decoder.processes().iter().copied().collect(),
+        processes: traced.iter().copied().collect(),
         write_monitor: write_monitor.name().to_string(),
         window_s: (write_monitor == WriteMonitor::Fanotify).then_some(config.window_s),
+        identified_with: Identify::Ptrace.name().to_string(),
+        outside_events: 0,
+        unattributed_events: 0,
         files,
         sharing,
     };
-    Ok(TraceOutput {
+    TraceOutput {
         trace,
         manifest,
         exit,
-        detached: tracer.detached(),
-    })
+        detached: false,
+    }
+}
+
+/// A stop-free session, ready to spawn: the cgroup and the watch on the filesystems.
+struct StopFree {
+    start: Instant,
+    /// The cgroup, if we made it here (removed when the session ends).
+    _own: Option<Cgroup>,
+    join: Join,
+    watch: Watch,
+}
+
+impl StopFree {
+    fn prepare(config: &TraceConfig) -> Result<StopFree, TraceError> {
+        let start = Instant::now();
+        let no_cgroup = |e: std::io::Error| TraceError::Cgroup(e.to_string());
+        let (own, join) = match &config.cgroup {
+            Some(join) => (None, join.clone()),
+            None => {
+                let own = Cgroup::for_spawn().map_err(no_cgroup)?;
+                let join = own.join().map_err(no_cgroup)?;
+                (Some(own), join)
+            }
+        };
+        let window = Duration::from_secs_f64(config.window_s.max(0.0));
+        let watch = Watch::start(&join.dir, start, window, config.filter.clone())?;
+        Ok(StopFree {
+            start,
+            _own: own,
+            join,
+            watch,
+        })
+    }
+
+    /// Spawns the command in the cgroup and records until the cgroup is empty.
+    fn record(
+        self,
+        config: &TraceConfig,
+        command: &[OsString],
+        observer: &mut dyn FnMut(Observed<'_>),
+    ) -> Result<TraceOutput, TraceError> {
+        let name = command
+            .first()
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut spawn = std::process::Command::new(command.first().ok_or(TraceError::Spawn {
+            command: name.clone(),
+            source: Errno::ENOENT,
+        })?);
+        spawn.args(&command[1..]);
+        if let Some(output) = &config.output {
+            let fd = |f: &OwnedFd| f.try_clone().map(std::process::Stdio::from);
+            let spawn_error = |e: std::io::Error| TraceError::Spawn {
+                command: name.clone(),
+                source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            };
+            spawn.stdout(fd(output).map_err(spawn_error)?);
+            spawn.stderr(fd(output).map_err(spawn_error)?);
+        }
+        // SAFETY: the hook makes one write(2) between fork and exec.
+        unsafe { spawn.pre_exec(cgroup::join_hook(&self.join.procs)) };
+        let mut child = spawn.spawn().map_err(|e| TraceError::Spawn {
+            command: name.clone(),
+            source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        })?;
+        // As under ptrace: Ctrl-C reaches the application through its process group, and we
+        // stay to see it end. SAFETY: SIG_IGN installs no handler code.
+        for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+            let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
+        }
+        observer(Observed::Started { pid: child.id() });
+        // The session ends when the whole tree has: the root's status, then an empty cgroup.
+        let (done, ended) = std::sync::mpsc::channel();
+        let dir = self.join.dir.clone();
+        std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = cgroup::wait_empty(&dir);
+            let _ = done.send(status);
+        });
+        let mut sink = Sink {
+            recording: Recording::default(),
+            observer,
+        };
+        let status = loop {
+            let status = ended.recv_timeout(Duration::from_millis(20));
+            for (t, event) in self.watch.take() {
+                sink.push(t, event);
+            }
+            match status {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(status) => break status.ok(),
+                Err(_) => break None,
+            }
+        };
+        let (rest, tally) = self.watch.finish();
+        for (t, event) in rest {
+            sink.push(t, event);
+        }
+        let exit = status.map(|status| {
+            use std::os::unix::process::ExitStatusExt;
+            match status.signal() {
+                Some(signal) => Exit::Signal(signal),
+                None => Exit::Code(status.code().unwrap_or(0)),
+            }
+        });
+        let info = RecordingInfo {
+            period_s: config.period_s,
+            command: command
+                .iter()
+                .map(|c| c.to_string_lossy().into_owned())
+                .collect(),
+            pid: None,
+            duration_s: self.start.elapsed().as_secs_f64(),
+        };
+        let traced: BTreeSet<i32> = tally.processes.iter().map(|&p| p as i32).collect();
+        let mut output = outputs(
+            config,
+            &sink.recording,
+            info,
+            &traced,
+            WriteMonitor::Fanotify,
+            exit,
+        );
+        output.manifest.identified_with = Identify::Cgroup.name().to_string();
+        output.manifest.outside_events = tally.outside;
+        output.manifest.unattributed_events = tally.unattributed;
+        Ok(output)
+    }
 }
 
 fn shared_file(path: String, writable: bool) -> ManifestFile {

@@ -118,6 +118,12 @@ pub struct SendArgs {
     /// every file it opens later, up to the stop, joins it.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub identify: f64,
+    /// How files are identified live: `cgroup` (stop-free: fanotify events of the processes in
+    /// the application's cgroup; root; see docs/tracer.md for what it misses), `ptrace` (the
+    /// application stops on every open; the default), or `auto`: cgroup where permitted, else
+    /// ptrace (with a note).
+    #[arg(long, value_enum, default_value = "ptrace")]
+    pub identify_with: crate::cmd::trace::IdentifyArg,
     /// Identify the application's files live even with --ro, --rw or --trace: every file it
     /// opens up to the stop joins the roots named (a database opens many lazily).
     #[arg(long)]
@@ -226,7 +232,8 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
             }
             None => {
                 let output = Some(Arc::new(output.try_clone()?));
-                let (live, app) = Live::spawn(&args.command, filter, window, output)
+                let identify = args.identify_with.identify();
+                let (live, app) = Live::spawn(&args.command, filter, window, output, identify)
                     .with_context(|| format!("starting {} under trace", args.command[0]))?;
                 (live.files(), app, Some(live))
             }

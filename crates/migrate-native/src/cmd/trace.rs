@@ -40,6 +40,14 @@ pub struct TraceArgs {
     /// is permitted, else ptrace (with a note). `--pid` always uses ptrace.
     #[arg(long, value_enum, default_value = "auto")]
     pub write_monitor: MonitorArg,
+    /// How files are identified: `cgroup` runs the command in a cgroup of its own and takes
+    /// its files from fanotify events of that cgroup's processes, without ever stopping it
+    /// (root; see docs/tracer.md for what it cannot see); `ptrace` stops it on every open
+    /// (the paper's method, and the default until the stop-free mode attributes short-lived
+    /// processes exactly); `auto` is cgroup where permitted, else ptrace (with a note).
+    /// `--pid` always uses ptrace.
+    #[arg(long, value_enum, default_value = "ptrace")]
+    pub identify_with: IdentifyArg,
     /// fanotify: after a file's write is reported, its further writes are not reported for this
     /// long (a count is the number of such windows with writes).
     /// 0 reports every write the kernel does not merge.
@@ -63,6 +71,28 @@ pub enum MonitorArg {
     Fanotify,
     /// Every write-family call stops the application (exact).
     Ptrace,
+}
+
+/// `--identify-with`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdentifyArg {
+    /// cgroup where it is permitted (root), else ptrace.
+    Auto,
+    /// Stop-free: fanotify events of the processes in the application's cgroup.
+    Cgroup,
+    /// ptrace and seccomp: the application stops on every open.
+    Ptrace,
+}
+
+impl IdentifyArg {
+    /// The library's setting.
+    pub fn identify(self) -> precopy_trace::Identify {
+        match self {
+            IdentifyArg::Auto => precopy_trace::Identify::Auto,
+            IdentifyArg::Cgroup => precopy_trace::Identify::Cgroup,
+            IdentifyArg::Ptrace => precopy_trace::Identify::Ptrace,
+        }
+    }
 }
 
 /// Runs `trace`: the application's exit status is passed through (its code, or 128 + signal).
@@ -98,15 +128,19 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         window_s: args.window,
         // `trace` is interactive: the application keeps the terminal.
         output: None,
+        identify: args.identify_with.identify(),
         cgroup: None,
     };
-    let output = precopy_trace::record_observed(&config, &mut |observed| {
-        if let Observed::Fallback { why } = observed {
-            eprintln!(
-                "migrate-native trace: {why}: using --write-monitor ptrace, which stops the \
+    let output = precopy_trace::record_observed(&config, &mut |observed| match observed {
+        Observed::Fallback { why } => eprintln!(
+            "migrate-native trace: {why}: using --write-monitor ptrace, which stops the \
                  application on every write"
-            );
-        }
+        ),
+        Observed::IdentifyFallback { why } => eprintln!(
+            "migrate-native trace: {why}: using --identify-with ptrace, which stops the \
+                 application on every open"
+        ),
+        _ => {}
     });
     let output = output.map_err(|e| match e {
         TraceError::NoSuchProcess(_) | TraceError::Spawn { .. } => bad_input(e),

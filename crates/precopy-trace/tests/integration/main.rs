@@ -6,3 +6,4 @@ mod common;
 mod monitor;
 mod sharing;
 mod spawn;
+mod stopfree;

@@ -213,7 +213,7 @@ fn an_observer_sees_the_start_and_every_event_as_it_happens() {
     let out = record_observed(&config, &mut |o| {
         seen.push(match o {
             Observed::Started { pid } => format!("started {pid}"),
-            Observed::Fallback { why } => panic!("{why}"),
+            Observed::Fallback { why } | Observed::IdentifyFallback { why } => panic!("{why}"),
             Observed::File { event, .. } => match event {
                 FileEvent::Opened { path, write, .. } => format!("open {path} {write}"),
                 FileEvent::Updated { path, op, .. } => format!("{op:?} {path}"),

@@ -1,0 +1,114 @@
+//! Stop-free identification (`Identify::Cgroup`): the tracer's known programs classify as under
+//! ptrace, and a process outside the application's cgroup is not taken for the application.
+//! Needs root (fanotify and cgroups): without it each test prints why it is skipped.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+
+use precopy_core::dataset::Kind;
+use precopy_trace::paths::PathFilter;
+use precopy_trace::{record, Identify, Target, TraceConfig, TraceOutput};
+
+use crate::common::*;
+
+/// Runs `sh -c SCRIPT` in `dir` identified `identify`; `None` (with a note) where the stop-free
+/// mode is not permitted.
+fn identify(dir: &Path, script: &str, identify: Identify) -> Option<TraceOutput> {
+    let script = format!("cd '{}' || exit 99\n{script}", dir.display());
+    let command = ["sh", "-c", &script].map(OsString::from).to_vec();
+    let config = TraceConfig {
+        filter: PathFilter::new(&[format!("{}/**", dir.display())], &[]).unwrap(),
+        identify,
+        ..TraceConfig::new(Target::Command(command))
+    };
+    match record(&config) {
+        Ok(output) => Some(output),
+        Err(e) if identify == Identify::Cgroup && !root() => {
+            eprintln!("SKIPPED: stop-free identification needs root: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn kinds(dir: &Path, output: &TraceOutput) -> BTreeMap<String, Kind> {
+    files(dir, output)
+        .into_iter()
+        .map(|(name, kind, _)| (name, kind))
+        .collect()
+}
+
+/// The scripts of spawn.rs, and the helper programs, each run once per mode.
+#[test]
+#[ignore = "racy until fork tracking lands: a process that exits and is reaped before its event is read is not attributed (docs/tracer.md, Stop-free identification)"]
+fn the_known_programs_classify_as_under_ptrace() {
+    let Some(_lock) = tracing() else { return };
+    let writer = example("writer");
+    let scripts = [
+        "read line < in.txt; printf a > out.txt; printf b >> log; printf c >> log; cat in.txt >/dev/null".to_string(),
+        "{ sh -c 'sh -c \"printf a >> deep\"; printf b >> deep' & wait; }; (printf c >> sub); env printf d >> deep".to_string(),
+        "exec 3>> dup.log; printf a >&3; sh -c 'printf b >&3'; exec 4>&3 3>&-; printf c >&4; exec 4>&-".to_string(),
+        // No rename: this mode names a file as it was when its event was read (docs/tracer.md).
+        "mkdir -p a/b && cd a/b && printf x > ../rel && cd .. && printf y >> ./b/../rel2".to_string(),
+        ": > created; cat in.txt > copy; exec 5<> held; exec 5>&-".to_string(),
+        format!("{} . 400 8 4", writer.display()),
+    ];
+    for script in &scripts {
+        let (_ptrace_tmp, ptrace_dir) = temp();
+        let (_free_tmp, free_dir) = temp();
+        for dir in [&ptrace_dir, &free_dir] {
+            std::fs::write(dir.join("in.txt"), "input\n").unwrap();
+        }
+        let under_ptrace = identify(&ptrace_dir, script, Identify::Ptrace).unwrap();
+        let Some(stop_free) = identify(&free_dir, script, Identify::Cgroup) else {
+            return;
+        };
+        assert_eq!(stop_free.manifest.identified_with, "cgroup");
+        assert_eq!(
+            kinds(&free_dir, &stop_free),
+            kinds(&ptrace_dir, &under_ptrace),
+            "{script}\n{}",
+            stop_free.trace
+        );
+        assert_eq!(stop_free.exit, under_ptrace.exit, "{script}");
+    }
+}
+
+/// A process outside the application's cgroup writes a file the application reads: the write
+/// is not the application's.
+#[test]
+#[ignore = "racy until fork tracking lands: a process that exits and is reaped before its event is read is not attributed (docs/tracer.md, Stop-free identification)"]
+fn a_write_by_another_process_is_not_the_applications() {
+    let Some(_lock) = tracing() else { return };
+    let (_tmp, dir) = temp();
+    std::fs::write(dir.join("shared"), "x").unwrap();
+    // The application reads `shared`, then waits for `go`; we write `shared` and `other`
+    // meanwhile, then let it end.
+    let script =
+        "cat shared > /dev/null; printf ready > ready; while [ ! -e go ]; do sleep 0.01; done";
+    let dir2 = dir.clone();
+    let outsider = std::thread::spawn(move || {
+        while !dir2.join("ready").exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::write(dir2.join("shared"), "changed").unwrap();
+        std::fs::write(dir2.join("other"), "not the application's").unwrap();
+        std::fs::write(dir2.join("go"), "").unwrap();
+    });
+    let Some(output) = identify(&dir, script, Identify::Cgroup) else {
+        return;
+    };
+    outsider.join().unwrap();
+    let found = kinds(&dir, &output);
+    assert_eq!(found.get("shared"), Some(&Kind::ReadOnly), "{found:?}");
+    assert_eq!(found.get("ready"), Some(&Kind::ReadWrite), "{found:?}");
+    assert!(!found.contains_key("other"), "{found:?}");
+    assert!(!found.contains_key("go"), "{found:?}");
+    assert!(output.manifest.outside_events > 0);
+}
