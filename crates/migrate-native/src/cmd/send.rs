@@ -516,6 +516,13 @@ fn print_summary(outcome: &Outcome) {
         },
         x.downtime.restart_s
     );
+    if x.then == Then::Restart {
+        println!(
+            "after the downtime: the destination watched the application run for {:.3} s \
+             (receive --restart-grace) before reporting it started",
+            x.downtime.restart_check_s
+        );
+    }
     println!(
         "walks of the roots: {} ({} entries), {:.1} ms each on average, {:.1} ms at most",
         x.walks.count,
