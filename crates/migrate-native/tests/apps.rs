@@ -16,7 +16,6 @@
 //! passes, except under `CI=true`, where it fails. The tests run one at a time: each loads both
 //! cores and picks its `--bwlimit` from its data's size.
 
-// Only `listening_addr` is used here.
 #[allow(dead_code)]
 mod common;
 
@@ -163,47 +162,15 @@ fn at_destination(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap())
 }
 
-/// The `receive` daemon, on loopback, killed when dropped.
-struct Receiver {
-    child: Child,
-    addr: String,
-    root: PathBuf,
-    log: PathBuf,
-    token: PathBuf,
-}
+/// The `receive` daemon, on loopback, with its root at `WORK/dst` and a token file.
+type Receiver = common::Daemon;
 
-impl Receiver {
-    fn start(work: &Path) -> Receiver {
-        let root = work.join("dst");
-        std::fs::create_dir(&root).unwrap();
-        let token = work.join("token");
-        std::fs::write(&token, TOKEN).unwrap();
-        let log = work.join("receive.log");
-        let mut child = Command::new(BIN)
-            .args(["receive", "--listen", "127.0.0.1:0", "--root"])
-            .arg(&root)
-            .arg("--token-file")
-            .arg(&token)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let addr = common::listening_addr(&mut child);
-        Receiver {
-            child,
-            addr,
-            root,
-            log,
-            token,
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn receiver(work: &Path) -> Receiver {
+    let root = work.join("dst");
+    std::fs::create_dir(&root).unwrap();
+    let token = work.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    Receiver::start("127.0.0.1:0", &root, &token, &work.join("receive.log"))
 }
 
 /// `send`'s options here besides the tree: rate, a period of 1 s, the round cap, what follows.
@@ -942,7 +909,7 @@ fn postgres_under_pgbench(test: &str, then: &str) {
     let data = prepare_cluster(work).canonicalize().unwrap();
     let size = du_bytes(&data);
     let bwlimit = format!("{:.1}Mbps", size as f64 * 8.0 / PASS_S / 1e6);
-    let receiver = Receiver::start(work);
+    let receiver = receiver(work);
     let copy = at_destination(&receiver.root, &data);
 
     let port = free_port();
@@ -1119,7 +1086,7 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
     let record = work.join("committed.txt");
     let size = du_bytes(&tree);
     let bwlimit = format!("{:.1}Mbps", size as f64 * 8.0 / 5.0 / 1e6);
-    let receiver = Receiver::start(&work);
+    let receiver = receiver(&work);
     let app = [&writer, &tree, &record].map(|p| p.display().to_string());
     let mut sending = Sending::start(
         &receiver,

@@ -12,8 +12,8 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 
 use precopy_net::app::App;
 use precopy_trace::cgroup::{self, Cgroup};
@@ -308,32 +308,9 @@ fn a_tree_alone_in_its_cgroup_is_frozen_there() {
     assert_eq!(waits, "exited 0\n");
 }
 
-struct Receiver {
-    child: Child,
-    addr: String,
-    root: PathBuf,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn receiver(work: &Path, token: &Path) -> Receiver {
-    let root = work.join("dst");
-    let mut child = Command::new(BIN)
-        .args(["receive", "--listen", "127.0.0.1:0", "--root"])
-        .arg(&root)
-        .arg("--token-file")
-        .arg(token)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(work.join("receive.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let addr = common::listening_addr(&mut child);
-    Receiver { child, addr, root }
+fn receiver(work: &Path, token: &Path) -> common::Daemon {
+    let log = work.join("receive.log");
+    common::Daemon::start("127.0.0.1:0", &work.join("dst"), token, &log)
 }
 
 /// `send --rw DIR EXTRA -- WATCHED DIR`, resumed at the source afterwards.

@@ -2,12 +2,14 @@
 //! tokens, garbage frames, a dropped connection, a restarted receiver, an application that exits.
 //! The network-namespace test (root only) is at the bottom.
 
+// Each test binary uses some of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,18 +21,7 @@ use precopy_proto::{parse, ErrorCode, FileHeader, Key, Message, Meta, Opener, Re
 const BIN: &str = env!("CARGO_BIN_EXE_migrate-native");
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Daemon;
 
 fn token_file(dir: &Path) -> PathBuf {
     let path = dir.join("token");
@@ -44,17 +35,7 @@ fn receiver(work: &Path, root: &Path, listen: &str) -> Daemon {
         "receiver-{}.log",
         STARTED.fetch_add(1, Ordering::SeqCst)
     ));
-    let mut child = Command::new(BIN)
-        .args(["receive", "--listen", listen, "--root"])
-        .arg(root)
-        .arg("--token-file")
-        .arg(token_file(work))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let addr = common::listening_addr(&mut child);
-    Daemon { child, addr, log }
+    Daemon::start(listen, root, &token_file(work), &log)
 }
 
 /// A source tree: `cold` (ReadOnly) and `hot` + `warm` (ReadWrite) files.

@@ -20,6 +20,8 @@
 //! The writer is this test binary itself: [`writer_process`] turns into the application when
 //! `PRECOPY_NETNS_WRITER` names a source tree (run normally, it returns at once).
 
+// Each test binary uses some of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use std::io::Write;

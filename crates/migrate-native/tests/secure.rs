@@ -2,12 +2,14 @@
 //! what an attacker who alters, drops, repeats or reorders records achieves, and how peers
 //! without the token, of an older version or without encryption are refused.
 
+// Each test binary uses some of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,24 +22,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_migrate-native");
 const TOKEN: &str = "secure-test-token-0123456789";
 const MARKER: &[u8] = b"MARKER-of-issue-12-never-in-clear";
 
-struct Daemon {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-}
+use common::Daemon;
 
 fn token_file(dir: &Path, token: &str) -> PathBuf {
     let path = dir.join(format!("token-{}", token.len()));
@@ -51,17 +36,7 @@ fn receiver(work: &Path, root: &Path) -> Daemon {
         "receiver-{}.log",
         STARTED.fetch_add(1, Ordering::SeqCst)
     ));
-    let mut child = Command::new(BIN)
-        .args(["receive", "--listen", "127.0.0.1:0", "--root"])
-        .arg(root)
-        .arg("--token-file")
-        .arg(token_file(work, TOKEN))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let addr = common::listening_addr(&mut child);
-    Daemon { child, addr, log }
+    Daemon::start("127.0.0.1:0", root, &token_file(work, TOKEN), &log)
 }
 
 /// Files of `size` bytes whose content repeats the marker (a secret an observer must not read);

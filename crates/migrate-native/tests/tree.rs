@@ -21,7 +21,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -60,20 +60,8 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A `receive` on loopback with its root at `WORK/dst`; killed when dropped.
-struct Receiver {
-    child: Child,
-    addr: String,
-    root: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A `receive` on loopback with its root at `WORK/dst`.
+type Receiver = common::Daemon;
 
 fn token_file(work: &Path) -> PathBuf {
     let path = work.join("token");
@@ -83,24 +71,12 @@ fn token_file(work: &Path) -> PathBuf {
 }
 
 fn receiver(work: &Path) -> Receiver {
-    let root = work.join("dst");
-    let log = work.join("receive.log");
-    let mut child = Command::new(BIN)
-        .args(["receive", "--listen", "127.0.0.1:0", "--root"])
-        .arg(&root)
-        .arg("--token-file")
-        .arg(token_file(work))
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let addr = common::listening_addr(&mut child);
-    Receiver {
-        child,
-        addr,
-        root,
-        log,
-    }
+    Receiver::start(
+        "127.0.0.1:0",
+        &work.join("dst"),
+        &token_file(work),
+        &work.join("receive.log"),
+    )
 }
 
 impl Receiver {
@@ -109,8 +85,8 @@ impl Receiver {
     /// with one log line ("receive: PEER: …").
     fn leftovers(&self, sessions: usize) -> Vec<PathBuf> {
         let ended = || {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            log.lines()
+            self.log()
+                .lines()
                 .filter(|l| l.starts_with("receive: 127.0.0.1:"))
                 .count()
         };
@@ -120,7 +96,7 @@ impl Receiver {
             assert!(
                 polls < POLLS,
                 "the receiver has not ended {sessions} session(s): {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(10));
         }

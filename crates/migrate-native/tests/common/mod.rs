@@ -2,7 +2,56 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
+
+/// A `receive` daemon, killed and reaped when dropped.
+pub struct Daemon {
+    child: Child,
+    /// Where it listens.
+    pub addr: String,
+    /// Its `--root`.
+    pub root: PathBuf,
+    /// Its stderr.
+    pub log: PathBuf,
+    /// Its `--token-file`.
+    pub token: PathBuf,
+}
+
+impl Daemon {
+    /// `receive --listen LISTEN --root ROOT --token-file TOKEN`, its stderr in `log`; returns once
+    /// it listens.
+    pub fn start(listen: &str, root: &Path, token: &Path, log: &Path) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_migrate-native"))
+            .args(["receive", "--listen", listen, "--root"])
+            .arg(root)
+            .arg("--token-file")
+            .arg(token)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let addr = listening_addr(&mut child);
+        Daemon {
+            child,
+            addr,
+            root: root.to_path_buf(),
+            log: log.to_path_buf(),
+            token: token.to_path_buf(),
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// Reads the address a just-started `receive` prints first ("listening on ADDR").
 pub fn listening_addr(receiver: &mut Child) -> String {
