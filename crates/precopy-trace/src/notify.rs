@@ -83,30 +83,18 @@ impl Monitor {
         window: Duration,
         filter: PathFilter,
     ) -> Result<Monitor, TraceError> {
-        let flags = InitFlags::FAN_CLASS_NOTIF
-            | InitFlags::FAN_CLOEXEC
-            | InitFlags::FAN_NONBLOCK
-            | InitFlags::FAN_UNLIMITED_QUEUE
-            | InitFlags::FAN_UNLIMITED_MARKS;
-        let group = Fanotify::init(flags, EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE)
-            .map_err(TraceError::Fanotify)?;
-        let group = Arc::new(group);
-        let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(TraceError::Fanotify)?;
-        let stop = Arc::new(stop);
+        let group = Arc::new(notification_group()?);
         let (tx, events) = channel();
-        let reader = Reader {
+        let mut reader = Reader {
             group: Arc::clone(&group),
             start,
             window,
             held: HashMap::new(),
             tx,
         };
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("fanotify".into())
-            .spawn(move || reader.run(&flag))
-            .map_err(|e| TraceError::Fanotify(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        let (stop, thread) = spawn_reader("fanotify", move |stop| {
+            read_until_stopped(&mut reader, stop)
+        })?;
         Ok(Monitor {
             marks: Marks { group, filter },
             stop,
@@ -162,28 +150,93 @@ struct Reader {
     tx: Sender<WriteEvent>,
 }
 
-impl Reader {
-    fn run(mut self, stop: &EventFd) {
-        loop {
-            let done = stop.read().is_ok();
-            self.rearm(done);
-            if !self.drain() || done {
-                return;
-            }
-            // Wake up for events, the next re-arm, or the stop.
-            let wait = if self.held.is_empty() {
-                PollTimeout::NONE
-            } else {
-                PollTimeout::try_from(self.window).unwrap_or(PollTimeout::MAX)
-            };
-            let mut fds = [
-                PollFd::new(self.group.as_fd(), PollFlags::POLLIN),
-                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-            ];
-            let _ = poll(&mut fds, wait);
+/// A fanotify group for notifications (no permission events), read without blocking.
+pub(crate) fn notification_group() -> Result<Fanotify, TraceError> {
+    let flags = InitFlags::FAN_CLASS_NOTIF
+        | InitFlags::FAN_CLOEXEC
+        | InitFlags::FAN_NONBLOCK
+        | InitFlags::FAN_UNLIMITED_QUEUE
+        | InitFlags::FAN_UNLIMITED_MARKS;
+    Fanotify::init(flags, EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE)
+        .map_err(TraceError::Fanotify)
+}
+
+/// What a reader thread does each time it wakes ([`read_until_stopped`]).
+pub(crate) trait Wakes {
+    /// The group it reads.
+    fn group(&self) -> &Fanotify;
+    /// Whether some file's events are held back until a window ends (wake up for it).
+    fn holding(&self) -> bool;
+    /// The window events are held back for.
+    fn window(&self) -> Duration;
+    /// Lets the held files whose window is over report again (all of them if `all`).
+    fn rearm(&mut self, all: bool);
+    /// Reads every queued event; false when the events' receiver is gone.
+    fn drain(&mut self) -> bool;
+}
+
+/// Reads events until `stop` is signalled (then a last time, every held file let go) or the
+/// events' receiver is gone, waking for events, the next re-arm, or the stop.
+pub(crate) fn read_until_stopped(reader: &mut impl Wakes, stop: &EventFd) {
+    loop {
+        let done = stop.read().is_ok();
+        reader.rearm(done);
+        if !reader.drain() || done {
+            return;
         }
+        let wait = if reader.holding() {
+            PollTimeout::try_from(reader.window()).unwrap_or(PollTimeout::MAX)
+        } else {
+            PollTimeout::NONE
+        };
+        let mut fds = [
+            PollFd::new(reader.group().as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        let _ = poll(&mut fds, wait);
+    }
+}
+
+/// Starts `run` on a thread named `name`; returns the eventfd that asks it to stop (write 1),
+/// and the thread.
+pub(crate) fn spawn_reader<T: Send + 'static>(
+    name: &str,
+    run: impl FnOnce(&EventFd) -> T + Send + 'static,
+) -> Result<(Arc<EventFd>, JoinHandle<T>), TraceError> {
+    let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+        .map_err(TraceError::Fanotify)?;
+    let stop = Arc::new(stop);
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || run(&flag))
+        .map_err(|e| TraceError::Fanotify(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    Ok((stop, thread))
+}
+
+impl Wakes for Reader {
+    fn group(&self) -> &Fanotify {
+        &self.group
     }
 
+    fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    fn window(&self) -> Duration {
+        self.window
+    }
+
+    fn rearm(&mut self, all: bool) {
+        Reader::rearm(self, all)
+    }
+
+    fn drain(&mut self) -> bool {
+        Reader::drain(self)
+    }
+}
+
+impl Reader {
     /// Puts `FAN_MODIFY` back on the files whose window is over (all of them if `all`).
     fn rearm(&mut self, all: bool) {
         let now = Instant::now();

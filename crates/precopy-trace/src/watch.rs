@@ -15,7 +15,7 @@
 //! `FAN_MODIFY` its modifications are ignored for one window (as in [`crate::notify`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -23,13 +23,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::fanotify::{EventFFlags, Fanotify, InitFlags, MarkFlags, MaskFlags};
+use nix::sys::eventfd::EventFd;
+use nix::sys::fanotify::{Fanotify, MarkFlags, MaskFlags};
 use precopy_core::trace::WriteOp;
 
 use crate::decode::FileEvent;
 use crate::error::TraceError;
+use crate::notify::{notification_group, read_until_stopped, spawn_reader, Wakes};
 use crate::paths::PathFilter;
 
 /// Filesystems that hold no application data (or that fanotify cannot watch usefully).
@@ -109,13 +109,7 @@ impl Watch {
         window: Duration,
         filter: PathFilter,
     ) -> Result<Watch, TraceError> {
-        let flags = InitFlags::FAN_CLASS_NOTIF
-            | InitFlags::FAN_CLOEXEC
-            | InitFlags::FAN_NONBLOCK
-            | InitFlags::FAN_UNLIMITED_QUEUE
-            | InitFlags::FAN_UNLIMITED_MARKS;
-        let group = Fanotify::init(flags, EventFFlags::O_RDONLY | EventFFlags::O_LARGEFILE)
-            .map_err(TraceError::Fanotify)?;
+        let group = notification_group()?;
         let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
         let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
         let mut marked = 0;
@@ -133,11 +127,8 @@ impl Watch {
             .strip_prefix(crate::cgroup::mount().map_err(|_| TraceError::Fanotify(Errno::ENOENT))?)
             .map(|p| format!("/{}", p.display()))
             .map_err(|_| TraceError::Fanotify(Errno::EINVAL))?;
-        let stop = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(TraceError::Fanotify)?;
-        let stop = Arc::new(stop);
         let (tx, events) = channel();
-        let reader = Reader {
+        let mut reader = Reader {
             group,
             start,
             window,
@@ -149,11 +140,10 @@ impl Watch {
             tally: Tally::default(),
             tx,
         };
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("fanotify-watch".into())
-            .spawn(move || reader.run(&flag))
-            .map_err(|e| TraceError::Fanotify(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        let (stop, thread) = spawn_reader("fanotify-watch", move |stop| {
+            read_until_stopped(&mut reader, stop);
+            reader.tally
+        })?;
         Ok(Watch {
             stop,
             thread: Some(thread),
@@ -212,27 +202,29 @@ struct Reader {
     tx: Sender<Timed>,
 }
 
-impl Reader {
-    fn run(mut self, stop: &EventFd) -> Tally {
-        loop {
-            let done = stop.read().is_ok();
-            self.rearm(done);
-            if !self.drain() || done {
-                return self.tally;
-            }
-            let wait = if self.held.is_empty() {
-                PollTimeout::NONE
-            } else {
-                PollTimeout::try_from(self.window).unwrap_or(PollTimeout::MAX)
-            };
-            let mut fds = [
-                PollFd::new(self.group.as_fd(), PollFlags::POLLIN),
-                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-            ];
-            let _ = poll(&mut fds, wait);
-        }
+impl Wakes for Reader {
+    fn group(&self) -> &Fanotify {
+        &self.group
     }
 
+    fn holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    fn window(&self) -> Duration {
+        self.window
+    }
+
+    fn rearm(&mut self, all: bool) {
+        Reader::rearm(self, all)
+    }
+
+    fn drain(&mut self) -> bool {
+        Reader::drain(self)
+    }
+}
+
+impl Reader {
     /// Whether `pid` is in the application's cgroup (`None`: it is gone).
     fn member(&mut self, pid: u32) -> Option<bool> {
         if let Some(&known) = self.members.get(&pid) {
