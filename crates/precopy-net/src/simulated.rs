@@ -31,10 +31,9 @@ use super::clock::Clock;
 use super::link::Link;
 use super::monitor::Monitor;
 use super::restart;
-use super::stamp::Stamp;
 use super::store::hash_reader;
-use super::transport::{Restarted, SendError, Sent, Verdict};
-use super::tree::{open_file, Roots};
+use super::transport::{source_error, Restarted, SendError, Sent, Source, Verdict};
+use super::tree::Roots;
 use super::wire::WireError;
 
 /// Simulated seconds, shared by everything that reads them. Moving it forward creates and
@@ -226,14 +225,15 @@ impl Link for MemoryLink {
         rel: &[u8],
         path: &Path,
     ) -> Result<Option<Sent>, SendError> {
-        let source = |why| SendError::Source {
-            path: path.display().to_string(),
-            why,
-        };
-        let Some(handle) = open_file(path).map_err(source)? else {
+        let source = |why| source_error(path, why);
+        let Some(Source {
+            handle,
+            meta,
+            stamp,
+        }) = Source::open(path)?
+        else {
             return Ok(None);
         };
-        let (meta, stamp) = Stamp::before_read(&handle).map_err(source)?;
         let mut content = Vec::new();
         handle
             .take(meta.len())
@@ -245,13 +245,7 @@ impl Link for MemoryLink {
             .advance_to(self.clock.now() + size as f64 * 8.0 / self.bandwidth_bps);
         self.held.insert(rel.to_vec(), (size, hash));
         self.written += size;
-        Ok(Some(Sent {
-            size,
-            bytes: size,
-            hash,
-            stamp: stamp.filter(|s| s.size() == size),
-            observed: Stamp::of(&meta),
-        }))
+        Ok(Some(Sent::of_read(size, size, hash, &meta, stamp)))
     }
 
     fn drain(&mut self) -> Result<(), WireError> {

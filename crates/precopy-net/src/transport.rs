@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::path::Path;
@@ -37,6 +38,58 @@ pub struct Sent {
     /// The file's stamp before it was read, vouching or not: a later walk that finds another
     /// one knows the file changed.
     pub observed: Stamp,
+}
+
+impl Sent {
+    /// What a transfer of `size` bytes read (`bytes` of them on the link) records, for a file
+    /// whose metadata and stamp were taken before reading.
+    pub(crate) fn of_read(
+        size: u64,
+        bytes: u64,
+        hash: [u8; 32],
+        meta: &Metadata,
+        stamp: Option<Stamp>,
+    ) -> Sent {
+        Sent {
+            size,
+            bytes,
+            hash,
+            // The stamp vouches only if the whole file it describes was read.
+            stamp: stamp.filter(|s| s.size() == size),
+            observed: Stamp::of(meta),
+        }
+    }
+}
+
+/// A source file opened for a transfer, with what `stat` said just before it is read.
+pub(crate) struct Source {
+    pub(crate) handle: File,
+    pub(crate) meta: Metadata,
+    /// The stamp taken before reading, if it vouches for what is read ([`Stamp::before_read`]).
+    pub(crate) stamp: Option<Stamp>,
+}
+
+impl Source {
+    /// `None` if `path` is no longer a regular file reachable without symlinks.
+    pub(crate) fn open(path: &Path) -> Result<Option<Source>, SendError> {
+        let Some(handle) = super::tree::open_file(path).map_err(|e| source_error(path, e))? else {
+            return Ok(None);
+        };
+        let (meta, stamp) = Stamp::before_read(&handle).map_err(|e| source_error(path, e))?;
+        Ok(Some(Source {
+            handle,
+            meta,
+            stamp,
+        }))
+    }
+}
+
+/// Reading the source file at `path` failed.
+pub(crate) fn source_error(path: &Path, why: io::Error) -> SendError {
+    SendError::Source {
+        path: path.display().to_string(),
+        why,
+    }
 }
 
 /// The receiver's answer to the manifest.
@@ -321,14 +374,15 @@ impl Transport {
         rel: &[u8],
         path: &Path,
     ) -> Result<Option<Sent>, SendError> {
-        let source = |why| SendError::Source {
-            path: path.display().to_string(),
-            why,
-        };
-        let Some(handle) = super::tree::open_file(path).map_err(source)? else {
+        let source = |why| source_error(path, why);
+        let Some(Source {
+            handle,
+            meta,
+            stamp,
+        }) = Source::open(path)?
+        else {
             return Ok(None);
         };
-        let (meta, stamp) = Stamp::before_read(&handle).map_err(source)?;
         let id = self.next_id;
         self.next_id += 1;
         let path_rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;
@@ -386,16 +440,7 @@ impl Transport {
             },
         );
         self.drain()?;
-        // Sent whole: the stamp's size is what was read.
-        let observed = Stamp::of(&meta);
-        let stamp = stamp.filter(|s| s.size() == size);
-        Ok(Some(Sent {
-            size,
-            bytes,
-            hash,
-            stamp,
-            observed,
-        }))
+        Ok(Some(Sent::of_read(size, bytes, hash, &meta, stamp)))
     }
 
     /// Streams `content` as chunks; returns its size, hash, block digests (if deltas are on)
