@@ -19,6 +19,8 @@
 #[allow(dead_code)]
 mod common;
 
+use common::say;
+
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
@@ -48,12 +50,6 @@ const MAX_ROUNDS: &str = "60";
 /// Bound on the polls of [`poll_until`] (50 ms apart, plus each poll's own time).
 const POLLS: u32 = 1200;
 
-/// Writes to the real stderr: the harness captures `eprintln!`, and the figures and skip
-/// messages must show in CI's log.
-fn say(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
 /// Whether the test can run: root, and every program it needs. Under `CI=true` a missing one
 /// fails the test (CI runs as root after `scripts/setup-test-deps.sh`); elsewhere it skips.
 fn can_run(test: &str, programs: &[String]) -> bool {
@@ -65,16 +61,7 @@ fn can_run(test: &str, programs: &[String]) -> bool {
             .find(|p| !installed(p))
             .map(|p| format!("`{p}` is not installed (scripts/setup-test-deps.sh installs it)"))
     };
-    match missing {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {why}; under CI=true this is a failure")
-        }
-        Some(why) => {
-            say(&format!("SKIPPED: {test}: {why}"));
-            false
-        }
-    }
+    common::can_run(test, missing.as_deref())
 }
 
 fn installed(program: &str) -> bool {

@@ -10,7 +10,6 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -56,10 +55,6 @@ while True:
         break
 "#;
 
-fn say(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
 /// Root, python3 and a cgroup v2 hierarchy, or a skip (a failure under `CI=true`).
 fn can_run(test: &str) -> bool {
     let lacking = if !rustix::process::geteuid().is_root() {
@@ -69,16 +64,7 @@ fn can_run(test: &str) -> bool {
     } else {
         cgroup::mount().err().map(|e| e.to_string())
     };
-    match lacking {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {why}; under CI=true this is a failure")
-        }
-        Some(why) => {
-            say(&format!("SKIPPED: {test}: {why}"));
-            false
-        }
-    }
+    common::can_run(test, lacking.as_deref())
 }
 
 fn watched_argv(dir: &Path) -> Vec<String> {

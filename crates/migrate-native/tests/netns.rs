@@ -24,7 +24,8 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::Write;
+use common::say;
+
 use std::os::unix::fs::FileExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -63,12 +64,6 @@ const PERIOD: &str = "500ms";
 const BETA: &str = "4";
 /// A migration that takes longer than this is killed and the test fails.
 const PATIENCE: Duration = Duration::from_secs(300);
-
-/// Writes to the real stderr: `print!` and `eprint!` are captured by the test harness, and the
-/// figures and skip messages must show in CI's log.
-fn say(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
 
 /// A program on PATH or in the usual system directories (CI's PATH may lack /sbin).
 fn tool(name: &str) -> Option<PathBuf> {

@@ -15,10 +15,11 @@
 #[allow(dead_code)]
 mod common;
 
+use common::{can_run, say};
+
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,28 +33,8 @@ const TOKEN: &str = "tree-test-token-0123456789abcdef";
 /// Bound on event polls (10 ms apart): a pid file, a marker.
 const POLLS: u32 = 3000;
 
-/// Writes to the real stderr: the harness captures `eprintln!`, and skips must show.
-fn say(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
-}
-
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
-}
-
-/// Whether a test that needs something (root, a program) can run: under `CI=true` a lack is a
-/// failure, elsewhere a skip.
-fn can_run(test: &str, lacking: Option<&str>) -> bool {
-    match lacking {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {why}; under CI=true this is a failure")
-        }
-        Some(why) => {
-            say(&format!("SKIPPED: {test}: {why}"));
-            false
-        }
-    }
 }
 
 fn set_mode(path: &Path, mode: u32) {

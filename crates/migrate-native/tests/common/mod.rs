@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests that run `receive`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -50,6 +50,27 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Writes to the real stderr: the test harness captures `print!` and `eprint!`, and figures and
+/// skip messages must show in CI's log.
+pub fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Whether a test that needs something (root, a program) can run: under `CI=true` a lack is a
+/// failure, elsewhere a skip.
+pub fn can_run(test: &str, lacking: Option<&str>) -> bool {
+    match lacking {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: {why}; under CI=true this is a failure")
+        }
+        Some(why) => {
+            say(&format!("SKIPPED: {test}: {why}"));
+            false
+        }
     }
 }
 
