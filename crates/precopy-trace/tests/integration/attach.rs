@@ -21,8 +21,11 @@ fn attaches_and_detaches_leaving_the_process_running() {
         .current_dir(&dir)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     let pid = app.id() as i32;
+    // Attach once `held` is open (fd 3).
+    while std::fs::read_link(format!("/proc/{pid}/fd/3")).is_err() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let tracer_dir = dir.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let tracer = std::thread::spawn(move || {
@@ -31,7 +34,21 @@ fn attaches_and_detaches_leaving_the_process_running() {
         trace_with(&tracer_dir, Target::Pid(pid), false)
     });
     let thread = rx.recv().unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Detach once the tracer is attached and the application has written ten more times.
+    let status = || std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let traced = || {
+        status()
+            .lines()
+            .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    };
+    while !traced() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let written = || std::fs::metadata(dir.join("held")).map_or(0, |m| m.len());
+    let at_attach = written();
+    while written() < (at_attach + 10).min(75) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     // Ctrl-C to the tracer (the thread blocked in waitpid).
     // SAFETY: the thread is alive until it is joined below.
     unsafe { libc::pthread_kill(thread, libc::SIGINT) };
