@@ -102,6 +102,11 @@ pub struct Measured {
     pub deltas: u32,
     /// Deltas the receiver could not apply (its copy was not the base): resent whole.
     pub refused_deltas: u32,
+    /// File bytes per second moved by whole sends (acknowledgement to acknowledgement), where
+    /// measured. Once the application is stopped a resend goes the faster way.
+    pub whole_rate_bytes_per_s: Option<f64>,
+    /// The same for deltas.
+    pub delta_rate_bytes_per_s: Option<f64>,
     /// Files the destination still lacked after the final copy, sent again before the check.
     pub repaired_files: u32,
     /// Entries left out (`--skip-special`): FIFOs, sockets, device files.
@@ -613,6 +618,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     fn final_copy(&mut self) -> Result<Outcome> {
         let stop = self.now();
         self.engine.begin_final(stop);
+        self.transport.minimise_time();
         self.observe(true)?;
         let scan = self.scan().context("at the stop")?;
         let skipped = special_check(&scan, self.config.skip_special)?;
@@ -686,6 +692,8 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             reconnects: self.transport.reconnects(),
             deltas: self.transport.deltas().0,
             refused_deltas: self.transport.deltas().1,
+            whole_rate_bytes_per_s: self.transport.resend_rates().rates().0,
+            delta_rate_bytes_per_s: self.transport.resend_rates().rates().1,
             repaired_files: repaired,
             skipped,
             unopened: self

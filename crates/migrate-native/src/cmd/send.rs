@@ -448,6 +448,9 @@ fn print_summary(outcome: &Outcome) {
         );
     };
     let bytes = |b: u64| format_bytes(b as f64);
+    let per_second = |rate: Option<f64>| {
+        rate.map_or_else(|| "(not measured)".to_string(), |r| format_bytes(r) + "/s")
+    };
     println!(
         "policy {} · {} files, {}",
         m.policy,
@@ -493,7 +496,8 @@ fn print_summary(outcome: &Outcome) {
     println!("why: {}", m.end_reason);
     println!(
         "rate {:.1} Mbit/s · {} on the wire · verify {:.3} s (read again: {} files, {}) · \
-         reconnects {} · repaired {} · deltas {} ({} refused, resent whole)",
+         reconnects {} · repaired {} · deltas {} ({} refused, resent whole) · files moved at {} \
+         whole, {} as deltas",
         x.send_rate_bps / 1e6,
         bytes(x.wire_bytes),
         x.verify_s,
@@ -502,7 +506,9 @@ fn print_summary(outcome: &Outcome) {
         x.reconnects,
         x.repaired_files,
         x.deltas,
-        x.refused_deltas
+        x.refused_deltas,
+        per_second(x.whole_rate_bytes_per_s),
+        per_second(x.delta_rate_bytes_per_s)
     );
     println!("verdict: {}", x.verdict);
     println!(
