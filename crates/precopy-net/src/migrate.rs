@@ -84,6 +84,8 @@ pub struct Measured {
     pub downtime: Downtime,
     /// Hashing the manifest and the receiver's check, seconds (the application stays stopped).
     pub verify_s: f64,
+    /// How long the command run before the stop took, seconds (the application ran meanwhile).
+    pub before_stop_s: f64,
     /// Files the manifest check read and hashed again at the source; the others had the stamps
     /// they were sent with and kept those hashes.
     pub reread: Reread,
@@ -217,6 +219,8 @@ pub struct Migration<'m, L: Link = Transport, C: Clock = MonotonicClock> {
     on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
     /// Files the application opened since last asked (live identification goes on all along).
     discover: Option<&'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>>,
+    before_stop: Option<&'m mut dyn FnMut() -> Result<()>>,
+    before_stop_s: f64,
     walks: Walks,
 }
 
@@ -283,6 +287,8 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             busy_s: 0.0,
             on_round,
             discover: None,
+            before_stop: None,
+            before_stop_s: 0.0,
             walks: Walks::default(),
         };
         migration.follow(&scan, true);
@@ -299,6 +305,14 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     /// Files the application opens later join the migration (`discover` yields them).
     pub fn discovering(mut self, discover: &'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>) -> Self {
         self.discover = Some(discover);
+        self
+    }
+
+    /// `hook` runs just before the application is stopped for the final copy (a database asked
+    /// to checkpoint starts at the destination with little to recover); if it fails, nothing is
+    /// stopped and the migration ends there.
+    pub fn before_stop(mut self, hook: &'m mut dyn FnMut() -> Result<()>) -> Self {
+        self.before_stop = Some(hook);
         self
     }
 
@@ -339,6 +353,11 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         while self.engine.stage() == Stage::PreCopy {
             let report = self.precopy_round()?;
             (self.on_round)(&report, self.engine.metrics());
+        }
+        if let Some(hook) = self.before_stop.as_mut() {
+            let started = self.clock.now();
+            hook()?;
+            self.before_stop_s = self.clock.now() - started;
         }
         self.app.stop().context("stopping the application")?;
         let result = self.final_copy();
@@ -684,6 +703,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
                 restart_check_s,
             },
             verify_s,
+            before_stop_s: self.before_stop_s,
             reread,
             tree: tree_count(&scan),
             walks: self.walks,
