@@ -308,9 +308,10 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         self
     }
 
-    /// `hook` runs just before the application is stopped for the final copy (a database asked
-    /// to checkpoint starts at the destination with little to recover); if it fails, nothing is
-    /// stopped and the migration ends there.
+    /// `hook` runs once pre-copy has ended, followed by one more pre-copy round, then the stop (a
+    /// database asked to checkpoint starts at the destination with little to recover, and what
+    /// the checkpoint wrote is sent while it runs); if it fails, nothing is stopped and the
+    /// migration ends there.
     pub fn before_stop(mut self, hook: &'m mut dyn FnMut() -> Result<()>) -> Self {
         self.before_stop = Some(hook);
         self
@@ -358,6 +359,12 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             let started = self.clock.now();
             hook()?;
             self.before_stop_s = self.clock.now() - started;
+            // What the hook had the application write goes while it still runs.
+            self.engine.one_more_round();
+            while self.engine.stage() == Stage::PreCopy {
+                let report = self.precopy_round()?;
+                (self.on_round)(&report, self.engine.metrics());
+            }
         }
         self.app.stop().context("stopping the application")?;
         let result = self.final_copy();
