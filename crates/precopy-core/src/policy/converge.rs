@@ -14,14 +14,16 @@
 //!   pre-copy would send (Triton stops after three re-syncs without a significant drop).
 //!
 //! A period in which a large file is still on the wire sends nothing, so it neither ends a pass
-//! nor counts against progress; and pre-copy never ends while a transfer is on the wire, since
-//! the rest of it would be downtime.
+//! nor counts against progress. And pre-copy never ends while a transfer is on the wire, since
+//! the rest of it would be downtime: once it has decided to stop, converge starts nothing new and
+//! the engine stops the application at the first period end with the link idle.
 
 use super::expectation::expectation;
 use super::sweep::SHRINK;
 use super::{Candidates, Plan, Policy, Rounds, Scratch, View};
 use crate::metrics::{EndReason, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
+use alloc::vec::Vec;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
@@ -36,8 +38,9 @@ pub struct Converge {
     /// Passes done, and how many of the last ones in a row did not shrink U.
     passes: u32,
     stalls: u32,
-    /// Set once passes stalled: kept while the engine waits for the link to be idle.
-    stalled: Option<EndReason>,
+    /// Set once it decided to stop: it then starts no transfer, and the engine ends pre-copy
+    /// as soon as the link is idle.
+    decided: Option<EndReason>,
     scratch: Scratch,
 }
 
@@ -54,7 +57,7 @@ impl Converge {
             pass_sent: 0,
             passes: 0,
             stalls: 0,
-            stalled: None,
+            decided: None,
             scratch: Scratch::default(),
         }
     }
@@ -102,10 +105,16 @@ impl Policy for Converge {
                 expectation(estimates, id, size)
             });
         let phase = candidates.phase();
-        let keep = candidates.capacity;
+        // Once decided, the link only drains: what would start now would be downtime or resent.
+        let order = if self.decided.is_some() {
+            Vec::new()
+        } else {
+            let keep = candidates.capacity;
+            candidates.into_order(keep)
+        };
         Plan {
             phase,
-            order: candidates.into_order(keep),
+            order,
             skip_redirtied: false,
             end_when_sent: false,
         }
@@ -116,16 +125,15 @@ impl Policy for Converge {
             .observe(view.counts, view.written, report.end - report.start);
         // The same byte budget as the QEMU-style test: what the link sends within the target.
         let limit_bytes = libm::floor(view.bandwidth_bps() * self.downtime_s / 8.0) as u64;
-        if let Some(stalled) = self.progress(report.bytes_sent, report.unsent_cost) {
-            self.stalled.get_or_insert(stalled);
+        let stalled = self.progress(report.bytes_sent, report.unsent_cost);
+        let converged = (report.unsent_cost <= limit_bytes).then_some(EndReason::Converged {
+            remaining_bytes: report.unsent_cost,
+            limit_bytes,
+        });
+        if self.decided.is_none() {
+            self.decided = converged.or(stalled);
         }
-        if report.unsent_cost <= limit_bytes {
-            return Some(EndReason::Converged {
-                remaining_bytes: report.unsent_cost,
-                limit_bytes,
-            });
-        }
-        self.stalled
+        self.decided
     }
 }
 
@@ -136,7 +144,6 @@ mod tests {
     use crate::metrics::Metrics;
     use crate::policy::PolicyKind;
     use crate::sim::{SimBuilder, SimConfig};
-    use alloc::vec::Vec;
 
     fn policy(stall_passes: u32) -> Converge {
         let mut p = Converge::new(Estimator::Share, 0.3, stall_passes, 0);
@@ -347,5 +354,49 @@ mod tests {
         let m = run(PolicyKind::Converge);
         assert_eq!(m.end_reason, EndReason::NothingLeft);
         assert_eq!((m.precopy_time_s, m.downtime_s, m.rounds), (12.0, 0.0, 6));
+    }
+
+    #[test]
+    fn once_decided_converge_starts_nothing_and_stops_when_the_link_drains() {
+        // /h (1000 B) and /g (2500 B), both written every 0.5 s. Period 0 [0, 2): /h 0–1,
+        // /g 1–3.5; both written after their start: U = 3500. The pass (3500 B) is over and U
+        // did not shrink: stop. The link is busy until 3.5, so period 1 [2, 4) starts nothing
+        // (dirty /h could have started at 3.5) and pre-copy ends at 4.
+        let file = |path: &str, size| FileSpec {
+            path: path.into(),
+            size,
+            kind: Kind::ReadWrite,
+            access_probability: 0.0,
+        };
+        let hot: Vec<f64> = (1..=200).map(|i| f64::from(i) * 0.5).collect();
+        let dataset = Dataset::new(
+            "drain".into(),
+            alloc::vec![file("/g", 2500), file("/h", 1000)],
+            Writes::Recorded(alloc::vec![hot.clone(), hot]),
+        )
+        .unwrap();
+        let mut config = SimConfig {
+            bandwidth_bps: 8000.0,
+            period_s: 2.0,
+            ..SimConfig::default()
+        };
+        config.params.stall_passes = 1;
+        let m = SimBuilder::new(dataset, PolicyKind::Converge)
+            .config(config)
+            .build()
+            .unwrap()
+            .run();
+        assert_eq!(
+            m.end_reason,
+            EndReason::Stalled {
+                passes: 1,
+                stalled: 1
+            }
+        );
+        assert_eq!(
+            (m.rounds, m.precopy_time_s, m.precopy_bytes),
+            (2, 4.0, 3500)
+        );
+        assert_eq!((m.final_bytes, m.downtime_s), (3500, 3.5));
     }
 }
