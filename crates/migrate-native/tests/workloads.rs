@@ -1,6 +1,7 @@
 //! The workload catalogue (issue 14): the shipped traces replay, and the recording script's
 //! parts still run (at a few seconds each, as root).
 
+#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};
