@@ -11,7 +11,10 @@
 //!   "acceptable completion time" is the same idea), or
 //! - after `stall_passes` passes in a row that did not cut U by [`SHRINK`], where a pass ends
 //!   once the bytes sent since it began reach U at its start — what one iteration of memory
-//!   pre-copy would send (Triton stops after three re-syncs without a significant drop).
+//!   pre-copy would send (Triton stops after three re-syncs without a significant drop) — at
+//!   the first round end where U is back at its lowest since the last progress, or after one
+//!   more pass: U of a real application wavers (a log rotates, a checkpoint ends), and the
+//!   final copy is smallest at a low.
 //!
 //! A period in which a large file is still on the wire sends nothing, so it neither ends a pass
 //! nor counts against progress. And pre-copy never ends while a transfer is on the wire, since
@@ -38,6 +41,10 @@ pub struct Converge {
     /// Passes done, and how many of the last ones in a row did not shrink U.
     passes: u32,
     stalls: u32,
+    /// The lowest U at a round's end since the last pass that shrank U.
+    low: u64,
+    /// Once passes stalled: the low it waits for before it stops.
+    settling: Option<u64>,
     /// Set once it decided to stop: it then starts no transfer, and the engine ends pre-copy
     /// as soon as the link is idle.
     decided: Option<EndReason>,
@@ -57,30 +64,54 @@ impl Converge {
             pass_sent: 0,
             passes: 0,
             stalls: 0,
+            low: u64::MAX,
+            settling: None,
             decided: None,
             scratch: Scratch::default(),
         }
     }
 
     /// Counts a round's bytes into the current pass; at a pass's end, whether U shrank enough.
+    /// Once `stall_passes` passes in a row did not, U only wavers, so it stops at the first
+    /// round end where U is back at the lowest seen since the last progress (the final copy is
+    /// then smallest), or after one more pass if U never gets there.
     fn progress(&mut self, bytes_sent: u64, unsent_cost: u64) -> Option<EndReason> {
         let start = self.pass_start?;
+        self.low = self.low.min(unsent_cost);
         self.pass_sent += bytes_sent;
+        let stalled = EndReason::Stalled {
+            passes: self.passes,
+            stalled: self.stalls,
+        };
+        if self.settling.is_some_and(|low| unsent_cost <= low) {
+            return Some(stalled);
+        }
         if self.pass_sent < start {
             return None;
         }
         self.passes += 1;
         if (unsent_cost as f64) < SHRINK * start as f64 {
             self.stalls = 0;
+            self.low = unsent_cost;
         } else {
             self.stalls += 1;
         }
         self.pass_start = Some(unsent_cost);
         self.pass_sent = 0;
-        (self.stalls >= self.stall_passes).then_some(EndReason::Stalled {
+        let stalled = EndReason::Stalled {
             passes: self.passes,
             stalled: self.stalls,
-        })
+        };
+        if self.settling.is_some() {
+            return Some(stalled);
+        }
+        if self.stalls >= self.stall_passes {
+            if unsent_cost <= self.low {
+                return Some(stalled);
+            }
+            self.settling = Some(self.low);
+        }
+        None
     }
 }
 
@@ -398,5 +429,39 @@ mod tests {
             (2, 4.0, 3500)
         );
         assert_eq!((m.final_bytes, m.downtime_s), (3500, 3.5));
+    }
+
+    #[test]
+    fn after_the_stalls_it_stops_at_the_low_seen_since_the_last_progress() {
+        let mut p = policy(1);
+        // Pass 1 (1000 B): U 600 mid-pass, 950 at its end (not below 900): stalled, but U
+        // was lower (600), so it waits for U ≤ 600.
+        assert_eq!(p.progress(500, 600), None);
+        assert_eq!(p.progress(500, 950), None);
+        assert_eq!(p.settling, Some(600));
+        assert_eq!(p.progress(300, 700), None);
+        assert_eq!(
+            p.progress(100, 580),
+            Some(EndReason::Stalled {
+                passes: 1,
+                stalled: 1
+            })
+        );
+    }
+
+    #[test]
+    fn if_u_never_gets_back_to_its_low_it_stops_after_one_more_pass() {
+        let mut p = policy(1);
+        assert_eq!(p.progress(500, 600), None);
+        assert_eq!(p.progress(500, 950), None, "waits for 600");
+        // Pass 2 is 950 B: 900 + 50 sent, U never ≤ 600.
+        assert_eq!(p.progress(900, 940), None);
+        assert_eq!(
+            p.progress(50, 960),
+            Some(EndReason::Stalled {
+                passes: 2,
+                stalled: 2
+            })
+        );
     }
 }
