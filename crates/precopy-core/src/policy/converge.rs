@@ -4,8 +4,9 @@
 //! On real traces the β test fires early: while one large file is on the wire no other transfer
 //! starts, so U stays flat for as many periods as that file takes, and a flat U reads as
 //! convergence (issue 14: PostgreSQL at 5 Mbit/s stopped with 394 MB left). Time is the wrong
-//! clock for progress; bytes sent are the right one. Converge plans exactly as the proposed
-//! policy does and stops pre-copy
+//! clock for progress; bytes sent are the right one. Converge plans as the proposed policy does
+//! (and, like sweep, sends everything left at once when it fits a period, ending the round when
+//! it is sent) and stops pre-copy
 //! - when the predicted final copy, `unsent_cost × 8 / rate`, fits the downtime target (the
 //!   [`PolicyParams::downtime_limit_s`](super::PolicyParams) QEMU uses; KubeVirt's
 //!   "acceptable completion time" is the same idea), or
@@ -24,7 +25,7 @@
 use super::expectation::expectation;
 use super::sweep::SHRINK;
 use super::{Candidates, Plan, Policy, Rounds, Scratch, View};
-use crate::metrics::{EndReason, RoundReport};
+use crate::metrics::{EndReason, Phase, RoundReport};
 use crate::monitor::{Estimator, UpdateEstimates};
 use alloc::vec::Vec;
 
@@ -137,8 +138,15 @@ impl Policy for Converge {
             });
         let phase = candidates.phase();
         // Once decided, the link only drains: what would start now would be downtime or resent.
+        // Everything left fits in this period: send all of it, ending the round once it is
+        // sent (as sweep does), so a wide link iterates instead of idling to the period's end.
+        let busy = (view.link_free_at - view.now).max(0.0);
+        let sweep = phase == Phase::ReadWrite && busy + candidates.seconds <= view.period;
         let order = if self.decided.is_some() {
             Vec::new()
+        } else if sweep {
+            let keep = candidates.read_write_len();
+            candidates.into_order(keep)
         } else {
             let keep = candidates.capacity;
             candidates.into_order(keep)
@@ -147,7 +155,7 @@ impl Policy for Converge {
             phase,
             order,
             skip_redirtied: false,
-            end_when_sent: false,
+            end_when_sent: sweep && self.decided.is_none(),
         }
     }
 
@@ -288,8 +296,9 @@ mod tests {
     fn converge_waits_for_bytes_sent_not_periods() {
         // Pass 1 starts at U = 12,000 and ends in period 1 when /big starts (2000 + 10,000
         // sent); U = 1000 < 0.9 × 12,000. Periods 2–5 send nothing (/big on the wire until 12).
-        // Period 6 [12, 14): /h 12–13, written at 12.5: 1000 sent ends pass 2, U = 1000 ≥ 900,
-        // a stall: stop at 14, downtime 1 s (/h).
+        // At 12 all that is left (/h, 1 s) fits the period: a sweep, /h 12–13, written at
+        // 12.5, and the round ends at 13. 1000 sent ends pass 2 with U = 1000 ≥ 900: a stall,
+        // at U's low since the last progress: stop at 13, downtime 1 s (/h).
         let m = large_file_case(PolicyKind::Converge, 1);
         assert_eq!(
             m.end_reason,
@@ -298,9 +307,9 @@ mod tests {
                 stalled: 1
             }
         );
-        assert_eq!((m.precopy_time_s, m.downtime_s), (14.0, 1.0));
+        assert_eq!((m.precopy_time_s, m.downtime_s), (13.0, 1.0));
         assert_eq!((m.precopy_bytes, m.final_bytes), (13_000, 1000));
-        // Two stalls in a row: one more pass, /h at 14–15: stop at 16.
+        // Two stalls in a row: one more sweep, /h 13–14: stop at 14.
         let m = large_file_case(PolicyKind::Converge, 2);
         assert_eq!(
             m.end_reason,
@@ -309,7 +318,7 @@ mod tests {
                 stalled: 2
             }
         );
-        assert_eq!((m.precopy_time_s, m.precopy_bytes), (16.0, 14_000));
+        assert_eq!((m.precopy_time_s, m.precopy_bytes), (14.0, 14_000));
     }
 
     #[test]
@@ -339,7 +348,8 @@ mod tests {
             .build()
             .unwrap()
             .run();
-        // Period 0 [0, 2): /h 0–1, written at 0.5: dirty, U = 1000 ≤ 1000.
+        // Period 0 [0, 2): /h (1 s) fits, so a sweep: /h 0–1, and the round ends at 1; written
+        // at 0.5, it is dirty: U = 1000 ≤ 1000.
         assert_eq!(
             m.end_reason,
             EndReason::Converged {
@@ -347,7 +357,7 @@ mod tests {
                 limit_bytes: 1000
             }
         );
-        assert_eq!((m.precopy_time_s, m.downtime_s), (2.0, 1.0));
+        assert_eq!((m.precopy_time_s, m.downtime_s), (1.0, 1.0));
     }
 
     #[test]
