@@ -86,6 +86,31 @@ fn shipped_traces_replay_deterministically() {
 }
 
 #[test]
+fn a_compressed_trace_replays_as_the_plain_one_whatever_its_name() {
+    const TEST: &str = "a_compressed_trace_replays_as_the_plain_one_whatever_its_name";
+    let zstd = Command::new("zstd").arg("--version").output().is_ok();
+    if !can_run(TEST, (!zstd).then_some("zstd is not installed")) {
+        return;
+    }
+    let plain = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cmd/files.in/trace.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    // No .zst in the name: the reader goes by the zstd magic, not the extension.
+    let packed = dir.path().join("trace.jsonl");
+    let status = Command::new("zstd")
+        .args(["-q", "-o"])
+        .arg(&packed)
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_ne!(
+        std::fs::read(&packed).unwrap(),
+        std::fs::read(&plain).unwrap()
+    );
+    assert_eq!(replay(&packed), replay(&plain));
+}
+
+#[test]
 fn recording_script_parts_run_at_small_scale() {
     const TEST: &str = "recording_script_parts_run_at_small_scale";
     // The script needs root: fanotify, and PostgreSQL under its own user.

@@ -330,3 +330,48 @@ pub fn load_key(path: &std::path::Path) -> anyhow::Result<precopy_proto::Key> {
     precopy_proto::Key::from_token(&token)
         .map_err(|e| bad_input(format!("token file {}: {e}", path.display())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4 s trace: /a written at 1 and 3, /b never.
+    fn trace() -> Trace {
+        Trace::parse(concat!(
+            r#"{"type":"header","format":"precopy-trace","version":1,"period_s":1.0}"#,
+            "\n",
+            r#"{"type":"file","id":0,"path":"/a","size":10,"kind":"rw"}"#,
+            "\n",
+            r#"{"type":"file","id":1,"path":"/b","size":10,"kind":"rw"}"#,
+            "\n",
+            r#"{"type":"write","t":1.0,"id":0,"offset":0,"len":2}"#,
+            "\n",
+            r#"{"type":"write","t":3.0,"id":0,"offset":4,"len":1}"#,
+            "\n",
+            r#"{"type":"end","t":4.0}"#,
+            "\n",
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn looping_repeats_the_writes_shifted_by_the_duration_up_to_the_limit() {
+        let mut looped = trace();
+        loop_writes(&mut looped, 10.0).unwrap();
+        // Copies at +4 and +8: 5, 7, 9; 11 is past 10.
+        assert_eq!(looped.files[0].writes, [1.0, 3.0, 5.0, 7.0, 9.0]);
+        let original = &trace().files[0].extents;
+        let extents: Vec<_> = original.iter().cycle().take(5).copied().collect();
+        assert_eq!(looped.files[0].extents, extents);
+        assert!(looped.files[1].writes.is_empty());
+        assert_eq!(looped.duration_s, 10.0);
+    }
+
+    #[test]
+    fn a_limit_within_the_trace_leaves_it_as_recorded() {
+        let mut looped = trace();
+        loop_writes(&mut looped, 4.0).unwrap();
+        assert_eq!(looped.files[0].writes, trace().files[0].writes);
+        assert_eq!(looped.duration_s, 4.0);
+    }
+}
