@@ -5,6 +5,7 @@
 #   scripts/real-apps.sh > tables.md
 #   TRACES="data/traces/*.jsonl.zst"  BANDWIDTHS=5,10,20,50,100  PERIOD=10s  LOOP=20000s
 #   POLICIES=baseline,proposed,sweep,converge,qemu,clairvoyant  BIN=… (default: cargo build --release)
+#   FIGURES=docs/figures/real-apps   where the pre-copy-vs-downtime plots go (NAME.svg)
 #
 # Traces record 45 s; a migration at 5 Mbit/s lasts far longer, so every trace's writes are
 # looped up to LOOP (`--loop-trace`), else the application falls quiet and every policy ends
@@ -18,6 +19,8 @@ PERIOD=${PERIOD:-10s}
 LOOP=${LOOP:-20000s}
 POLICIES=${POLICIES:-baseline,proposed,sweep,converge,qemu,clairvoyant}
 BIN=${BIN:-}
+FIGURES=${FIGURES:-docs/figures/real-apps}
+mkdir -p "$FIGURES"
 if [[ -z $BIN ]]; then
     cargo build --release -q -p migrate-native
     BIN=${CARGO_TARGET_DIR:-target}/release/migrate-native
@@ -29,11 +32,11 @@ trap 'rm -f "$csv"' EXIT
 "$BIN" sweep --policies "$POLICIES" --bandwidths "$BANDWIDTHS" --seeds 1 --period "$PERIOD" \
     --loop-trace "$LOOP" --format csv --datasets "$(IFS=,; echo "${traces[*]}")" >"$csv"
 
-python3 - "$csv" "$PERIOD" "$LOOP" "${traces[@]}" <<'EOF'
-import csv, json, os, subprocess, sys
+python3 - "$csv" "$PERIOD" "$LOOP" "$FIGURES" "${traces[@]}" <<'EOF'
+import csv, json, math, os, subprocess, sys
 from collections import defaultdict
 
-csv_path, period, loop, traces = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+csv_path, period, loop, figures, traces = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 name = lambda path: os.path.basename(path).split(".")[0]
 
 def population(path):
@@ -125,6 +128,55 @@ for w in pops:
         line.append(change(float(p["precopy_bytes"]), float(o["precopy_bytes"])) + " / "
                     + change(float(p["final_bytes"]), float(o["final_bytes"])))
     print("| " + " | ".join(line) + " |")
+print()
+
+COLORS = {"baseline": "#D55E00", "proposed": "#0072B2", "sweep": "#009E73", "converge": "#882255",
+          "qemu": "#E69F00", "clairvoyant": "#000000"}
+
+def plot(w):
+    """Pre-copy bytes (log) against downtime as a share of stop-and-copy's, one line per policy
+    through its bandwidths (labelled at the points)."""
+    W, H, L, R, T, B = 560, 360, 60, 120, 30, 45
+    pts = {pol: [(b, float(cells[(w, pol, b)]["precopy_bytes"]),
+                  float(cells[(w, pol, b)]["downtime_s"]) / (pops[w]["bytes"] * 8 / (b * 1e6)))
+                 for b in bandwidths] for pol in policies}
+    xs = [x for p in pts.values() for _, x, _ in p if x > 0]
+    lo, hi = math.floor(math.log10(min(xs))), math.ceil(math.log10(max(xs)))
+    hi = max(hi, lo + 1)
+    X = lambda x: L + (math.log10(max(x, 10 ** lo)) - lo) / (hi - lo) * (W - L - R)
+    Y = lambda y: T + (1 - min(y, 1.0)) * (H - T - B)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="11">',
+           f'<text x="{L}" y="18" font-size="13" font-weight="600">{w}: pre-copy bytes against downtime (writes looped to {loop}, T = {period})</text>']
+    for e in range(lo, hi + 1):
+        out.append(f'<line x1="{X(10 ** e):.1f}" y1="{T}" x2="{X(10 ** e):.1f}" y2="{H - B}" stroke="#ddd"/>'
+                   f'<text x="{X(10 ** e):.1f}" y="{H - B + 14}" text-anchor="middle">{size(10 ** e)}</text>')
+    for f in (0, 0.25, 0.5, 0.75, 1.0):
+        out.append(f'<line x1="{L}" y1="{Y(f):.1f}" x2="{W - R}" y2="{Y(f):.1f}" stroke="#ddd"/>'
+                   f'<text x="{L - 4}" y="{Y(f) + 4:.1f}" text-anchor="end">{100 * f:.0f} %</text>')
+    out.append(f'<text x="{(L + W - R) / 2}" y="{H - 8}" text-anchor="middle">pre-copy bytes (log)</text>')
+    out.append(f'<text x="14" y="{(T + H - B) / 2}" transform="rotate(-90 14 {(T + H - B) / 2})" text-anchor="middle">downtime / stop-and-copy</text>')
+    for i, pol in enumerate(policies):
+        color = COLORS.get(pol, "#7F7F7F")
+        path = " ".join(f"{X(x):.1f},{Y(y):.1f}" for _, x, y in pts[pol])
+        out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.5"/>')
+        for b, x, y in pts[pol]:
+            out.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="3" fill="{color}"><title>{pol} at {b:g} Mbit/s: {size(x)}, {100 * y:.0f} %</title></circle>')
+        b, x, y = pts[pol][0]
+        out.append(f'<text x="{X(x) + 4:.1f}" y="{Y(y) - 4:.1f}" fill="{color}" font-size="9">{b:g}</text>')
+        out.append(f'<rect x="{W - R + 10}" y="{T + 16 * i}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{W - R + 24}" y="{T + 16 * i + 9}">{pol}</text>')
+    out.append(f'<text x="{W - R + 10}" y="{T + 16 * len(policies) + 12}" font-size="9">lines run</text>'
+               f'<text x="{W - R + 10}" y="{T + 16 * len(policies) + 24}" font-size="9">{bandwidths[0]:g} → {bandwidths[-1]:g} Mbit/s</text>')
+    out.append("</svg>")
+    with open(os.path.join(figures, f"{w}.svg"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+print("### Pre-copy bytes against downtime\n")
+print("Lower left is better: each line is a policy through its bandwidths; downtime is a share of "
+      "stop-and-copy's at the same bandwidth (100 %: pre-copy bought nothing).\n")
+for w in pops:
+    plot(w)
+    print(f"![{w}](figures/real-apps/{w}.svg)")
 print()
 
 print("### converge against the others, cell by cell\n")
