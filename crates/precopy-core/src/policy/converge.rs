@@ -20,7 +20,8 @@
 //! A period in which a large file is still on the wire sends nothing, so it neither ends a pass
 //! nor counts against progress. And pre-copy never ends while a transfer is on the wire, since
 //! the rest of it would be downtime: once it has decided to stop, converge starts nothing new and
-//! the engine stops the application at the first period end with the link idle.
+//! the engine stops the application at the first round end with the link idle (a round with
+//! nothing to start ends when the link goes idle, or at its period's end if that is sooner).
 
 use super::expectation::expectation;
 use super::sweep::SHRINK;
@@ -151,11 +152,14 @@ impl Policy for Converge {
             let keep = candidates.capacity;
             candidates.into_order(keep)
         };
+        // With nothing to start (decided, or nothing left but what is on the wire), the round
+        // ends as soon as the link is idle if that comes before the period's end.
+        let end_when_sent = sweep || order.is_empty();
         Plan {
             phase,
             order,
             skip_redirtied: false,
-            end_when_sent: sweep && self.decided.is_none(),
+            end_when_sent,
         }
     }
 
@@ -391,7 +395,8 @@ mod tests {
         // U = 0 at 4: the proposed policy stops then, and /big's last 8 s are downtime.
         let m = run(PolicyKind::Proposed);
         assert_eq!((m.precopy_time_s, m.downtime_s), (4.0, 8.0));
-        // Converge waits for the link: at 12 it is idle (periods end at 2, 4, …, 12).
+        // Converge waits for the link: rounds with nothing to start end when the link is idle
+        // or at the period's end, whichever comes first: at 6, 8, 10 and 12, when it is idle.
         let m = run(PolicyKind::Converge);
         assert_eq!(m.end_reason, EndReason::NothingLeft);
         assert_eq!((m.precopy_time_s, m.downtime_s, m.rounds), (12.0, 0.0, 6));
@@ -401,8 +406,8 @@ mod tests {
     fn once_decided_converge_starts_nothing_and_stops_when_the_link_drains() {
         // /h (1000 B) and /g (2500 B), both written every 0.5 s. Period 0 [0, 2): /h 0–1,
         // /g 1–3.5; both written after their start: U = 3500. The pass (3500 B) is over and U
-        // did not shrink: stop. The link is busy until 3.5, so period 1 [2, 4) starts nothing
-        // (dirty /h could have started at 3.5) and pre-copy ends at 4.
+        // did not shrink: stop. The link is busy until 3.5, so round 1 starts nothing and ends
+        // when the link is idle, at 3.5: pre-copy ends there.
         let file = |path: &str, size| FileSpec {
             path: path.into(),
             size,
@@ -436,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             (m.rounds, m.precopy_time_s, m.precopy_bytes),
-            (2, 4.0, 3500)
+            (2, 3.5, 3500)
         );
         assert_eq!((m.final_bytes, m.downtime_s), (3500, 3.5));
     }
