@@ -6,6 +6,7 @@
 #   TRACES="data/traces/*.jsonl.zst"  BANDWIDTHS=5,10,20,50,100  PERIOD=10s  LOOP=20000s
 #   POLICIES=baseline,proposed,sweep,converge,qemu,clairvoyant  BIN=… (default: cargo build --release)
 #   FIGURES=docs/figures/real-apps   where the pre-copy-vs-downtime plots go (NAME.svg)
+#   MODEL_ARGS="--stall-passes 3"     more `sweep` options (the model's and policies' parameters)
 #
 # Traces record 45 s; a migration at 5 Mbit/s lasts far longer, so every trace's writes are
 # looped up to LOOP (`--loop-trace`), else the application falls quiet and every policy ends
@@ -29,8 +30,9 @@ fi
 traces=($TRACES)
 csv=$(mktemp)
 trap 'rm -f "$csv"' EXIT
+read -r -a model_args <<<"${MODEL_ARGS:-}"
 "$BIN" sweep --policies "$POLICIES" --bandwidths "$BANDWIDTHS" --seeds 1 --period "$PERIOD" \
-    --loop-trace "$LOOP" --format csv --datasets "$(IFS=,; echo "${traces[*]}")" >"$csv"
+    --loop-trace "$LOOP" "${model_args[@]}" --format csv --datasets "$(IFS=,; echo "${traces[*]}")" >"$csv"
 
 python3 - "$csv" "$PERIOD" "$LOOP" "$FIGURES" "${traces[@]}" <<'EOF'
 import csv, json, math, os, subprocess, sys

@@ -319,7 +319,7 @@ impl Default for PolicyParams {
             baseline_iterations: 10,
             downtime_limit_s: 0.3,
             qemu_max_iterations: 30,
-            stall_passes: 2,
+            stall_passes: 1,
         }
     }
 }
