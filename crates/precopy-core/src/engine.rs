@@ -513,8 +513,14 @@ impl Engine {
         self.pending.refresh(&self.files);
         let view = view!(self, context);
         let policy_end = self.policy.end_of_round(&view, &report);
-        report.ended = end_of_precopy(self.unsent, policy_end, self.round + 1, self.max_rounds)
-            .or(self.closing.take());
+        // Stopping with a transfer on the wire would make the rest of it downtime: a policy may
+        // wait for the link to be idle, and only the safety cap ends pre-copy meanwhile.
+        report.ended = if self.policy.waits_for_the_wire() && context.link_free_at > context.now {
+            end_of_precopy(self.unsent.max(1), None, self.round + 1, self.max_rounds)
+        } else {
+            end_of_precopy(self.unsent, policy_end, self.round + 1, self.max_rounds)
+                .or(self.closing.take())
+        };
         if report.ended.is_some() {
             self.stage = Stage::FinalCopy;
         }

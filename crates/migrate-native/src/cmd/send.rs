@@ -358,8 +358,7 @@ fn named_files(args: &SendArgs) -> Result<Vec<(PathBuf, Kind)>> {
         named.extend(paths.iter().map(|p| (p.clone(), kind)));
     }
     if let Some(trace) = &args.trace {
-        let text = std::fs::read_to_string(trace)
-            .with_context(|| format!("reading {}", trace.display()))?;
+        let text = super::read_text(trace)?;
         let trace = Trace::parse(&text).map_err(bad_input)?;
         for file in trace.files {
             let path = PathBuf::from(file.path);
