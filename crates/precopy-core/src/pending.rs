@@ -132,10 +132,8 @@ impl Pending {
         self.by_size.extend(
             (0..files.len() as u32).filter(|&id| files[id as usize].kind == Kind::ReadWrite),
         );
-        // Stable, though the keys are unique: a stable sort merges the runs a data set's path
-        // order leaves (ascending sizes per group) in linear time.
         self.by_size
-            .sort_by_key(|&id| (files[id as usize].size, id));
+            .sort_unstable_by_key(|&id| (files[id as usize].size, id));
         self.rank.clear();
         self.rank.resize(files.len(), u32::MAX);
         self.read_write = Bits::default();
