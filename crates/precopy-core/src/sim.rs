@@ -753,11 +753,6 @@ fn wrote(
                 engine.on_write_to(file, 1, at, draws.next(index, size));
             }
         }
-        None => {
-            engine.on_write(file, 1, first);
-            if count > 1 {
-                engine.on_write(file, count - 1, last);
-            }
-        }
+        None => engine.on_writes(file, count, first, last),
     }
 }

@@ -332,12 +332,15 @@ impl WriteClock {
 
     /// Pops every write of `file` due at or before `until`: how many, the first and the last.
     /// One call per file and catch-up rather than per write keeps a Poisson stream's loop tight.
+    #[inline]
     pub fn take_until(&mut self, file: u32, until: f64) -> Option<(u32, f64, f64)> {
+        (self.next[file as usize] <= until).then(|| self.take_due(file, until))
+    }
+
+    /// [`WriteClock::take_until`] for a file with a write due by `until`.
+    fn take_due(&mut self, file: u32, until: f64) -> (u32, f64, f64) {
         let id = file as usize;
         let first = self.next[id];
-        if first > until {
-            return None;
-        }
         let (mut count, mut last) = (0u32, first);
         let stream = &mut self.streams[id];
         if let WriteStream::Poisson { rate, rng, next } = stream {
@@ -355,25 +358,23 @@ impl WriteClock {
             }
         }
         self.next[id] = stream.peek().unwrap_or(f64::INFINITY);
-        (count > 0).then_some((count, first, last))
+        (count, first, last)
     }
 
     /// [`WriteClock::take_until`] for every file with a write due, in id order, each reported
     /// to `wrote(file, count, first, last)`.
     pub fn take_all_until(&mut self, until: f64, mut wrote: impl FnMut(u32, u32, f64, f64)) {
-        // Eight files at a time, without a branch each: at a period's end most have none due.
-        for lo in (0..self.next.len()).step_by(8) {
-            let hi = (lo + 8).min(self.next.len());
-            if !self.next[lo..hi]
-                .iter()
-                .fold(false, |due, &t| due | (t <= until))
-            {
-                continue;
-            }
-            for file in lo as u32..hi as u32 {
-                if let Some((count, first, last)) = self.take_until(file, until) {
-                    wrote(file, count, first, last);
-                }
+        // A bit per file and 64 files at a time: a period's end finds few files due, and visits
+        // only those.
+        for lo in (0..self.next.len()).step_by(64) {
+            let times = &self.next[lo..(lo + 64).min(self.next.len())];
+            let mut due = (times.iter().enumerate())
+                .fold(0u64, |due, (i, &t)| due | u64::from(t <= until) << i);
+            while due != 0 {
+                let file = (lo + due.trailing_zeros() as usize) as u32;
+                due &= due - 1;
+                let (count, first, last) = self.take_due(file, until);
+                wrote(file, count, first, last);
             }
         }
     }
