@@ -58,6 +58,7 @@ pub mod arch;
 pub mod cgroup;
 pub mod decode;
 pub mod error;
+pub mod forks;
 pub mod notify;
 pub mod paths;
 pub mod record;

@@ -24,7 +24,7 @@ use crate::record::{Manifest, ManifestFile, Origin, Recording, RecordingInfo};
 use crate::sharing;
 use crate::stop::{Exit, Stop};
 use crate::tracer::Tracer;
-use crate::watch::Watch;
+use crate::watch::{Armed, Watch};
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -356,7 +356,7 @@ fn outputs(
         window_s: (write_monitor == WriteMonitor::Fanotify).then_some(config.window_s),
         identified_with: Identify::Ptrace.name().to_string(),
         outside_events: 0,
-        unattributed_events: 0,
+        forks_lost: 0,
         files,
         sharing,
     };
@@ -368,13 +368,13 @@ fn outputs(
     }
 }
 
-/// A stop-free session, ready to spawn: the cgroup and the watch on the filesystems.
+/// A stop-free session, ready to spawn: the cgroup and the armed watch.
 struct StopFree {
     start: Instant,
     /// The cgroup, if we made it here (removed when the session ends).
     _own: Option<Cgroup>,
     join: Join,
-    watch: Watch,
+    armed: Armed,
 }
 
 impl StopFree {
@@ -390,12 +390,12 @@ impl StopFree {
             }
         };
         let window = Duration::from_secs_f64(config.window_s.max(0.0));
-        let watch = Watch::start(&join.dir, start, window, config.filter.clone())?;
+        let armed = Watch::arm(&join.dir, start, window, config.filter.clone())?;
         Ok(StopFree {
             start,
             _own: own,
             join,
-            watch,
+            armed,
         })
     }
 
@@ -435,6 +435,7 @@ impl StopFree {
         for sig in [Signal::SIGINT, Signal::SIGQUIT] {
             let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
         }
+        let watch = self.armed.follow(child.id())?;
         observer(Observed::Started { pid: child.id() });
         // The session ends when the whole tree has: the root's status, then an empty cgroup.
         let (done, ended) = std::sync::mpsc::channel();
@@ -450,7 +451,7 @@ impl StopFree {
         };
         let status = loop {
             let status = ended.recv_timeout(Duration::from_millis(20));
-            for (t, event) in self.watch.take() {
+            for (t, event) in watch.take() {
                 sink.push(t, event);
             }
             match status {
@@ -459,7 +460,7 @@ impl StopFree {
                 Err(_) => break None,
             }
         };
-        let (rest, tally) = self.watch.finish();
+        let (rest, tally) = watch.finish();
         for (t, event) in rest {
             sink.push(t, event);
         }
@@ -490,7 +491,7 @@ impl StopFree {
         );
         output.manifest.identified_with = Identify::Cgroup.name().to_string();
         output.manifest.outside_events = tally.outside;
-        output.manifest.unattributed_events = tally.unattributed;
+        output.manifest.forks_lost = tally.forks_lost;
         Ok(output)
     }
 }
