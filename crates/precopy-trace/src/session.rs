@@ -69,11 +69,14 @@ pub enum Identify {
     #[default]
     Ptrace,
     /// Stop-free: the application runs in a cgroup of its own and its files come from fanotify
-    /// events of the processes in that cgroup ([`crate::watch`]); it never stops. Needs root.
-    /// Only for a spawned application: `--pid` is traced with ptrace.
+    /// events of its processes, known from the kernel's fork notices ([`crate::watch`],
+    /// [`crate::forks`]); it never stops. Needs root. Only for a spawned application: `--pid`
+    /// is traced with ptrace. Writes are seen as with [`WriteMonitor::Fanotify`], whatever
+    /// [`TraceConfig::write_monitor`] says.
     Cgroup,
     /// [`Identify::Cgroup`] where permitted, else [`Identify::Ptrace`] (with
-    /// [`Observed::IdentifyFallback`]).
+    /// [`Observed::IdentifyFallback`]); [`Identify::Ptrace`] with [`WriteMonitor::Ptrace`],
+    /// whose exact write calls need the stops.
     Auto,
 }
 
@@ -161,8 +164,8 @@ pub enum Observed<'a> {
         /// Why fanotify could not start.
         why: &'a TraceError,
     },
-    /// [`Identify::Auto`] could not identify without stops (it needs `CAP_SYS_ADMIN` and a
-    /// cgroup v2): ptrace is used. Told before the application starts.
+    /// [`Identify::Auto`] could not identify without stops (it needs root, a cgroup v2 and the
+    /// initial namespaces): ptrace is used. Told before the application starts.
     IdentifyFallback {
         /// Why.
         why: &'a TraceError,
@@ -222,9 +225,13 @@ pub fn record_observed(
     config: &TraceConfig,
     observer: &mut dyn FnMut(Observed<'_>),
 ) -> Result<TraceOutput, TraceError> {
-    if let (Target::Command(command), Identify::Cgroup | Identify::Auto) =
-        (&config.target, config.identify)
-    {
+    // Exact write calls (`WriteMonitor::Ptrace`) need the stops: `Auto` then means ptrace.
+    let stop_free = match config.identify {
+        Identify::Cgroup => true,
+        Identify::Auto => config.write_monitor != WriteMonitor::Ptrace,
+        Identify::Ptrace => false,
+    };
+    if let (Target::Command(command), true) = (&config.target, stop_free) {
         match StopFree::prepare(config) {
             Ok(prepared) => return prepared.record(config, command, observer),
             Err(why) if config.identify == Identify::Auto => {

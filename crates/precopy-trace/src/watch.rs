@@ -79,6 +79,21 @@ fn filesystems() -> Vec<PathBuf> {
     points
 }
 
+/// The size of an event without information records (`FAN_EVENT_METADATA_LEN`).
+const EVENT_LEN: usize = std::mem::size_of::<libc::fanotify_event_metadata>();
+
+/// How many bytes of events the group has queued (`FIONREAD`); if it cannot tell, no limit.
+fn queued_bytes(group: &Fanotify) -> usize {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer given.
+    let done = unsafe { libc::ioctl(group.as_fd().as_raw_fd(), libc::FIONREAD, &mut bytes) };
+    if done == 0 {
+        bytes.max(0) as usize
+    } else {
+        usize::MAX
+    }
+}
+
 /// The identification events read so far: `(seconds since start, event)`.
 pub type Timed = (f64, FileEvent);
 
@@ -293,18 +308,25 @@ impl Reader {
         self.group.mark(flags, mask, fd, None::<&Path>).is_ok()
     }
 
-    /// Reads every queued event; false when the receiver is gone.
+    /// Reads the events queued when called, and no more: an application (or the rest of the
+    /// system) that keeps making events must not keep the reader from its stop. False when
+    /// the receiver is gone.
     fn drain(&mut self) -> bool {
+        let mut left = queued_bytes(&self.group);
         loop {
-            let events = match self.group.read_events() {
-                Err(Errno::EINTR) => continue,
-                read => read.unwrap_or_default(),
+            let events = match left {
+                0 => Vec::new(),
+                _ => match self.group.read_events() {
+                    Err(Errno::EINTR) => continue,
+                    read => read.unwrap_or_default(),
+                },
             };
             // Read after the events: every fork they depend on is queued by now.
             self.follow_forks();
             if events.is_empty() {
                 return true;
             }
+            left = left.saturating_sub(events.len() * EVENT_LEN);
             let now = Instant::now();
             let t = now.duration_since(self.start).as_secs_f64();
             for event in &events {
