@@ -415,6 +415,23 @@ mod tests {
         assert_eq!(parse(&other_connector), []);
     }
 
+    proptest::proptest! {
+        /// The kernel's bytes are parsed without trusting them: anything goes, nothing panics,
+        /// and a fork message among garbage is still read when the garbage is framed.
+        #[test]
+        fn any_bytes_parse_without_panicking(bytes: Vec<u8>, parent: u32, child: u32) {
+            parse(&bytes);
+            let mut framed = message(PROC_EVENT_FORK, [parent, parent, child, child], 0);
+            let mut junk = bytes.clone();
+            junk.resize(junk.len().next_multiple_of(4).max(NLMSG_HDR), 0);
+            let len = junk.len() as u32;
+            junk[..4].copy_from_slice(&len.to_ne_bytes());
+            framed.extend(junk);
+            let notices = parse(&framed);
+            proptest::prop_assert_eq!(&notices[0], &Notice::Fork(Fork { parent, child }));
+        }
+    }
+
     #[test]
     fn the_lineage_follows_forks_and_drops_reused_pids() {
         let mut lineage = Lineage::of(100);
