@@ -113,10 +113,18 @@ impl Live {
         let cgroup = Cgroup::for_spawn().context("a cgroup for the application")?;
         let modify_window = Duration::from_secs_f64(DEFAULT_WINDOW_S);
         let armed = Watch::arm(cgroup.path(), Instant::now(), modify_window, filter)?;
-        let app = App::spawn_in(command, output.try_clone()?, Ok(cgroup))
+        let mut app = App::spawn_in(command, output.try_clone()?, Ok(cgroup))
             .with_context(|| format!("starting {}", command[0]))?;
+        let watch = match armed.follow(app.pid()) {
+            Ok(watch) => watch,
+            Err(e) => {
+                // Not left running unwatched (nor started twice by the fallback).
+                let _ = app.kill();
+                return Err(e.into());
+            }
+        };
         let mut live = Live {
-            source: Source::Watched(armed.follow(app.pid())?),
+            source: Source::Watched(watch),
             identified: BTreeMap::new(),
         };
         // The files opened within the window; the rest come through `take_opened`.

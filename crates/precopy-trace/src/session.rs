@@ -442,7 +442,15 @@ impl StopFree {
         for sig in [Signal::SIGINT, Signal::SIGQUIT] {
             let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
         }
-        let watch = self.armed.follow(child.id())?;
+        let watch = match self.armed.follow(child.id()) {
+            Ok(watch) => watch,
+            Err(e) => {
+                // Not left running unwatched.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         observer(Observed::Started { pid: child.id() });
         // The session ends when the whole tree has: the root's status, then an empty cgroup.
         let (done, ended) = std::sync::mpsc::channel();
