@@ -158,9 +158,12 @@ fn without_root_the_default_monitor_falls_back_to_ptrace() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("using --write-monitor ptrace"), "{stderr}");
+    // The default identification (stop-free where permitted) falls back to ptrace, said so.
+    assert!(stderr.contains("using --identify-with ptrace"), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
     assert_eq!(json["write_monitor"], "ptrace");
+    assert_eq!(json["identified_with"], "ptrace");
     assert_eq!(json["files"][0]["write_calls"], 1);
     // An explicit choice is kept: no silent fallback.
     if root {
@@ -172,5 +175,13 @@ fn without_root_the_default_monitor_falls_back_to_ptrace() {
             .args(["--", "true"]));
         assert!(!explicit.status.success());
         assert!(!dir.join("t2.jsonl").exists());
+        let stop_free = run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_migrate-native"))
+            .args(["trace", "--identify-with", "cgroup", "--out"])
+            .arg(dir.join("t3.jsonl"))
+            .args(["--", "true"]));
+        assert!(!stop_free.status.success());
+        assert!(!dir.join("t3.jsonl").exists());
     }
 }

@@ -118,9 +118,10 @@ pub struct Manifest {
     /// Stop-free mode: file events of processes outside the application's cgroup, dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub outside_events: u64,
-    /// Stop-free mode: file events whose process was gone before its cgroup could be read.
+    /// Stop-free mode: times the kernel dropped fork notices (a process forked and gone
+    /// meanwhile may be missing).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub unattributed_events: u64,
+    pub forks_lost: u64,
     /// The files, traced ones first in first-seen order (trace ids), then shared ones by path.
     pub files: Vec<ManifestFile>,
     /// Other processes using the files.
