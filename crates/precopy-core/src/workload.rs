@@ -162,6 +162,42 @@ impl WriteModel {
     }
 }
 
+/// What a replayed trace's files do after the trace ends (a migration may outlast it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum TraceAfter {
+    /// Nothing more: the application falls quiet (no assumption about what it would do).
+    #[default]
+    Quiet,
+    /// Each file's recorded writes repeat, again and again, one trace duration apart. Creations,
+    /// unlinks, renames and sizes do not repeat.
+    Loop,
+}
+
+impl TraceAfter {
+    /// Both, in the order the command line lists them.
+    pub const ALL: [TraceAfter; 2] = [TraceAfter::Quiet, TraceAfter::Loop];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceAfter::Quiet => "quiet",
+            TraceAfter::Loop => "loop",
+        }
+    }
+
+    /// Parses a name.
+    pub fn from_name(name: &str) -> Option<TraceAfter> {
+        TraceAfter::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Whether this is the default.
+    pub fn is_quiet(&self) -> bool {
+        *self == TraceAfter::Quiet
+    }
+}
+
 /// One file's future writes.
 #[derive(Debug, Clone)]
 pub enum WriteStream {
@@ -180,8 +216,10 @@ pub enum WriteStream {
     Recorded {
         /// Sorted times.
         times: alloc::sync::Arc<[f64]>,
-        /// Index of the next write.
+        /// Index of the next write, counting repeats.
         index: usize,
+        /// The times repeat this many seconds apart (0: once).
+        every: f64,
     },
 }
 
@@ -202,7 +240,14 @@ impl WriteStream {
         match self {
             WriteStream::Never => None,
             WriteStream::Poisson { next, .. } => Some(*next),
-            WriteStream::Recorded { times, index } => times.get(*index).copied(),
+            WriteStream::Recorded {
+                times,
+                index,
+                every,
+            } => match times.len() {
+                n if *every > 0.0 && n > 0 => Some(times[index % n] + (index / n) as f64 * every),
+                _ => times.get(*index).copied(),
+            },
         }
     }
 
@@ -267,7 +312,9 @@ impl ExtentDraws {
     pub fn next(&mut self, file: u32, size: u64) -> Extent {
         let id = file as usize;
         let rng = &mut self.rngs[id];
-        let Some(&recorded) = self.recorded.get(id).and_then(|e| e.get(self.taken[id])) else {
+        // Modulo: a looped trace's writes land where they did the first time.
+        let recorded = self.recorded.get(id).filter(|e| !e.is_empty());
+        let Some(&recorded) = recorded.and_then(|e| e.get(self.taken[id] % e.len())) else {
             return self.bytes.draw(rng, size);
         };
         self.taken[id] += 1;
@@ -320,6 +367,7 @@ impl WriteClock {
                 .map(|t| WriteStream::Recorded {
                     times: t.as_slice().into(),
                     index: 0,
+                    every: 0.0,
                 })
                 .collect::<Vec<_>>(),
         };
@@ -328,6 +376,15 @@ impl WriteClock {
             .map(|s| s.peek().unwrap_or(f64::INFINITY))
             .collect();
         WriteClock { streams, next }
+    }
+
+    /// Recorded writes repeat every `every` seconds (> 0) from now on ([`TraceAfter::Loop`]).
+    pub fn repeat_recorded(&mut self, every: f64) {
+        for stream in &mut self.streams {
+            if let WriteStream::Recorded { every: e, .. } = stream {
+                *e = every;
+            }
+        }
     }
 
     /// Pops every write of `file` due at or before `until`: how many, the first and the last.
