@@ -163,7 +163,10 @@ impl fmt::Display for ConfigError {
                 "file {file} appearing at {appears} s and vanishing at {vanishes} s: it must be \
                  in the data set, and 0 ≤ appearance < vanishing"
             ),
-            ConfigError::NoFileAtStart => f.write_str("no file is there at time 0"),
+            ConfigError::NoFileAtStart => f.write_str(
+                "no file is there at time 0 (a replayed trace whose files were all created while \
+                 tracing has nothing to migrate when it began)",
+            ),
             ConfigError::LoopOfNoDuration => {
                 f.write_str("the trace lasted 0 s: its writes cannot repeat (trace-after loop)")
             }

@@ -18,7 +18,8 @@ use precopy_core::units::{
     parse_bandwidth, parse_compress_ratio, parse_duration, parse_size, parse_write_bytes,
 };
 use precopy_core::{
-    Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, WriteBytes, WriteModel,
+    Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, TraceAfter, WriteBytes,
+    WriteModel,
 };
 
 /// An error caused by the user's input: exit code 2.
@@ -94,6 +95,11 @@ fn rate_mapping(text: &str) -> Result<RateMapping, String> {
         .ok_or_else(|| format!("rate mapping `{text}`: expected linear or per-window"))
 }
 
+fn trace_after(text: &str) -> Result<TraceAfter, String> {
+    TraceAfter::from_name(text)
+        .ok_or_else(|| format!("trace-after `{text}`: expected quiet or loop"))
+}
+
 /// The model's parameters, shared by `simulate`, `sweep` and `paper`. Defaults: docs/model.md.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -144,6 +150,10 @@ pub struct ModelArgs {
     /// (1: none, the paper's model). Byte figures stay the files' bytes.
     #[arg(long, default_value = "1", value_parser = compress_ratio)]
     pub compress_ratio: f64,
+    /// What a replayed trace's files do once the trace is over: quiet (nothing more) or loop
+    /// (its writes repeat, one trace duration apart). See docs/trace-format.md.
+    #[arg(long, default_value = "quiet", value_parser = trace_after)]
+    pub trace_after: TraceAfter,
 }
 
 impl ModelArgs {
@@ -163,6 +173,7 @@ impl ModelArgs {
             delta: self.delta,
             block_bytes: self.block_size,
             compress_ratio: self.compress_ratio,
+            trace_after: self.trace_after,
             max_rounds: self.max_rounds,
             params: PolicyParams {
                 beta: self.beta,
