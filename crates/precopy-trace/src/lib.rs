@@ -57,6 +57,7 @@
 pub mod arch;
 pub mod cgroup;
 pub mod decode;
+pub mod dirs;
 pub mod error;
 pub mod notify;
 pub mod paths;

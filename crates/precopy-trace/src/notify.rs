@@ -165,6 +165,10 @@ pub(crate) fn notification_group() -> Result<Fanotify, TraceError> {
 pub(crate) trait Wakes {
     /// The group it reads.
     fn group(&self) -> &Fanotify;
+    /// Another fd whose readiness wakes it (a second group), if any.
+    fn also(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
     /// Whether some file's events are held back until a window ends (wake up for it).
     fn holding(&self) -> bool;
     /// The window events are held back for.
@@ -189,10 +193,11 @@ pub(crate) fn read_until_stopped(reader: &mut impl Wakes, stop: &EventFd) {
         } else {
             PollTimeout::NONE
         };
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(reader.group().as_fd(), PollFlags::POLLIN),
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
+        fds.extend(reader.also().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         let _ = poll(&mut fds, wait);
     }
 }

@@ -10,11 +10,15 @@
 //! (ReadWrite: the kernel says the file was open for writing); `FAN_MODIFY` → an update.
 //! Events of other processes are dropped after one lookup of their cgroup (cached per pid).
 //!
+//! Files created, deleted and renamed come from a second group with directory events
+//! ([`crate::dirs`]), where the kernel and our privileges allow it: creations of paths the
+//! filter records, and deletions and renames of paths already named.
+//!
 //! Costs are kept off the application's path with *ignore* marks on the file's inode: once a
 //! file is known ReadWrite its opens and write-closes are ignored for good, and after each
 //! `FAN_MODIFY` its modifications are ignored for one window (as in [`crate::notify`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -28,6 +32,7 @@ use nix::sys::fanotify::{Fanotify, MarkFlags, MaskFlags};
 use precopy_core::trace::WriteOp;
 
 use crate::decode::FileEvent;
+use crate::dirs::{DirChange, DirEvent, DirGroup};
 use crate::error::TraceError;
 use crate::notify::{notification_group, read_until_stopped, spawn_reader, Wakes};
 use crate::paths::PathFilter;
@@ -55,6 +60,9 @@ const KERNEL_FS: &[&str] = &[
     "efivarfs",
     "rpc_pipefs",
 ];
+
+/// Reads of the file events' queue per wake, at most.
+const MAX_READS: usize = 64;
 
 /// One mount point per filesystem of the mount table that may hold the application's files.
 fn filesystems() -> Vec<PathBuf> {
@@ -113,10 +121,11 @@ impl Watch {
         let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
         let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
         let mut marked = 0;
-        for point in filesystems() {
+        let points = filesystems();
+        for point in &points {
             let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_FILESYSTEM;
             // Some filesystems refuse a filesystem mark (no fsid); their files go unseen.
-            if group.mark(flags, mask, cwd, Some(&point)).is_ok() {
+            if group.mark(flags, mask, cwd, Some(point)).is_ok() {
                 marked += 1;
             }
         }
@@ -136,6 +145,8 @@ impl Watch {
             cgroup: relative.trim_end_matches('/').to_string(),
             members: HashMap::new(),
             files: HashMap::new(),
+            dirs: DirGroup::start(&points).ok(),
+            named: HashSet::new(),
             held: HashMap::new(),
             tally: Tally::default(),
             tx,
@@ -196,6 +207,10 @@ struct Reader {
     members: HashMap<u32, bool>,
     /// (device, inode) → what the application did with it.
     files: HashMap<(u64, u64), Known>,
+    /// Directory events, if the kernel gives them to us.
+    dirs: Option<DirGroup>,
+    /// The paths told so far: deletions and renames are told only of these.
+    named: HashSet<String>,
     /// Files whose modifications are ignored until the instant given, with an fd to undo it.
     held: HashMap<(u64, u64), (OwnedFd, Instant)>,
     tally: Tally,
@@ -205,6 +220,10 @@ struct Reader {
 impl Wakes for Reader {
     fn group(&self) -> &Fanotify {
         &self.group
+    }
+
+    fn also(&self) -> Option<BorrowedFd<'_>> {
+        self.dirs.as_ref().map(DirGroup::as_fd)
     }
 
     fn holding(&self) -> bool {
@@ -262,38 +281,125 @@ impl Reader {
         self.group.mark(flags, mask, fd, None::<&Path>).is_ok()
     }
 
-    /// Reads every queued event; false when the receiver is gone.
+    /// Whether the event's process is the application's, counting those that are not.
+    fn attributed(&mut self, pid: u32) -> bool {
+        match self.member(pid) {
+            Some(true) => true,
+            Some(false) => {
+                self.tally.outside += 1;
+                false
+            }
+            None => {
+                self.tally.unattributed += 1;
+                false
+            }
+        }
+    }
+
+    /// A directory event of the application's process `pid`, as file events: creations of
+    /// paths the filter records, deletions and renames of paths already told.
+    fn decode_dir(&mut self, pid: u32, change: DirChange) -> Vec<FileEvent> {
+        let Some(dirs) = self.dirs.as_ref() else {
+            return Vec::new();
+        };
+        match change {
+            DirChange::Created(name) => match dirs.path(&name) {
+                Some(path) if self.filter.allows(&path) => {
+                    self.named.insert(path.clone());
+                    vec![FileEvent::Created { pid, path }]
+                }
+                _ => Vec::new(),
+            },
+            DirChange::Deleted(name) => match dirs.path(&name) {
+                Some(path) if self.named.contains(&path) => vec![FileEvent::Unlinked { pid, path }],
+                _ => Vec::new(),
+            },
+            DirChange::CreatedAndDeleted(name) => {
+                let Some(path) = dirs.path(&name) else {
+                    return Vec::new();
+                };
+                // There now: deleted, then created again; gone: created, then deleted.
+                let there = std::fs::symlink_metadata(&path).is_ok();
+                let (created, deleted) =
+                    (DirChange::Created(name.clone()), DirChange::Deleted(name));
+                let order = if there {
+                    [deleted, created]
+                } else {
+                    [created, deleted]
+                };
+                order
+                    .into_iter()
+                    .flat_map(|change| self.decode_dir(pid, change))
+                    .collect()
+            }
+            DirChange::Renamed { from, to } => {
+                let (Some(from), Some(to)) = (dirs.path(&from), dirs.path(&to)) else {
+                    return Vec::new();
+                };
+                let (from_named, to_named) = (self.named.contains(&from), self.named.contains(&to));
+                if (from_named || to_named) && self.filter.allows(&from) && self.filter.allows(&to)
+                {
+                    self.named.insert(to.clone());
+                    // The kernel does not say whether something was at `to`: what we told of.
+                    let replaces = to_named;
+                    vec![FileEvent::Renamed {
+                        pid,
+                        from,
+                        to,
+                        exchange: false,
+                        replaces,
+                    }]
+                } else if from_named {
+                    vec![FileEvent::Unlinked { pid, path: from }]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Reads every queued event; false when the receiver is gone. The directory group is read
+    /// first, so every file event that came before one of its events is read too; its events
+    /// are decoded after the file events (knowing the paths they name) and told before them
+    /// (a file is created before it is opened).
     fn drain(&mut self) -> bool {
-        loop {
+        let dir_events = self.dirs.as_ref().map(DirGroup::read).unwrap_or_default();
+        let dirs_read = self.start.elapsed().as_secs_f64();
+        let mut files = Vec::new();
+        // Bounded: under a flood of other processes' events the queue may never empty, and
+        // what was read must still be told (the next wake goes on).
+        for _ in 0..MAX_READS {
             let events = match self.group.read_events() {
                 Ok(events) if !events.is_empty() => events,
                 Err(Errno::EINTR) => continue,
-                _ => return true,
+                _ => break,
             };
             let now = Instant::now();
             let t = now.duration_since(self.start).as_secs_f64();
             for event in &events {
                 let Some(fd) = event.fd() else { continue };
                 let pid = event.pid().max(0) as u32;
-                match self.member(pid) {
-                    Some(true) => {}
-                    Some(false) => {
-                        self.tally.outside += 1;
-                        continue;
-                    }
-                    None => {
-                        self.tally.unattributed += 1;
-                        continue;
-                    }
+                if !self.attributed(pid) {
+                    continue;
                 }
                 for file_event in self.decode(fd, event.mask(), pid, now) {
                     self.tally.processes.insert(pid);
-                    if self.tx.send((t, file_event)).is_err() {
-                        return false;
-                    }
+                    files.push((t, file_event));
                 }
             }
         }
+        let mut told = Vec::new();
+        for DirEvent { pid, change } in dir_events {
+            if self.attributed(pid) {
+                for file_event in self.decode_dir(pid, change) {
+                    self.tally.processes.insert(pid);
+                    told.push((dirs_read, file_event));
+                }
+            }
+        }
+        told.into_iter()
+            .chain(files)
+            .all(|timed| self.tx.send(timed).is_ok())
     }
 
     /// An event of the application's process `pid` on the file open as `fd`.
@@ -322,6 +428,7 @@ impl Reader {
         let known = self.files.get(&key).copied();
         let written = mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_MODIFY);
         if known.is_none() || (written && known == Some(Known::ReadOnly)) {
+            self.named.insert(path.clone());
             out.push(FileEvent::Opened {
                 pid,
                 path: path.clone(),
