@@ -106,6 +106,14 @@ fn write_summary(out: &mut impl Write, m: &Metrics, config: &SimConfig) -> Resul
             "delta", config.block_bytes, config.write_model.write_bytes
         )?;
     }
+    if !config.trace_after.is_quiet() {
+        writeln!(
+            out,
+            "  {:<14} {}: a replayed trace's writes repeat, one trace duration apart",
+            "after trace",
+            config.trace_after.name()
+        )?;
+    }
     if config.compress_ratio != 1.0 {
         writeln!(
             out,
