@@ -7,6 +7,9 @@
 #   sudo MODE=netns scripts/bench-pg.sh       two network namespaces joined by a veth pair,
 #                                             100 Mbit/s each way (tc tbf), S = 10.78.0.1,
 #                                             D = 10.78.0.2
+#   CHECKPOINT_FIRST=1                        every method has the server checkpoint just before
+#                                             its stop (send --before-stop, psql before pg_ctl
+#                                             stop), so the copy has little WAL to replay
 #   SCALE=10 TPS=200 WARMUP=20 LINK=100mbit   the defaults; also COMPRESS (zstd|auto: one more
 #                                             send run with that --compress), BWLIMIT (send's --bwlimit, none
 #                                             by default), OUT, WORK (kept if given), BIN (a
@@ -34,6 +37,7 @@ TPS=${TPS:-200}
 WARMUP=${WARMUP:-20}
 LINK=${LINK:-100mbit}
 BWLIMIT=${BWLIMIT:-}
+CHECKPOINT_FIRST=${CHECKPOINT_FIRST:-}
 BIN=${BIN:-}
 target=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$target/bench-pg/results-$MODE.md}
@@ -224,6 +228,13 @@ else:
 EOF
 }
 
+# Makes S's server checkpoint (CHECKPOINT_FIRST=1), the same way for every method.
+checkpoint_command() {
+    printf '%q ' "${IN_S[@]}" "$PG/psql" -X -q -h "$S_HOST" -p "$PORT" -U postgres -c CHECKPOINT postgres
+}
+before_stop=()
+if [[ -n $CHECKPOINT_FIRST ]]; then before_stop=(--before-stop "$(checkpoint_command)"); fi
+
 rows=()
 # --- (i) migrate-native send --then restart, resends as deltas and whole ---------------------
 migrate_native() { # name delta compress
@@ -240,7 +251,7 @@ migrate_native() { # name delta compress
     sleep "$WARMUP"
     t0=$EPOCHREALTIME
     (cd "$dir" && "${IN_S[@]}" "$bin" send --to "$D_HOST:$RECEIVE_PORT" --token-file "$token" --pid "$pid" \
-        --rw "$dir/pgdata" --then restart --period 1s --delta "$2" --compress "$3" --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} \
+        --rw "$dir/pgdata" --then restart --period 1s --delta "$2" --compress "$3" --json ${BWLIMIT:+--bwlimit "$BWLIMIT"} "${before_stop[@]}" \
         >"$dir/send.json" 2>"$dir/send.log") || die "send failed: $(tail -n 20 "$dir/send.log")"
     finish_load "$dir"
     read -r downtime total failed < <(probe_figures "$dir/probe.log" "$t0")
@@ -308,6 +319,7 @@ EOF
         "${IN_S[@]}" rsync -a --stats "$dir/pgdata/" "$rsync_dst" >"$dir/rsync-live.log" || true
         live_sent=$(sed -n 's/^Total bytes sent: \([0-9,.]*\).*/\1/p' "$dir/rsync-live.log" | tr -d ',.')
     fi
+    if [[ -n $CHECKPOINT_FIRST ]]; then eval "$(checkpoint_command)"; fi
     local stop_at=$EPOCHREALTIME
     (cd / && "${IN_S[@]}" setpriv --reuid=postgres --regid=postgres --init-groups "$PG/pg_ctl" \
         -D "$dir/pgdata" -m fast -w stop >/dev/null)
@@ -337,6 +349,7 @@ link="loopback, no limit${BWLIMIT:+ (send --bwlimit $BWLIMIT)}"
     echo
     echo "PostgreSQL 15, pgbench scale $SCALE ($((cluster_bytes / 1000000)) MB on disk), TPC-B at $TPS tps"
     echo "with 4 clients for $WARMUP s before each migration; link: $link."
+    [[ -n $CHECKPOINT_FIRST ]] && echo "Every method has the server checkpoint just before its stop (CHECKPOINT_FIRST=1)."
     echo
     echo "| method | client downtime (s) | downtime by the tool (s) | pre-copied / cluster | final copy / cluster | on the wire / cluster | total (s) | failed probes |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"

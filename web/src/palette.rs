@@ -38,6 +38,7 @@ pub fn policy_style(kind: PolicyKind) -> PolicyStyle {
         PolicyKind::Baseline => ("#D55E00", "none", Marker::Circle),
         PolicyKind::Proposed => ("#0072B2", "7 4", Marker::Square),
         PolicyKind::Sweep => ("#009E73", "2 3", Marker::Triangle),
+        PolicyKind::Converge => ("#882255", "6 2 1 2", Marker::Diamond),
         PolicyKind::Qemu => ("#E69F00", "10 3 2 3", Marker::Diamond),
         PolicyKind::Clairvoyant => ("#000000", "1 4", Marker::Ring),
         PolicyKind::ProbabilityOnly => ("#CC79A7", "5 2", Marker::Cross),
@@ -51,10 +52,11 @@ pub fn policy_style(kind: PolicyKind) -> PolicyStyle {
     }
 }
 
-/// A policy's label for legends: its name, with "(ours)" for the sweep.
+/// A policy's label for legends: its name, with "(ours)" for sweep and converge.
 pub fn policy_label(kind: PolicyKind) -> &'static str {
     match kind {
         PolicyKind::Sweep => "sweep (ours)",
+        PolicyKind::Converge => "converge (ours)",
         other => other.name(),
     }
 }

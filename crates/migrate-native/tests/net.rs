@@ -131,20 +131,9 @@ fn assert_same_tree(src: &Path, root: &Path) {
     let src = src.canonicalize().unwrap();
     common::assert_same_tree(&src, |p| root.join(p.strip_prefix("/").unwrap()));
     assert!(
-        !has_temporaries(root),
+        !common::has_temporaries(root),
         "a temporary file is left at the destination"
     );
-}
-
-fn has_temporaries(dir: &Path) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|e| {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            has_temporaries(&path)
-        } else {
-            path.to_string_lossy().ends_with(".precopy-tmp")
-        }
-    })
 }
 
 #[test]

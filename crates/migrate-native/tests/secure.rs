@@ -98,21 +98,10 @@ fn send(work: &Path, addr: &str, src: &Path, token: &str, extra: &[&str]) -> Sen
     }
 }
 
-fn has_temporaries(dir: &Path) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|e| {
-        let path = e.unwrap().path();
-        if path.is_dir() {
-            has_temporaries(&path)
-        } else {
-            path.to_string_lossy().ends_with(".precopy-tmp")
-        }
-    })
-}
-
 /// The destination holds exactly the source, byte for byte, and no temporary file.
 fn assert_same_tree(src: &Path, root: &Path) {
     common::assert_same_tree(src, |p| root.join(p.strip_prefix("/").unwrap()));
-    assert!(!has_temporaries(root), "a temporary file is left");
+    assert!(!common::has_temporaries(root), "a temporary file is left");
 }
 
 /// What a proxy does to the sender's records on its first connection.

@@ -1364,3 +1364,77 @@ fn hard_links_arrive_as_separate_equal_files() {
     assert_ne!(inode("one"), inode("sub/two"));
     assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
 }
+
+/// `--before-stop` runs at the source before the stop: what it writes under a root is in the
+/// final copy. Its output goes to stderr, so `--json` on stdout stays whole.
+#[test]
+fn the_before_stop_command_runs_before_the_stop_and_its_writes_arrive() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("data"), b"data").unwrap();
+    let rx = receiver(work.path());
+    let app = App::new(work.path(), "exec sleep 3600".into());
+    let marker = src.join("checkpoint");
+    let hook = format!(
+        "echo said on stdout; echo checkpointed > '{}'",
+        marker.display()
+    );
+    let run = send(
+        work.path(),
+        &rx.addr,
+        &[
+            arg("--rw"),
+            arg(&src),
+            arg("--then"),
+            arg("stop"),
+            arg("--before-stop"),
+            arg(hook),
+        ],
+        Some(&app),
+        false,
+    );
+    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
+    assert!(run.json["measured"]["before_stop_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        run.stderr.contains("said on stdout"),
+        "{}",
+        tail(&run.stderr)
+    );
+    let d = at_d(&rx.root, &src);
+    assert_eq!(
+        std::fs::read(d.join("checkpoint")).unwrap(),
+        b"checkpointed\n"
+    );
+    assert_eq!(differences(&src, &d), [] as [String; 0]);
+}
+
+/// A `--before-stop` command that fails stops nothing: send exits non-zero naming it, and the
+/// application runs on at the source (its state in /proc is not `T`, stopped).
+#[test]
+fn a_failing_before_stop_command_stops_nothing_and_is_named() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("data"), b"data").unwrap();
+    let rx = receiver(work.path());
+    let app = App::new(work.path(), "exec sleep 3600".into());
+    let run = send(
+        work.path(),
+        &rx.addr,
+        &[arg("--rw"), arg(&src), arg("--before-stop"), arg("exit 3")],
+        Some(&app),
+        false,
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(
+        run.stderr.contains("--before-stop \"exit 3\" failed")
+            && run.stderr.contains("nothing was stopped"),
+        "{}",
+        tail(&run.stderr)
+    );
+    let pid = app.pid().expect("the application started");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let state = stat.rsplit(')').next().unwrap().split_whitespace().next();
+    assert!(matches!(state, Some("S" | "R")), "state {state:?}: {stat}");
+}

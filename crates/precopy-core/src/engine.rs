@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 
 use crate::dataset::Kind;
 use crate::delta::{Delta, DirtyBlocks, Extent};
-use crate::metrics::{end_of_precopy, Dirtied, Metrics, Phase, RoundReport, Transfer};
+use crate::metrics::{end_of_precopy, Dirtied, EndReason, Metrics, Phase, RoundReport, Transfer};
 use crate::pending::Pending;
 use crate::policy::{FileView, Link, Plan, Policy, Rounds, Status, View};
 use crate::workload::WriteClock;
@@ -123,6 +123,8 @@ pub struct Engine {
     delta: Option<Delta>,
     round: u32,
     stage: Stage,
+    /// Why pre-copy ended before [`Engine::one_more_round`] reopened it: that round ends it.
+    closing: Option<EndReason>,
     current: Option<Round>,
     metrics: Metrics,
 }
@@ -167,6 +169,7 @@ impl Engine {
             delta: None,
             round: 0,
             stage: Stage::PreCopy,
+            closing: None,
             current: None,
             metrics,
         }
@@ -510,13 +513,29 @@ impl Engine {
         self.pending.refresh(&self.files);
         let view = view!(self, context);
         let policy_end = self.policy.end_of_round(&view, &report);
-        report.ended = end_of_precopy(self.unsent, policy_end, self.round + 1, self.max_rounds);
+        // Stopping with a transfer on the wire would make the rest of it downtime: a policy may
+        // wait for the link to be idle, and only the safety cap ends pre-copy meanwhile.
+        report.ended = if self.policy.waits_for_the_wire() && context.link_free_at > context.now {
+            end_of_precopy(self.unsent.max(1), None, self.round + 1, self.max_rounds)
+        } else {
+            end_of_precopy(self.unsent, policy_end, self.round + 1, self.max_rounds)
+                .or(self.closing.take())
+        };
         if report.ended.is_some() {
             self.stage = Stage::FinalCopy;
         }
         self.metrics.record_precopy_round(&report);
         self.round += 1;
         report
+    }
+
+    /// Pre-copy, which has ended, goes on for one more round, which ends it whatever the policy
+    /// says: the application was just asked to flush (a database checkpoint), and what that
+    /// wrote is best sent while it still runs.
+    pub fn one_more_round(&mut self) {
+        debug_assert!(self.stage == Stage::FinalCopy && self.current.is_none());
+        self.closing = Some(self.metrics.end_reason.clone());
+        self.stage = Stage::PreCopy;
     }
 
     /// The application is stopped at `stop`: opens the final copy.
@@ -547,5 +566,44 @@ impl Engine {
         self.metrics.record_final_copy(&report, stop);
         self.stage = Stage::Done;
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{build, PolicyKind, PolicyParams};
+
+    /// One period with nothing sent: U stays what it was.
+    fn idle_round(engine: &mut Engine, at: f64) -> RoundReport {
+        engine.begin_round(at);
+        engine.plan(Context::live(at, 1e6));
+        engine.end_round(Context::live(at + 1.0, 1e6))
+    }
+
+    #[test]
+    fn one_more_round_reopens_precopy_and_ends_it_even_if_its_test_would_not() {
+        let params = PolicyParams {
+            beta: 2,
+            ..PolicyParams::default()
+        };
+        let files = alloc::vec![FileView::unsent(1000, Kind::ReadWrite)];
+        let metrics = Metrics::new("proposed", "t", 1e6, 1, 1, 1000);
+        let policy = build(PolicyKind::Proposed, &params, 1, 1);
+        let mut engine = Engine::new(policy, files, 1.0, 100, metrics);
+        assert_eq!(idle_round(&mut engine, 0.0).ended, None);
+        // U was 1000 twice: the β test (β = 2) ends pre-copy.
+        let ended = idle_round(&mut engine, 1.0).ended;
+        assert!(matches!(ended, Some(EndReason::Beta { .. })), "{ended:?}");
+        assert_eq!(engine.stage(), Stage::FinalCopy);
+
+        engine.one_more_round();
+        assert_eq!(engine.stage(), Stage::PreCopy);
+        // A file joins: U 1000 → 1500, which the β test alone would not accept.
+        engine.add_file(500, Kind::ReadWrite);
+        let last = idle_round(&mut engine, 2.0);
+        assert_eq!(last.ended, ended);
+        assert_eq!(engine.stage(), Stage::FinalCopy);
+        assert_eq!(engine.round(), 3);
     }
 }

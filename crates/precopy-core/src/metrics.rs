@@ -69,6 +69,13 @@ pub enum EndReason {
         /// Sweeps done.
         sweeps: u32,
     },
+    /// Converge: passes (each sending as many bytes as U at its start) stopped cutting U by 10 %.
+    Stalled {
+        /// Passes done.
+        passes: u32,
+        /// How many of the last ones in a row did not cut U by 10 %.
+        stalled: u32,
+    },
     /// The safety cap on rounds was hit: pre-copy did not converge by itself.
     SafetyCap {
         /// Rounds done.
@@ -86,6 +93,7 @@ impl EndReason {
             EndReason::Converged { .. } => "converged",
             EndReason::Horizon { .. } => "horizon",
             EndReason::Swept { .. } => "swept",
+            EndReason::Stalled { .. } => "stalled",
             EndReason::SafetyCap { .. } => "safety-cap",
         }
     }
@@ -120,6 +128,10 @@ impl fmt::Display for EndReason {
             EndReason::Swept { sweeps } => write!(
                 f,
                 "everything left fitted in one period: {sweeps} sweeps, until one no longer cut U by 10 %"
+            ),
+            EndReason::Stalled { passes, stalled } => write!(
+                f,
+                "{stalled} of {passes} passes in a row (each sending U bytes) did not cut U by 10 %"
             ),
             EndReason::SafetyCap { rounds } => {
                 write!(

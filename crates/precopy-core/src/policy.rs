@@ -9,8 +9,10 @@
 //! | `clairvoyant` | periods | files not written again before its stop | its stop time |
 //! | `p-only`, `size-only`, `random` | periods | ablations of the proposed order | β test |
 //! | `sweep` (ours) | periods | proposed order | β test, or one final sweep once all left fits |
+//! | `converge` (ours) | periods | proposed order | final copy fits the downtime limit, or passes of U bytes stop cutting U |
 
 mod clairvoyant;
+mod converge;
 mod expectation;
 mod iterative;
 mod sweep;
@@ -19,6 +21,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 pub use clairvoyant::Clairvoyant;
+pub use converge::Converge;
 pub use expectation::{BetaTest, ExpectationPolicy, OrderKey};
 pub use iterative::Iterative;
 pub use sweep::Sweep;
@@ -193,6 +196,11 @@ pub trait Policy {
     fn clairvoyant(&self) -> bool {
         false
     }
+    /// Whether pre-copy may end only once the link is idle (else a transfer still on the wire at
+    /// the stop finishes first and its time counts as downtime).
+    fn waits_for_the_wire(&self) -> bool {
+        false
+    }
     /// Orders the files for the next round. `view.counts` are the last round's writes.
     fn plan(&mut self, view: &View<'_>) -> Plan;
     /// After a round: `view.counts` are that round's writes. `Some` ends pre-copy.
@@ -221,14 +229,17 @@ pub enum PolicyKind {
     Random,
     /// Ours: the proposed policy, ended by one sweep as soon as everything left fits a period.
     Sweep,
+    /// Ours: the proposed order, ended by a downtime target or by progress over bytes sent.
+    Converge,
 }
 
 impl PolicyKind {
     /// Every policy, in display order.
-    pub const ALL: [PolicyKind; 8] = [
+    pub const ALL: [PolicyKind; 9] = [
         PolicyKind::Baseline,
         PolicyKind::Proposed,
         PolicyKind::Sweep,
+        PolicyKind::Converge,
         PolicyKind::Qemu,
         PolicyKind::Clairvoyant,
         PolicyKind::ProbabilityOnly,
@@ -247,6 +258,7 @@ impl PolicyKind {
             PolicyKind::SizeOnly => "size-only",
             PolicyKind::Random => "random",
             PolicyKind::Sweep => "sweep",
+            PolicyKind::Converge => "converge",
         }
     }
 
@@ -264,6 +276,9 @@ impl PolicyKind {
             PolicyKind::Random => "ablation: random order",
             PolicyKind::Sweep => {
                 "ours: proposed, then sweeps of all that is left once it fits a period"
+            }
+            PolicyKind::Converge => {
+                "ours: proposed order; stop when the final copy fits the downtime limit or U stops shrinking per U bytes sent"
             }
         }
     }
@@ -287,10 +302,12 @@ pub struct PolicyParams {
     pub estimator: Estimator,
     /// Baseline iterations (paper: 10).
     pub baseline_iterations: u32,
-    /// QEMU-style downtime limit, seconds (QEMU's default: 0.3).
+    /// Downtime limit, seconds, of the QEMU-style and converge policies (QEMU's default: 0.3).
     pub downtime_limit_s: f64,
     /// QEMU-style iteration cap.
     pub qemu_max_iterations: u32,
+    /// Converge: passes in a row that do not cut U by 10 % before it stops (≥ 1).
+    pub stall_passes: u32,
 }
 
 impl Default for PolicyParams {
@@ -302,6 +319,7 @@ impl Default for PolicyParams {
             baseline_iterations: 10,
             downtime_limit_s: 0.3,
             qemu_max_iterations: 30,
+            stall_passes: 1,
         }
     }
 }
@@ -333,6 +351,12 @@ pub fn build(kind: PolicyKind, params: &PolicyParams, files: usize, seed: u64) -
         )),
         PolicyKind::Clairvoyant => Box::new(Clairvoyant::default()),
         PolicyKind::Sweep => Box::new(Sweep::new(params.estimator, beta, files)),
+        PolicyKind::Converge => Box::new(Converge::new(
+            params.estimator,
+            params.downtime_limit_s,
+            params.stall_passes,
+            files,
+        )),
         PolicyKind::Proposed
         | PolicyKind::ProbabilityOnly
         | PolicyKind::SizeOnly

@@ -236,6 +236,9 @@ impl SimConfig {
         if p.qemu_max_iterations == 0 {
             return Err(ConfigError::Cap("QEMU iteration cap"));
         }
+        if p.stall_passes == 0 {
+            return Err(ConfigError::Cap("converge stall passes"));
+        }
         Ok(())
     }
 }

@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     let disk_read = time(|| read_all(&file))?;
 
     let key = Key::from_token(b"delta-gib-benchmark-token-0123")?;
+    let key_again = key.clone();
     let receiver = Arc::new(Receiver {
         store: Store::open(&dst)?,
         key: key.clone(),
@@ -58,14 +59,7 @@ fn main() -> anyhow::Result<()> {
     let rsync_base = work.path().join("rsync-dst");
     fs::copy(&file, &rsync_base)?;
 
-    let target = OpenOptions::new().write(true).open(&file)?;
-    let mut block = vec![0u8; WRITE];
-    for _ in 0..WRITES {
-        let offset = rng.next() % (SIZE - WRITE as u64);
-        rng.fill(&mut block);
-        target.write_all_at(&block, offset)?;
-    }
-    drop(target);
+    change(&file, &mut rng)?;
     drop_caches(&file)?;
     drop_caches(&dst.join("big"))?;
 
@@ -82,6 +76,22 @@ fn main() -> anyhow::Result<()> {
             == precopy_net::store::hash_reader(File::open(dst.join("big"))?)?,
         "the copies differ"
     );
+
+    // Warm: the file and the copy in the page cache, as a database's hot file is at the stop.
+    // The same change resent as a delta and whole (a second session holds no base).
+    let mut whole_link = Transport::connect(&addr, key_again, None, Compress::Off, false)?;
+    let mut warm = |transport: &mut Transport| {
+        change(&file, &mut rng)?;
+        read_all(&file)?;
+        read_all(&dst.join("big"))?;
+        time(|| {
+            transport.send_file(0, b"big", &file)?;
+            transport.wait_acks()?;
+            anyhow::Ok(())
+        })
+    };
+    let (warm_delta, warm_whole) = (warm(&mut transport)?, warm(&mut whole_link)?);
+    let (warm_delta2, warm_whole2) = (warm(&mut transport)?, warm(&mut whole_link)?);
 
     drop_caches(&file)?;
     drop_caches(&rsync_base)?;
@@ -124,6 +134,14 @@ fn main() -> anyhow::Result<()> {
         total.as_secs_f64(),
         total.as_secs_f64() / disk_read.as_secs_f64()
     );
+    println!(
+        "warm resend of the same kind of change (file and copy in the page cache), two rounds: \
+         delta {:.2} s / {:.2} s, whole {:.2} s / {:.2} s",
+        warm_delta.as_secs_f64(),
+        warm_delta2.as_secs_f64(),
+        warm_whole.as_secs_f64(),
+        warm_whole2.as_secs_f64()
+    );
     match rsync {
         Ok((stats, status)) if status.success() => {
             let field = |name: &str| {
@@ -163,6 +181,18 @@ impl Xorshift {
             chunk.copy_from_slice(&bytes[..chunk.len()]);
         }
     }
+}
+
+/// {WRITES} random {WRITE}-byte writes.
+fn change(path: &Path, rng: &mut Xorshift) -> std::io::Result<()> {
+    let target = OpenOptions::new().write(true).open(path)?;
+    let mut block = vec![0u8; WRITE];
+    for _ in 0..WRITES {
+        let offset = rng.next() % (SIZE - WRITE as u64);
+        rng.fill(&mut block);
+        target.write_all_at(&block, offset)?;
+    }
+    Ok(())
 }
 
 fn write_random(path: &Path, size: u64, rng: &mut Xorshift) -> std::io::Result<()> {

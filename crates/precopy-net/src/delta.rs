@@ -18,6 +18,57 @@ pub type Digest = [u8; 16];
 /// goes whole: building it at the destination from its copy would cost more than it saves.
 pub const WHOLE_ABOVE: f64 = 0.5;
 
+/// How fast resends have moved files, from their acknowledgements: file bytes per second of the
+/// pipeline's time (reading at the source, the wire, building and syncing at the destination),
+/// for whole sends and for deltas. A delta reads and rebuilds the whole file to send little; on
+/// a fast link that can take longer than sending it whole, which matters once the application
+/// is stopped.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct ResendRates {
+    whole: Moved,
+    delta: Moved,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Moved {
+    bytes: u64,
+    seconds: f64,
+}
+
+/// File bytes a kind of transfer must have moved before its rate is trusted.
+const MEASURED_AFTER: u64 = 1 << 20;
+
+impl Moved {
+    fn rate(self) -> Option<f64> {
+        (self.bytes >= MEASURED_AFTER && self.seconds > 0.0)
+            .then(|| self.bytes as f64 / self.seconds)
+    }
+}
+
+impl ResendRates {
+    /// A transfer of a `file_bytes` file, whole or as a delta, took `seconds` of the pipeline.
+    pub fn record(&mut self, as_delta: bool, file_bytes: u64, seconds: f64) {
+        let moved = if as_delta {
+            &mut self.delta
+        } else {
+            &mut self.whole
+        };
+        moved.bytes += file_bytes;
+        moved.seconds += seconds;
+    }
+
+    /// File bytes per second moved by whole sends and by deltas, where measured.
+    pub fn rates(&self) -> (Option<f64>, Option<f64>) {
+        (self.whole.rate(), self.delta.rate())
+    }
+
+    /// Whether deltas have moved files more slowly than whole sends. Until both are measured,
+    /// no: a delta is the default.
+    pub fn delta_is_slower(&self) -> bool {
+        matches!(self.rates(), (Some(whole), Some(delta)) if delta < whole)
+    }
+}
+
 /// The digest of one block.
 pub fn digest(block: &[u8]) -> Digest {
     let mut out = [0u8; 16];
@@ -59,6 +110,19 @@ pub fn changed_runs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delta_is_slower_only_once_both_kinds_moved_enough_and_it_was() {
+        let mut rates = ResendRates::default();
+        rates.record(true, 4 << 20, 2.0); // 2 MiB/s
+        assert!(!rates.delta_is_slower(), "whole sends not measured yet");
+        rates.record(false, 1 << 19, 0.01); // half a MiB: not trusted yet
+        assert!(!rates.delta_is_slower());
+        rates.record(false, 1 << 19, 0.01); // 1 MiB in 0.02 s: 50 MiB/s
+        assert!(rates.delta_is_slower());
+        rates.record(true, 400 << 20, 1.0); // 404 MiB in 3 s: ~135 MiB/s
+        assert!(!rates.delta_is_slower());
+    }
 
     fn digests_of(data: &[u8]) -> Vec<Digest> {
         data.chunks(BLOCK).map(digest).collect()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use precopy_proto::{Entry, Identity, Node, RelPath};
 
+use super::delta::ResendRates;
 use super::transport::{Restarted, SendError, Sent, Transport, Verdict};
 use super::wire::WireError;
 
@@ -57,6 +58,11 @@ pub trait Link {
     fn take_refused(&mut self) -> Vec<usize>;
     /// Transfers sent as deltas so far, and how many of them the destination refused.
     fn deltas(&self) -> (u32, u32);
+    /// The application is stopped: from now on each resend goes the way predicted to end
+    /// sooner, not the way that sends fewer bytes.
+    fn minimise_time(&mut self);
+    /// How fast whole sends and deltas have moved files so far (file bytes per second).
+    fn resend_rates(&self) -> ResendRates;
 }
 
 impl Link for Transport {
@@ -132,5 +138,13 @@ impl Link for Transport {
 
     fn deltas(&self) -> (u32, u32) {
         (self.deltas, self.refused_deltas)
+    }
+
+    fn minimise_time(&mut self) {
+        Transport::minimise_time(self)
+    }
+
+    fn resend_rates(&self) -> ResendRates {
+        self.rates
     }
 }

@@ -84,6 +84,8 @@ pub struct Measured {
     pub downtime: Downtime,
     /// Hashing the manifest and the receiver's check, seconds (the application stays stopped).
     pub verify_s: f64,
+    /// How long the command run before the stop took, seconds (the application ran meanwhile).
+    pub before_stop_s: f64,
     /// Files the manifest check read and hashed again at the source; the others had the stamps
     /// they were sent with and kept those hashes.
     pub reread: Reread,
@@ -102,6 +104,11 @@ pub struct Measured {
     pub deltas: u32,
     /// Deltas the receiver could not apply (its copy was not the base): resent whole.
     pub refused_deltas: u32,
+    /// File bytes per second moved by whole sends (acknowledgement to acknowledgement), where
+    /// measured. Once the application is stopped a resend goes the faster way.
+    pub whole_rate_bytes_per_s: Option<f64>,
+    /// The same for deltas.
+    pub delta_rate_bytes_per_s: Option<f64>,
     /// Files the destination still lacked after the final copy, sent again before the check.
     pub repaired_files: u32,
     /// Entries left out (`--skip-special`): FIFOs, sockets, device files.
@@ -212,6 +219,8 @@ pub struct Migration<'m, L: Link = Transport, C: Clock = MonotonicClock> {
     on_round: &'m mut dyn FnMut(&RoundReport, &Metrics),
     /// Files the application opened since last asked (live identification goes on all along).
     discover: Option<&'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>>,
+    before_stop: Option<&'m mut dyn FnMut() -> Result<()>>,
+    before_stop_s: f64,
     walks: Walks,
 }
 
@@ -278,6 +287,8 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             busy_s: 0.0,
             on_round,
             discover: None,
+            before_stop: None,
+            before_stop_s: 0.0,
             walks: Walks::default(),
         };
         migration.follow(&scan, true);
@@ -294,6 +305,15 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     /// Files the application opens later join the migration (`discover` yields them).
     pub fn discovering(mut self, discover: &'m mut dyn FnMut() -> Vec<(PathBuf, Kind)>) -> Self {
         self.discover = Some(discover);
+        self
+    }
+
+    /// `hook` runs once pre-copy has ended, followed by one more pre-copy round, then the stop (a
+    /// database asked to checkpoint starts at the destination with little to recover, and what
+    /// the checkpoint wrote is sent while it runs); if it fails, nothing is stopped and the
+    /// migration ends there.
+    pub fn before_stop(mut self, hook: &'m mut dyn FnMut() -> Result<()>) -> Self {
+        self.before_stop = Some(hook);
         self
     }
 
@@ -334,6 +354,17 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         while self.engine.stage() == Stage::PreCopy {
             let report = self.precopy_round()?;
             (self.on_round)(&report, self.engine.metrics());
+        }
+        if let Some(hook) = self.before_stop.as_mut() {
+            let started = self.clock.now();
+            hook()?;
+            self.before_stop_s = self.clock.now() - started;
+            // What the hook had the application write goes while it still runs.
+            self.engine.one_more_round();
+            while self.engine.stage() == Stage::PreCopy {
+                let report = self.precopy_round()?;
+                (self.on_round)(&report, self.engine.metrics());
+            }
         }
         self.app.stop().context("stopping the application")?;
         let result = self.final_copy();
@@ -613,6 +644,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     fn final_copy(&mut self) -> Result<Outcome> {
         let stop = self.now();
         self.engine.begin_final(stop);
+        self.transport.minimise_time();
         self.observe(true)?;
         let scan = self.scan().context("at the stop")?;
         let skipped = special_check(&scan, self.config.skip_special)?;
@@ -678,6 +710,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
                 restart_check_s,
             },
             verify_s,
+            before_stop_s: self.before_stop_s,
             reread,
             tree: tree_count(&scan),
             walks: self.walks,
@@ -686,6 +719,8 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             reconnects: self.transport.reconnects(),
             deltas: self.transport.deltas().0,
             refused_deltas: self.transport.deltas().1,
+            whole_rate_bytes_per_s: self.transport.resend_rates().rates().0,
+            delta_rate_bytes_per_s: self.transport.resend_rates().rates().1,
             repaired_files: repaired,
             skipped,
             unopened: self

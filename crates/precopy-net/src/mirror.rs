@@ -2,7 +2,10 @@
 //! root, entries the source does not have are removed, directories and symlinks are created, an
 //! entry of the wrong kind is replaced, and mode, owner and modification time are set. File
 //! contents cannot be made here: [`Mirror::files`] says which files are equal, and the sender
-//! sends the others. With `verify`, every file is read again and everything compared.
+//! sends the others. With `verify`, everything is compared: file contents by the hash this store
+//! computed from the bytes it wrote, while the file's stamp (inode, size, times) is unchanged
+//! since, so that the check costs what changed, not the tree; a file whose stamp changed is read
+//! again, and with [`Store::rereading_at_verify`] every file is.
 //!
 //! Every path goes through [`Store::parent_of`] (each directory on the way a real directory under
 //! the root), symlinks are never followed, and only entries under a migrated root are touched.
@@ -72,9 +75,8 @@ pub struct Mirror {
 }
 
 impl Store {
-    /// Makes every root equal to `nodes` but for file contents (module docs). With `verify`, file
-    /// contents are read again rather than trusted to the remembered hashes, and every
-    /// difference left is reported.
+    /// Makes every root equal to `nodes` but for file contents (module docs). With `verify`,
+    /// every difference left is reported.
     pub fn mirror(&self, roots: &[Vec<u8>], nodes: &[TreeNode], verify: bool) -> Mirror {
         let wanted: BTreeSet<&[u8]> = nodes.iter().map(|n| n.rel.as_slice()).collect();
         let mut differing = Vec::new();
@@ -95,7 +97,8 @@ impl Store {
                 (_, Err(_)) => false,
                 (OwnedKind::File { size, hash }, Ok(_)) => {
                     let rel = RelPath::new(&node.rel).expect("came as a RelPath");
-                    matches!(self.current(rel, verify), Ok(Some((s, h))) if s == *size && h == *hash)
+                    let reread = verify && self.rereads_at_verify();
+                    matches!(self.current(rel, reread), Ok(Some((s, h))) if s == *size && h == *hash)
                 }
                 (_, Ok(_)) => true,
             })
@@ -104,11 +107,14 @@ impl Store {
         for ((node, shaped), &equal) in nodes.iter().zip(&shaped).zip(&files) {
             match shaped {
                 Err(reason) => differing.push((node.rel.clone(), *reason)),
-                Ok(path) if equal => {
-                    if set_meta(path, node).is_err() && !verify {
-                        differing.push((node.rel.clone(), Reason::Metadata));
+                Ok(path) if equal => match set_meta(path, node) {
+                    Ok(Some(before)) if matches!(node.kind, OwnedKind::File { .. }) => {
+                        self.restamp(&node.rel, &before, path);
                     }
-                }
+                    Ok(_) => {}
+                    Err(_) if !verify => differing.push((node.rel.clone(), Reason::Metadata)),
+                    Err(_) => {}
+                },
                 Ok(_) => {}
             }
         }
@@ -271,11 +277,12 @@ fn meta_equal(meta: &Metadata, node: &TreeNode) -> bool {
 }
 
 /// Sets owner, then mode (chown clears setuid and setgid), then modification time, on the entry
-/// itself (never through a symlink). Only what differs is set.
-fn set_meta(path: &Path, node: &TreeNode) -> io::Result<()> {
+/// itself (never through a symlink). Only what differs is set; returns the metadata from before
+/// if anything was.
+fn set_meta(path: &Path, node: &TreeNode) -> io::Result<Option<Metadata>> {
     let meta = fs::symlink_metadata(path)?;
     if meta_equal(&meta, node) {
-        return Ok(());
+        return Ok(None);
     }
     let want = &node.meta;
     if meta.uid() != want.uid || meta.gid() != want.gid {
@@ -301,7 +308,7 @@ fn set_meta(path: &Path, node: &TreeNode) -> io::Result<()> {
         },
     };
     rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
+    Ok(Some(meta))
 }
 
 #[cfg(test)]
@@ -390,10 +397,23 @@ mod tests {
             "set on the link, not its target"
         );
 
-        // A change behind the store's back is found by the check, which reads every file.
+        // Checking again reads nothing: every stamp is as when its hash was taken.
+        let read = store.bytes_read_back();
+        assert_eq!(store.mirror(&roots, &nodes, true).differing, []);
+        assert_eq!(store.bytes_read_back(), read);
+
+        // A change behind the store's back changes the stamp: that file is read and found.
         fs::write(at("app/same"), b"SAME").unwrap();
         let check = store.mirror(&roots, &nodes, true);
         assert_eq!(check.differing, [(b"app/same".to_vec(), Reason::Hash)]);
+        assert_eq!(store.bytes_read_back(), read + 4);
+
+        // Told to, the check reads every file again.
+        let store = Store::open(root.path()).unwrap().rereading_at_verify();
+        store.mirror(&roots, &nodes, true);
+        let read = store.bytes_read_back();
+        store.mirror(&roots, &nodes, true);
+        assert_eq!(store.bytes_read_back() - read, 4 + 3 + 10);
     }
 
     #[test]

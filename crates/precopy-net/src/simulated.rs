@@ -28,6 +28,7 @@ use precopy_proto::{Entry, Identity, Node, NodeKind, Reason, RelPath};
 
 use super::app::Application;
 use super::clock::Clock;
+use super::delta::ResendRates;
 use super::link::Link;
 use super::monitor::Monitor;
 use super::restart;
@@ -336,6 +337,13 @@ impl Link for MemoryLink {
 
     fn deltas(&self) -> (u32, u32) {
         (0, 0)
+    }
+
+    /// Every transfer is whole already.
+    fn minimise_time(&mut self) {}
+
+    fn resend_rates(&self) -> ResendRates {
+        ResendRates::default()
     }
 }
 

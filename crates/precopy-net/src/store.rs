@@ -19,6 +19,7 @@ use std::num::NonZeroU64;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -94,6 +95,10 @@ pub struct Store {
     root: PathBuf,
     verified: Mutex<HashMap<Vec<u8>, Verified>>,
     writeback: Writeback,
+    /// The stop-time check reads every file again instead of trusting remembered hashes.
+    reread_at_verify: bool,
+    /// Bytes read back to hash copies already here.
+    read_back: AtomicU64,
 }
 
 impl Store {
@@ -106,7 +111,25 @@ impl Store {
             root,
             verified: Mutex::new(HashMap::new()),
             writeback: Writeback::spawn(),
+            reread_at_verify: false,
+            read_back: AtomicU64::new(0),
         })
+    }
+
+    /// Makes the stop-time check read every file again (its time grows with the whole tree)
+    /// rather than trust the hash remembered for a file whose stamp has not changed since.
+    pub fn rereading_at_verify(mut self) -> Store {
+        self.reread_at_verify = true;
+        self
+    }
+
+    pub(crate) fn rereads_at_verify(&self) -> bool {
+        self.reread_at_verify
+    }
+
+    /// Bytes read back so far to hash copies already here (not those hashed as they arrived).
+    pub fn bytes_read_back(&self) -> u64 {
+        self.read_back.load(Ordering::Relaxed)
     }
 
     /// The root, canonical.
@@ -299,8 +322,24 @@ impl Store {
             }
         }
         let hash = hash_reader(file).map_err(io_error(rel))?;
+        self.read_back.fetch_add(stamp.size(), Ordering::Relaxed);
         self.remember(key, Verified { stamp, hash });
         Ok(Some((stamp.size(), hash)))
+    }
+
+    /// Only the metadata of the file at `rel` (at `path`) was set here since `before`: a hash
+    /// remembered under `before`'s stamp holds under the stamp it has now.
+    pub(crate) fn restamp(&self, rel: &[u8], before: &fs::Metadata, path: &Path) {
+        let Ok(now) = fs::symlink_metadata(path) else {
+            return;
+        };
+        let mut verified = self.verified.lock().expect("no panics while held");
+        if let Some(known) = verified
+            .get_mut(rel)
+            .filter(|known| known.stamp == Stamp::of(before))
+        {
+            known.stamp = Stamp::of(&now);
+        }
     }
 
     fn remember(&self, key: Vec<u8>, verified: Verified) {

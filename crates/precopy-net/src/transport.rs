@@ -14,7 +14,7 @@ use precopy_proto::{
     batches, DeltaHeader, Entry, FileHeader, Identity, Key, Message, Node, Reason, RelPath,
 };
 
-use super::delta::{self, Digest};
+use super::delta::{self, Digest, ResendRates};
 use super::stamp::Stamp;
 use super::wire::{
     client_handshake, unexpected, Compress, FrameReader, FrameWriter, Throttle, WireError,
@@ -122,7 +122,8 @@ pub enum SendError {
 /// What the reader thread passes on from the receiver.
 #[derive(Debug)]
 enum Event {
-    Ack(u64),
+    /// A transfer is durable at the receiver; when its acknowledgement arrived.
+    Ack(u64, Instant),
     Resend(u64),
     Answer(Answer),
     Failed(WireError),
@@ -187,7 +188,7 @@ enum Settled {
 /// transfer in flight, a resend for any, and either for no other.
 fn settle(inflight: &mut BTreeMap<u64, Inflight>, event: Event) -> Result<Settled, WireError> {
     match event {
-        Event::Ack(id) => match inflight.first_key_value() {
+        Event::Ack(id, _) => match inflight.first_key_value() {
             Some((&oldest, _)) if oldest == id => {
                 Ok(Settled::Acked(id, inflight.remove(&id).expect("just seen")))
             }
@@ -208,7 +209,7 @@ fn settle(inflight: &mut BTreeMap<u64, Inflight>, event: Event) -> Result<Settle
 /// The event a frame from the receiver is.
 fn event_of(frame: Result<Message<'_>, WireError>) -> Event {
     match frame {
-        Ok(Message::FileAck { id }) => Event::Ack(id),
+        Ok(Message::FileAck { id }) => Event::Ack(id, Instant::now()),
         Ok(Message::Resend { id }) => Event::Resend(id),
         Ok(Message::Have(flags)) => Event::Answer(Answer::Have(flags)),
         Ok(Message::Verdict {
@@ -258,6 +259,10 @@ struct Version {
 struct Inflight {
     file: usize,
     rel: Vec<u8>,
+    /// When the sender began reading the file.
+    began: Instant,
+    size: u64,
+    as_delta: bool,
 }
 
 struct Link {
@@ -277,6 +282,13 @@ pub struct Transport {
     /// Whether resends go as deltas.
     delta: bool,
     versions: HashMap<Vec<u8>, Version>,
+    /// How fast whole sends and deltas have moved files.
+    pub rates: ResendRates,
+    /// The application is stopped: a resend goes the way predicted to end sooner, not the way
+    /// that sends fewer bytes.
+    minimise_time: bool,
+    /// When the last transfer was settled: a transfer's time in the pipeline starts no earlier.
+    last_settled: Option<Instant>,
     /// Files whose delta the receiver could not apply, not yet taken.
     refused: Vec<usize>,
     buf: Vec<u8>,
@@ -312,6 +324,9 @@ impl Transport {
             inflight: BTreeMap::new(),
             delta,
             versions: HashMap::new(),
+            rates: ResendRates::default(),
+            minimise_time: false,
+            last_settled: None,
             refused: Vec::new(),
             buf: vec![0; CHUNK],
             deltas: 0,
@@ -383,13 +398,15 @@ impl Transport {
         else {
             return Ok(None);
         };
+        let began = Instant::now();
         let id = self.next_id;
         self.next_id += 1;
         let path_rel = RelPath::new(rel).map_err(|e| source(io::Error::other(e)))?;
         let base = self
             .versions
             .remove(rel)
-            .filter(|v| self.delta && !v.whole_next);
+            .filter(|v| self.delta && !v.whole_next)
+            .filter(|_| !(self.minimise_time && self.rates.delta_is_slower()));
         let (size, hash, blocks, bytes) = match &base {
             Some(base) => {
                 self.deltas += 1;
@@ -437,6 +454,9 @@ impl Transport {
             Inflight {
                 file,
                 rel: rel.to_vec(),
+                began,
+                size,
+                as_delta: base.is_some(),
             },
         );
         self.drain()?;
@@ -507,6 +527,12 @@ impl Transport {
         }
     }
 
+    /// From now on the application is stopped and the downtime runs: each resend goes whole or
+    /// as a delta by which has moved files faster so far.
+    pub fn minimise_time(&mut self) {
+        self.minimise_time = true;
+    }
+
     /// Files whose delta the receiver could not apply since last asked: their copy there is not
     /// current (it is as it was), and their next send goes whole.
     pub fn take_refused(&mut self) -> Vec<usize> {
@@ -527,6 +553,17 @@ impl Transport {
 
     /// Settles an acknowledgement or a resend; returns an answer, which the caller may expect.
     fn handle(&mut self, event: Event) -> Result<Option<Answer>, WireError> {
+        if let Event::Ack(_, at) = event {
+            if let Some(done) = self.inflight.first_key_value().map(|(_, d)| d) {
+                // Its time in the pipeline: from when it began or the previous one was done.
+                let from = self
+                    .last_settled
+                    .map_or(done.began, |last| last.max(done.began));
+                let seconds = at.saturating_duration_since(from).as_secs_f64();
+                self.rates.record(done.as_delta, done.size, seconds);
+            }
+            self.last_settled = Some(at);
+        }
         match settle(&mut self.inflight, event)? {
             Settled::Acked(id, done) => {
                 if let Some(version) = self.versions.get_mut(&done.rel) {
@@ -745,6 +782,9 @@ mod tests {
                 let transfer = Inflight {
                     file: id as usize,
                     rel: format!("f{id}").into_bytes(),
+                    began: Instant::now(),
+                    size: 0,
+                    as_delta: false,
                 };
                 (id, transfer)
             })
@@ -762,23 +802,17 @@ mod tests {
     fn acks_settle_the_oldest_transfer_only() {
         let mut pending = inflight(&[3, 4, 5]);
         assert_eq!(
-            refused(settle(&mut pending, Event::Ack(4))),
+            refused(settle(&mut pending, Event::Ack(4, Instant::now()))),
             "file-ack out of order"
         );
         assert_eq!(
-            refused(settle(&mut pending, Event::Ack(9))),
+            refused(settle(&mut pending, Event::Ack(9, Instant::now()))),
             "file-ack of no transfer"
         );
-        assert_eq!(
-            settle(&mut pending, Event::Ack(3)).unwrap(),
-            Settled::Acked(
-                3,
-                Inflight {
-                    file: 3,
-                    rel: b"f3".to_vec()
-                }
-            )
-        );
+        assert!(matches!(
+            settle(&mut pending, Event::Ack(3, Instant::now())).unwrap(),
+            Settled::Acked(3, Inflight { file: 3, rel, .. }) if rel == b"f3"
+        ));
         // A delta's resend comes at its end, before the batch ahead of it is acknowledged.
         assert!(matches!(
             settle(&mut pending, Event::Resend(5)).unwrap(),
@@ -789,12 +823,12 @@ mod tests {
             "resend of no transfer"
         );
         assert!(matches!(
-            settle(&mut pending, Event::Ack(4)).unwrap(),
+            settle(&mut pending, Event::Ack(4, Instant::now())).unwrap(),
             Settled::Acked(4, _)
         ));
         assert!(pending.is_empty());
         assert_eq!(
-            refused(settle(&mut pending, Event::Ack(4))),
+            refused(settle(&mut pending, Event::Ack(4, Instant::now()))),
             "file-ack of no transfer"
         );
     }
@@ -879,7 +913,7 @@ mod tests {
                 if refuse {
                     events.push(Event::Resend(id));
                 } else {
-                    batch.push(Event::Ack(id));
+                    batch.push(Event::Ack(id, Instant::now()));
                 }
                 if commit {
                     events.append(&mut batch);

@@ -220,3 +220,30 @@ fn a_copy_changed_behind_the_receivers_back_is_never_patched_and_is_sent_whole()
     assert!(p.transport.take_refused().is_empty());
     p.assert_equal("f");
 }
+
+#[test]
+fn once_the_application_is_stopped_a_resend_goes_the_way_that_moved_files_faster() {
+    let mut p = pair();
+    let path = p.src.join("db");
+    fs::write(&path, noise(2 * MIB, 7)).unwrap();
+    p.send(0, "db");
+    p.settle();
+    // Rates as if deltas had moved files a thousand times more slowly than whole sends.
+    p.transport.rates.record(false, 64 * MIB as u64, 0.01);
+    p.transport.rates.record(true, 64 * MIB as u64, 10.0);
+
+    write_at(&path, 0, &noise(BLOCK, 8));
+    let before = p.transport.deltas;
+    let sent = p.send(0, "db");
+    p.settle();
+    assert_eq!(sent.bytes, BLOCK as u64, "still running: fewer bytes wins");
+    assert_eq!(p.transport.deltas, before + 1);
+
+    p.transport.minimise_time();
+    write_at(&path, 0, &noise(BLOCK, 9));
+    let sent = p.send(0, "db");
+    p.settle();
+    assert_eq!(sent.bytes, 2 * MIB as u64, "stopped: the faster way, whole");
+    assert_eq!(p.transport.deltas, before + 1);
+    p.assert_equal("db");
+}

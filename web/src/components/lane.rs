@@ -134,10 +134,10 @@ fn why(kind: PolicyKind, phase: Phase, next: &NextUp) -> String {
     }
     let size = next.size as f64;
     match kind {
-        PolicyKind::Proposed | PolicyKind::Sweep if next.key == 0.0 => {
+        PolicyKind::Proposed | PolicyKind::Sweep | PolicyKind::Converge if next.key == 0.0 => {
             "E = p̂ × size = 0: no write seen last period".into()
         }
-        PolicyKind::Proposed | PolicyKind::Sweep => format!(
+        PolicyKind::Proposed | PolicyKind::Sweep | PolicyKind::Converge => format!(
             "E = p̂ × size = {} × {} = {}",
             significant(next.key / size),
             format::bytes(next.size),

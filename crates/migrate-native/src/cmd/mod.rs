@@ -130,9 +130,14 @@ pub struct ModelArgs {
     /// Baseline iterations.
     #[arg(long, default_value_t = PolicyParams::default().baseline_iterations)]
     pub baseline_iterations: u32,
-    /// QEMU-style downtime limit.
-    #[arg(long, default_value = "300ms", value_parser = duration_or_zero)]
+    /// Downtime limit of the QEMU-style and converge policies: they stop pre-copy once the final
+    /// copy would take at most this long on the link.
+    #[arg(long, visible_alias = "max-downtime", default_value = "300ms", value_parser = duration_or_zero)]
     pub downtime_limit: f64,
+    /// Converge: passes in a row (each sending as many bytes as were left at its start) that do
+    /// not cut what is left by 10 % before it stops.
+    #[arg(long, default_value_t = PolicyParams::default().stall_passes)]
+    pub stall_passes: u32,
     /// Safety cap on pre-copy rounds.
     #[arg(long, default_value_t = SimConfig::default().max_rounds)]
     pub max_rounds: u32,
@@ -146,6 +151,11 @@ pub struct ModelArgs {
     /// Block size of delta resends.
     #[arg(long, default_value = "8KiB", value_parser = block_size, requires = "delta")]
     pub block_size: u64,
+    /// Replay a trace's writes again and again, each copy shifted by the trace's duration, up to
+    /// this time, so that a migration longer than the recording does not find the application
+    /// quiet (0: once, as recorded).
+    #[arg(long, default_value = "0s", value_parser = duration_or_zero)]
+    pub loop_trace: f64,
     /// Compression ratio R ≥ 1 of the link: a transfer of n bytes puts n / R on the wire
     /// (1: none, the paper's model). Byte figures stay the files' bytes.
     #[arg(long, default_value = "1", value_parser = compress_ratio)]
@@ -181,6 +191,7 @@ impl ModelArgs {
                 estimator: self.estimator,
                 baseline_iterations: self.baseline_iterations,
                 downtime_limit_s: self.downtime_limit,
+                stall_passes: self.stall_passes,
                 ..defaults
             },
         }
@@ -216,16 +227,19 @@ impl DatasetSource {
         }
     }
 
-    /// Loads the data set. A file is a trace if its first line is a trace header.
-    pub fn load(&self, scale: f64) -> Result<Dataset> {
+    /// Loads the data set (a trace's writes looped up to `model.loop_trace`). A file is a trace
+    /// if its first line is a trace header.
+    pub fn load(&self, model: &ModelArgs) -> Result<Dataset> {
+        let scale = model.scale;
         match self {
             DatasetSource::Preset(preset) => preset.dataset(scale).map_err(bad_input),
             DatasetSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = read_text(path)?;
                 let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
                 let data = if first.contains(precopy_core::trace::FORMAT) {
-                    let trace = Trace::parse(&text)
+                    let mut trace = Trace::parse(&text)
+                        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+                    loop_writes(&mut trace, model.loop_trace)
                         .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
                     trace.dataset()
                 } else {
@@ -237,6 +251,71 @@ impl DatasetSource {
             }
         }
     }
+}
+
+/// Appends to every file's writes copies shifted by the trace's duration D (at D, 2D, …), up to
+/// `until` seconds: the recording looped. 0 (or anything ≤ D) leaves the trace as it is.
+fn loop_writes(trace: &mut Trace, until: f64) -> Result<(), String> {
+    let duration = trace.duration_s;
+    if until <= duration {
+        return Ok(());
+    }
+    if duration <= 0.0 {
+        return Err(String::from(
+            "cannot loop a trace of duration 0 (--loop-trace)",
+        ));
+    }
+    for file in &mut trace.files {
+        let recorded = file.writes.len();
+        let mut shift = duration;
+        while shift < until && recorded > 0 {
+            for i in 0..recorded {
+                let t = file.writes[i] + shift;
+                if t >= until {
+                    break;
+                }
+                file.writes.push(t);
+                file.extents.push(file.extents[i]);
+            }
+            shift += duration;
+        }
+    }
+    trace.duration_s = until;
+    Ok(())
+}
+
+/// The zstd frame magic (RFC 8878, 3.1.1): traces may ship compressed.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// A decompressed data set larger than this is refused rather than filling memory (a zstd bomb).
+const MAX_DECOMPRESSED: u64 = 4 << 30;
+
+/// Reads a UTF-8 data set or trace, decompressing it first if it is zstd (whatever its name).
+pub fn read_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = if bytes.starts_with(&ZSTD_MAGIC) {
+        let mut text = Vec::new();
+        zstd::stream::read::Decoder::new(bytes.as_slice())
+            .and_then(|d| d.take(MAX_DECOMPRESSED + 1).read_to_end(&mut text))
+            .map_err(|e| bad_input(format!("{}: not a valid zstd stream: {e}", path.display())))?;
+        if text.len() as u64 > MAX_DECOMPRESSED {
+            return Err(bad_input(format!(
+                "{}: decompresses to more than {MAX_DECOMPRESSED} bytes",
+                path.display()
+            )));
+        }
+        text
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        bad_input(format!(
+            "{}: not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Writes `contents` to `path` atomically: a temporary file beside it, then a rename, so a
@@ -261,4 +340,49 @@ pub fn load_key(path: &std::path::Path) -> anyhow::Result<precopy_proto::Key> {
         std::fs::read(path).with_context(|| format!("reading token file {}", path.display()))?;
     precopy_proto::Key::from_token(&token)
         .map_err(|e| bad_input(format!("token file {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 4 s trace: /a written at 1 and 3, /b never.
+    fn trace() -> Trace {
+        Trace::parse(concat!(
+            r#"{"type":"header","format":"precopy-trace","version":1,"period_s":1.0}"#,
+            "\n",
+            r#"{"type":"file","id":0,"path":"/a","size":10,"kind":"rw"}"#,
+            "\n",
+            r#"{"type":"file","id":1,"path":"/b","size":10,"kind":"rw"}"#,
+            "\n",
+            r#"{"type":"write","t":1.0,"id":0,"offset":0,"len":2}"#,
+            "\n",
+            r#"{"type":"write","t":3.0,"id":0,"offset":4,"len":1}"#,
+            "\n",
+            r#"{"type":"end","t":4.0}"#,
+            "\n",
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn looping_repeats_the_writes_shifted_by_the_duration_up_to_the_limit() {
+        let mut looped = trace();
+        loop_writes(&mut looped, 10.0).unwrap();
+        // Copies at +4 and +8: 5, 7, 9; 11 is past 10.
+        assert_eq!(looped.files[0].writes, [1.0, 3.0, 5.0, 7.0, 9.0]);
+        let original = &trace().files[0].extents;
+        let extents: Vec<_> = original.iter().cycle().take(5).copied().collect();
+        assert_eq!(looped.files[0].extents, extents);
+        assert!(looped.files[1].writes.is_empty());
+        assert_eq!(looped.duration_s, 10.0);
+    }
+
+    #[test]
+    fn a_limit_within_the_trace_leaves_it_as_recorded() {
+        let mut looped = trace();
+        loop_writes(&mut looped, 4.0).unwrap();
+        assert_eq!(looped.files[0].writes, trace().files[0].writes);
+        assert_eq!(looped.duration_s, 4.0);
+    }
 }

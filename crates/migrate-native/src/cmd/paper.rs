@@ -75,7 +75,7 @@ pub fn run(args: PaperArgs) -> Result<ExitCode> {
         DatasetSource::Preset(Preset::Fixed),
         DatasetSource::Preset(Preset::Variable),
     ];
-    let datasets = super::sweep::load_datasets(&sources, args.model.scale)?;
+    let datasets = super::sweep::load_datasets(&sources, &args.model)?;
     let mut cells = Vec::new();
     for dataset in 0..datasets.len() {
         for &policy in &policies {

@@ -31,13 +31,21 @@ pub struct ReceiveArgs {
     /// that exits sooner is reported, with its last lines on stderr).
     #[arg(long, default_value = "1s", value_parser = crate::cmd::duration)]
     pub restart_grace: f64,
+    /// At the stop-time check, read every file again rather than trust the hash computed when
+    /// it was written here (while its inode, size and times are unchanged). Costs time in the
+    /// downtime that grows with the whole tree.
+    #[arg(long)]
+    pub verify_reread: bool,
 }
 
 /// Runs `receive`.
 pub fn run(args: ReceiveArgs) -> Result<ExitCode> {
     let key = load_key(&args.token_file)?;
-    let store = Store::open(&args.root)
+    let mut store = Store::open(&args.root)
         .with_context(|| format!("opening the root {}", args.root.display()))?;
+    if args.verify_reread {
+        store = store.rereading_at_verify();
+    }
     let listener =
         TcpListener::bind(&args.listen).with_context(|| format!("listening on {}", args.listen))?;
     // The first line of stdout is the bound address, for scripts and tests that asked for port 0.

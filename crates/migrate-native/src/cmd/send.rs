@@ -93,6 +93,12 @@ pub struct SendArgs {
     /// the destination.
     #[arg(long, value_enum, default_value = "resume")]
     pub then: Then,
+    /// A shell command run at the source just before the application is stopped for the final
+    /// copy (its output goes to stderr). send waits for it; if it fails, nothing is stopped and
+    /// send exits non-zero. E.g. `psql -c CHECKPOINT`: PostgreSQL then starts at the destination
+    /// with little WAL to replay.
+    #[arg(long, value_name = "CMD")]
+    pub before_stop: Option<String>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -282,6 +288,10 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let mut progress = Progress::new();
     let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
     let mut opened = || live.as_mut().map(Live::take_opened).unwrap_or_default();
+    let mut before_stop = || match &args.before_stop {
+        Some(command) => run_before_stop(command),
+        None => Ok(()),
+    };
     let outcome = Migration::new(
         config,
         roots,
@@ -290,7 +300,11 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         transport,
         &mut on_round,
     )
-    .map(|migration| migration.discovering(&mut opened))
+    .map(|migration| {
+        migration
+            .discovering(&mut opened)
+            .before_stop(&mut before_stop)
+    })
     .and_then(Migration::run);
     progress.finish();
     let outcome = match outcome {
@@ -344,8 +358,7 @@ fn named_files(args: &SendArgs) -> Result<Vec<(PathBuf, Kind)>> {
         named.extend(paths.iter().map(|p| (p.clone(), kind)));
     }
     if let Some(trace) = &args.trace {
-        let text = std::fs::read_to_string(trace)
-            .with_context(|| format!("reading {}", trace.display()))?;
+        let text = super::read_text(trace)?;
         let trace = Trace::parse(&text).map_err(bad_input)?;
         for file in trace.files {
             let path = PathBuf::from(file.path);
@@ -448,6 +461,9 @@ fn print_summary(outcome: &Outcome) {
         );
     };
     let bytes = |b: u64| format_bytes(b as f64);
+    let per_second = |rate: Option<f64>| {
+        rate.map_or_else(|| "(not measured)".to_string(), |r| format_bytes(r) + "/s")
+    };
     println!(
         "policy {} · {} files, {}",
         m.policy,
@@ -493,7 +509,8 @@ fn print_summary(outcome: &Outcome) {
     println!("why: {}", m.end_reason);
     println!(
         "rate {:.1} Mbit/s · {} on the wire · verify {:.3} s (read again: {} files, {}) · \
-         reconnects {} · repaired {} · deltas {} ({} refused, resent whole)",
+         reconnects {} · repaired {} · deltas {} ({} refused, resent whole) · files moved at {} \
+         whole, {} as deltas",
         x.send_rate_bps / 1e6,
         bytes(x.wire_bytes),
         x.verify_s,
@@ -502,7 +519,9 @@ fn print_summary(outcome: &Outcome) {
         x.reconnects,
         x.repaired_files,
         x.deltas,
-        x.refused_deltas
+        x.refused_deltas,
+        per_second(x.whole_rate_bytes_per_s),
+        per_second(x.delta_rate_bytes_per_s)
     );
     println!("verdict: {}", x.verdict);
     println!(
@@ -542,4 +561,19 @@ fn print_summary(outcome: &Outcome) {
     if let Some(pid) = x.restarted_pid {
         println!("restarted at the destination as pid {pid}");
     }
+}
+
+/// Runs `--before-stop`'s command with `sh -c`, its output on stderr (stdout may be `--json`).
+fn run_before_stop(command: &str) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("running --before-stop {command:?}"))?;
+    if !status.success() {
+        bail!("--before-stop {command:?} failed ({status}): nothing was stopped");
+    }
+    Ok(())
 }

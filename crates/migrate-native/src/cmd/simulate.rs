@@ -19,7 +19,7 @@ pub struct SimulateArgs {
     /// Link rate, e.g. 10Mbps (a bare number is Mbps).
     #[arg(long, default_value = "10Mbps", value_parser = bandwidth)]
     pub bandwidth: f64,
-    /// Policy: baseline, proposed, sweep, qemu, clairvoyant, p-only, size-only, random.
+    /// Policy: baseline, proposed, sweep, converge, qemu, clairvoyant, p-only, size-only, random.
     #[arg(long, default_value = "proposed", value_parser = policy_kind)]
     pub policy: PolicyKind,
     /// Seed of the write processes.
@@ -48,9 +48,9 @@ pub fn simulate(
     source: &DatasetSource,
     policy: PolicyKind,
     config: SimConfig,
-    scale: f64,
+    model: &ModelArgs,
 ) -> Result<Metrics> {
-    let dataset = source.load(scale)?;
+    let dataset = source.load(model)?;
     let sim = SimBuilder::new(dataset, policy)
         .config(config)
         .build()
@@ -61,7 +61,7 @@ pub fn simulate(
 /// Runs `simulate`.
 pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let config = args.model.config(args.bandwidth, args.seed);
-    let metrics = simulate(&args.dataset, args.policy, config, args.model.scale)?;
+    let metrics = simulate(&args.dataset, args.policy, config, &args.model)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let report = RunReport {

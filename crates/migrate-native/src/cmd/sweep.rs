@@ -248,10 +248,13 @@ pub fn progress_bar() -> ProgressBar {
 }
 
 /// Loads every data set once; the runs share it.
-pub fn load_datasets(sources: &[DatasetSource], scale: f64) -> Result<Vec<(String, Arc<Dataset>)>> {
+pub fn load_datasets(
+    sources: &[DatasetSource],
+    model: &ModelArgs,
+) -> Result<Vec<(String, Arc<Dataset>)>> {
     sources
         .iter()
-        .map(|s| Ok((s.label(), Arc::new(s.load(scale)?))))
+        .map(|s| Ok((s.label(), Arc::new(s.load(model)?))))
         .collect()
 }
 
@@ -290,7 +293,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         return Err(bad_input("--seeds must be at least 1"));
     }
-    let datasets = load_datasets(&args.datasets, args.model.scale)?;
+    let datasets = load_datasets(&args.datasets, &args.model)?;
     let betas = if args.betas.is_empty() {
         vec![args.model.beta]
     } else {

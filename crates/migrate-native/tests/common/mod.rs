@@ -86,6 +86,19 @@ pub fn listening_addr(receiver: &mut Child) -> String {
         .to_string()
 }
 
+/// Whether a receiver's temporary file is left anywhere under `dir`.
+#[allow(dead_code)] // not every test crate that includes this module checks for them
+pub fn has_temporaries(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            has_temporaries(&path)
+        } else {
+            path.to_string_lossy().ends_with(".precopy-tmp")
+        }
+    })
+}
+
 /// Every file under `src` is at `there(path)`, byte for byte; returns files and bytes.
 pub fn assert_same_tree(src: &Path, there: impl Fn(&Path) -> PathBuf) -> (u64, u64) {
     let (mut files, mut bytes) = (0, 0);
