@@ -534,7 +534,7 @@ impl Engine {
     /// wrote is best sent while it still runs.
     pub fn one_more_round(&mut self) {
         debug_assert!(self.stage == Stage::FinalCopy && self.current.is_none());
-        self.closing = Some(self.metrics.end_reason.clone());
+        self.closing = Some(self.metrics.end_reason);
         self.stage = Stage::PreCopy;
     }
 
