@@ -8,7 +8,7 @@ use crate::dataset::Preset;
 use crate::metrics::Metrics;
 use crate::policy::PolicyKind;
 use crate::sim::{ConfigError, SimBuilder, SimConfig};
-use crate::workload::{TraceAfter, WriteBytes, WriteModel};
+use crate::workload::{WriteBytes, WriteModel};
 
 /// Every policy on both presets at 5% scale, 25 Mbps, seed 7.
 pub fn golden_runs() -> Result<Vec<Metrics>, ConfigError> {
@@ -48,7 +48,7 @@ pub fn golden_trace_runs() -> Result<Vec<Metrics>, ConfigError> {
     })?;
     let dataset = alloc::sync::Arc::new(trace.dataset()?);
     let mut runs = Vec::new();
-    for trace_after in TraceAfter::ALL {
+    for trace_after in crate::workload::TraceAfter::ALL {
         for policy in PolicyKind::ALL {
             let config = SimConfig {
                 bandwidth_bps: 2000.0,

@@ -333,11 +333,15 @@ impl SimBuilder {
         let config = self.config;
         let mut clock = WriteClock::new(&self.dataset, &config.write_model, config.seed);
         let recorded = matches!(self.dataset.writes, Writes::Recorded(_));
-        if recorded && config.trace_after == TraceAfter::Loop {
-            if self.dataset.recorded_s <= 0.0 {
-                return Err(ConfigError::LoopOfNoDuration);
+        if let (true, TraceAfter::Loop { until_s }) = (recorded, config.trace_after) {
+            let until = until_s.unwrap_or(f64::INFINITY);
+            // A horizon within the recording asks for no copy.
+            if until > self.dataset.recorded_s {
+                if self.dataset.recorded_s <= 0.0 {
+                    return Err(ConfigError::LoopOfNoDuration);
+                }
+                clock.repeat_recorded(self.dataset.recorded_s, until);
             }
-            clock.repeat_recorded(self.dataset.recorded_s);
         }
         // A replayed trace's lives, then the builder's (a later one for a file wins).
         let spans: Vec<(usize, f64, f64)> = (self.dataset.lives.iter().enumerate())

@@ -98,7 +98,7 @@ fn a_looped_trace_keeps_writing_after_it_ends() {
     // Loop: writes at 0.5, 1.5, 2.5, …: each iteration [k - 1, k] is hit at k - 0.5, after
     // its send began and after the iteration began (never skipped). Ten iterations send
     // 10 × 1000 B; the final copy sends /x once more.
-    let looped = run(TraceAfter::Loop);
+    let looped = run(TraceAfter::Loop { until_s: None });
     assert_eq!(
         looped.end_reason,
         EndReason::IterationLimit { iterations: 10 }
