@@ -34,7 +34,7 @@
 //! let mut decoder = Decoder::new(PathFilter::default());
 //! let open = SyscallRecord {
 //!     tid: Pid::from_raw(42),
-//!     call: Call::Open { flags: libc::O_WRONLY as u64 },
+//!     call: Call::Open { flags: libc::O_WRONLY as u64, creates: false },
 //!     ret: 3,
 //!     opened: Some(OpenedFile { path: "/data/log".into(), regular: true }),
 //! };
@@ -62,6 +62,7 @@
 pub mod arch;
 pub mod cgroup;
 pub mod decode;
+pub mod dirs;
 pub mod error;
 pub mod forks;
 pub mod notify;

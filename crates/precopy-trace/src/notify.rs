@@ -173,9 +173,9 @@ pub(crate) trait Wakes {
     fn rearm(&mut self, all: bool);
     /// Reads every queued event; false when the events' receiver is gone.
     fn drain(&mut self) -> bool;
-    /// Another descriptor whose input `drain` reads.
-    fn also(&self) -> Option<BorrowedFd<'_>> {
-        None
+    /// Other descriptors whose input `drain` reads (fork notices, a directory-event group).
+    fn also(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
     }
 }
 
@@ -197,7 +197,12 @@ pub(crate) fn read_until_stopped(reader: &mut impl Wakes, stop: &EventFd) {
             PollFd::new(reader.group().as_fd(), PollFlags::POLLIN),
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
-        fds.extend(reader.also().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        fds.extend(
+            reader
+                .also()
+                .into_iter()
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+        );
         let _ = poll(&mut fds, wait);
     }
 }

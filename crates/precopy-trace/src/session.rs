@@ -186,9 +186,15 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// Records the event and the size it leaves its path with, read now: a sample (the
+    /// application may have gone on since; see `docs/trace-format.md`).
     fn push(&mut self, t: f64, event: FileEvent) {
         (self.observer)(Observed::File { t, event: &event });
+        let resized = event.resized().map(str::to_string);
         self.recording.push(t, event);
+        if let Some(path) = resized {
+            self.recording.sized(t, &path, size(&path));
+        }
     }
 
     /// Fanotify's events as updates (of files the filter records; a deleted file's path does

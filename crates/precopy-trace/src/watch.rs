@@ -11,11 +11,15 @@
 //! Whose process an event is comes from the kernel's fork notices ([`crate::forks`]), read after
 //! each fanotify batch, so a process that is gone by then is still placed exactly.
 //!
+//! Files created, deleted and renamed come from a second group with directory events
+//! ([`crate::dirs`]), where the kernel and our privileges allow it: creations of paths the
+//! filter records, and deletions and renames of paths already named.
+//!
 //! Costs are kept off the application's path with *ignore* marks on the file's inode: once a
 //! file is known ReadWrite its opens and write-closes are ignored for good, and after each
 //! `FAN_MODIFY` its modifications are ignored for one window (as in [`crate::notify`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -29,6 +33,7 @@ use nix::sys::fanotify::{Fanotify, MarkFlags, MaskFlags};
 use precopy_core::trace::WriteOp;
 
 use crate::decode::FileEvent;
+use crate::dirs::{DirChange, DirEvent, DirGroup};
 use crate::error::TraceError;
 use crate::forks::{Forks, Lineage, Lost};
 use crate::notify::{notification_group, read_until_stopped, spawn_reader, Wakes};
@@ -122,6 +127,7 @@ pub struct Tally {
 #[derive(Debug)]
 pub struct Armed {
     group: Fanotify,
+    dirs: Option<DirGroup>,
     forks: Forks,
     cgroup: PathBuf,
     start: Instant,
@@ -144,10 +150,11 @@ impl Watch {
         let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
         let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
         let mut marked = 0;
-        for point in filesystems() {
+        let points = filesystems();
+        for point in &points {
             let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_FILESYSTEM;
             // Some filesystems refuse a filesystem mark (no fsid); their files go unseen.
-            if group.mark(flags, mask, cwd, Some(&point)).is_ok() {
+            if group.mark(flags, mask, cwd, Some(point)).is_ok() {
                 marked += 1;
             }
         }
@@ -156,6 +163,7 @@ impl Watch {
         }
         Ok(Armed {
             group,
+            dirs: DirGroup::start(&points).ok(),
             forks: Forks::subscribe()?,
             cgroup: cgroup.to_path_buf(),
             start,
@@ -205,6 +213,8 @@ impl Armed {
             window: self.window,
             filter: self.filter,
             files: HashMap::new(),
+            dirs: self.dirs,
+            named: HashSet::new(),
             held: HashMap::new(),
             tally: Tally::default(),
             tx,
@@ -240,6 +250,10 @@ struct Reader {
     filter: PathFilter,
     /// (device, inode) → what the application did with it.
     files: HashMap<(u64, u64), Known>,
+    /// Directory events, if the kernel gives them to us.
+    dirs: Option<DirGroup>,
+    /// The paths told so far: deletions and renames are told only of these.
+    named: HashSet<String>,
     /// Files whose modifications are ignored until the instant given, with an fd to undo it.
     held: HashMap<(u64, u64), (OwnedFd, Instant)>,
     tally: Tally,
@@ -267,8 +281,9 @@ impl Wakes for Reader {
         Reader::drain(self)
     }
 
-    fn also(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.forks.as_fd())
+    fn also(&self) -> Vec<BorrowedFd<'_>> {
+        let dirs = self.dirs.as_ref().map(DirGroup::as_fd);
+        [Some(self.forks.as_fd()), dirs].into_iter().flatten().collect()
     }
 }
 
@@ -310,8 +325,14 @@ impl Reader {
 
     /// Reads the events queued when called, and no more: an application (or the rest of the
     /// system) that keeps making events must not keep the reader from its stop. False when
-    /// the receiver is gone.
+    /// the receiver is gone. The directory group is read first, so every file event that came
+    /// before one of its events is read too; its events are decoded after the file events
+    /// (knowing the paths they name) and told before them (a file is created before it is
+    /// opened).
     fn drain(&mut self) -> bool {
+        let dir_events = self.dirs.as_ref().map(DirGroup::read).unwrap_or_default();
+        let dirs_read = self.start.elapsed().as_secs_f64();
+        let mut files = Vec::new();
         let mut left = queued_bytes(&self.group);
         loop {
             let events = match left {
@@ -324,7 +345,7 @@ impl Reader {
             // Read after the events: every fork they depend on is queued by now.
             self.follow_forks();
             if events.is_empty() {
-                return true;
+                break;
             }
             left = left.saturating_sub(events.len() * EVENT_LEN);
             let now = Instant::now();
@@ -332,15 +353,95 @@ impl Reader {
             for event in &events {
                 let Some(fd) = event.fd() else { continue };
                 let pid = event.pid().max(0) as u32;
-                if !self.lineage.contains(pid) {
-                    self.tally.outside += 1;
+                if !self.attributed(pid) {
                     continue;
                 }
                 for file_event in self.decode(fd, event.mask(), pid, now) {
                     self.tally.processes.insert(pid);
-                    if self.tx.send((t, file_event)).is_err() {
-                        return false;
-                    }
+                    files.push((t, file_event));
+                }
+            }
+        }
+        let mut told = Vec::new();
+        for DirEvent { pid, change } in dir_events {
+            if self.attributed(pid) {
+                for file_event in self.decode_dir(pid, change) {
+                    self.tally.processes.insert(pid);
+                    told.push((dirs_read, file_event));
+                }
+            }
+        }
+        told.into_iter()
+            .chain(files)
+            .all(|timed| self.tx.send(timed).is_ok())
+    }
+
+    /// Whether the event's process is the application's, counting those that are not.
+    fn attributed(&mut self, pid: u32) -> bool {
+        let ours = self.lineage.contains(pid);
+        if !ours {
+            self.tally.outside += 1;
+        }
+        ours
+    }
+
+    /// A directory event of the application's process `pid`, as file events: creations of
+    /// paths the filter records, deletions and renames of paths already told.
+    fn decode_dir(&mut self, pid: u32, change: DirChange) -> Vec<FileEvent> {
+        let Some(dirs) = self.dirs.as_ref() else {
+            return Vec::new();
+        };
+        match change {
+            DirChange::Created(name) => match dirs.path(&name) {
+                Some(path) if self.filter.allows(&path) => {
+                    self.named.insert(path.clone());
+                    vec![FileEvent::Created { pid, path }]
+                }
+                _ => Vec::new(),
+            },
+            DirChange::Deleted(name) => match dirs.path(&name) {
+                Some(path) if self.named.contains(&path) => vec![FileEvent::Unlinked { pid, path }],
+                _ => Vec::new(),
+            },
+            DirChange::CreatedAndDeleted(name) => {
+                let Some(path) = dirs.path(&name) else {
+                    return Vec::new();
+                };
+                // There now: deleted, then created again; gone: created, then deleted.
+                let there = std::fs::symlink_metadata(&path).is_ok();
+                let (created, deleted) =
+                    (DirChange::Created(name.clone()), DirChange::Deleted(name));
+                let order = if there {
+                    [deleted, created]
+                } else {
+                    [created, deleted]
+                };
+                order
+                    .into_iter()
+                    .flat_map(|change| self.decode_dir(pid, change))
+                    .collect()
+            }
+            DirChange::Renamed { from, to } => {
+                let (Some(from), Some(to)) = (dirs.path(&from), dirs.path(&to)) else {
+                    return Vec::new();
+                };
+                let (from_named, to_named) = (self.named.contains(&from), self.named.contains(&to));
+                if (from_named || to_named) && self.filter.allows(&from) && self.filter.allows(&to)
+                {
+                    self.named.insert(to.clone());
+                    // The kernel does not say whether something was at `to`: what we told of.
+                    let replaces = to_named;
+                    vec![FileEvent::Renamed {
+                        pid,
+                        from,
+                        to,
+                        exchange: false,
+                        replaces,
+                    }]
+                } else if from_named {
+                    vec![FileEvent::Unlinked { pid, path: from }]
+                } else {
+                    Vec::new()
                 }
             }
         }
@@ -372,6 +473,7 @@ impl Reader {
         let known = self.files.get(&key).copied();
         let written = mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_MODIFY);
         if known.is_none() || (written && known == Some(Known::ReadOnly)) {
+            self.named.insert(path.clone());
             out.push(FileEvent::Opened {
                 pid,
                 path: path.clone(),

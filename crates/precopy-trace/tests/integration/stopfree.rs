@@ -141,3 +141,75 @@ fn short_lived_processes_are_all_placed() {
     assert_eq!(found.len(), CHILDREN + 1);
     assert_eq!(output.manifest.forks_lost, 0);
 }
+
+/// One process creates a file, renames it over one it read, creates another and unlinks it:
+/// the trace says so, as under ptrace (the directory events). The process waits on a FIFO
+/// until the unlink is seen, so it is alive when its events are attributed.
+#[test]
+fn creations_renames_and_unlinks_are_told_without_stops() {
+    use precopy_core::trace::{Change, Trace};
+    use precopy_trace::decode::FileEvent;
+    use precopy_trace::{record_observed, Observed};
+
+    let Some(_lock) = tracing() else { return };
+    let (_tmp, dir) = temp();
+    std::fs::write(dir.join("b"), "old").unwrap();
+    let go = dir.join("go");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let program = "import os\n\
+        open('b').read()\n\
+        with open('a.tmp', 'w') as f: f.write('new-content')\n\
+        os.rename('a.tmp', 'b')\n\
+        with open('log', 'w') as f: f.write('x')\n\
+        os.unlink('log')\n\
+        open('go').read()\n";
+    let script = format!("cd '{}' && exec python3 -c \"{program}\"", dir.display());
+    let config = TraceConfig {
+        filter: PathFilter::new(&[format!("{}/**", dir.display())], &[]).unwrap(),
+        identify: Identify::Cgroup,
+        ..TraceConfig::new(Target::Command(
+            ["sh", "-c", &script].map(OsString::from).to_vec(),
+        ))
+    };
+    let log = dir.join("log").display().to_string();
+    let output = record_observed(&config, &mut |observed| {
+        if let Observed::File {
+            event: FileEvent::Unlinked { path, .. },
+            ..
+        } = observed
+        {
+            if *path == log {
+                // Blocks until the program opens the FIFO: on a thread of its own.
+                let go = go.clone();
+                std::thread::spawn(move || std::fs::write(go, "go"));
+            }
+        }
+    });
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if !root() && std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: stop-free identification needs root: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(output.exit, Some(precopy_trace::stop::Exit::Code(0)));
+    let trace = Trace::parse(&output.trace).unwrap();
+    let name = |id: u32| trace.files[id as usize].path.rsplit('/').next().unwrap();
+    let lifecycle: Vec<String> = (trace.changes.iter())
+        .filter_map(|c| match *c {
+            Change::Create { id, .. } => Some(format!("create {}", name(id))),
+            Change::Unlink { id, .. } => Some(format!("unlink {}", name(id))),
+            Change::Rename { from, to, .. } => Some(format!("rename {} {}", name(from), name(to))),
+            Change::Size { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        lifecycle,
+        ["create a.tmp", "rename a.tmp b", "create log", "unlink log"],
+        "{}",
+        output.trace
+    );
+    let b = trace.files.iter().find(|f| f.path.ends_with("/b")).unwrap();
+    assert!(!b.new, "b was there when tracing began\n{}", output.trace);
+}
