@@ -283,7 +283,10 @@ impl Wakes for Reader {
 
     fn also(&self) -> Vec<BorrowedFd<'_>> {
         let dirs = self.dirs.as_ref().map(DirGroup::as_fd);
-        [Some(self.forks.as_fd()), dirs].into_iter().flatten().collect()
+        [Some(self.forks.as_fd()), dirs]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 

@@ -292,10 +292,8 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let mut progress = Progress::new();
     let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
     let mut opened = || live.as_mut().map(Live::take_opened).unwrap_or_default();
-    let mut before_stop = || match &args.before_stop {
-        Some(command) => run_before_stop(command),
-        None => Ok(()),
-    };
+    let mut before_stop =
+        (args.before_stop.clone()).map(|command| move || run_before_stop(&command));
     let outcome = Migration::new(
         config,
         roots,
@@ -305,9 +303,12 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         &mut on_round,
     )
     .map(|migration| {
-        migration
-            .discovering(&mut opened)
-            .before_stop(&mut before_stop)
+        let migration = migration.discovering(&mut opened);
+        // Without a command there is no hook, and no extra round.
+        match before_stop.as_mut() {
+            Some(hook) => migration.before_stop(hook),
+            None => migration,
+        }
     })
     .and_then(Migration::run);
     progress.finish();
