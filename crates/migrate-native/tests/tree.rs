@@ -1365,16 +1365,24 @@ fn hard_links_arrive_as_separate_equal_files() {
     assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
 }
 
+/// `WORK/src` holding one file, a receiver, and an application that only sleeps.
+fn one_file_and_a_sleeper(work: &Path) -> (PathBuf, Receiver, App) {
+    let src = work.join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("data"), b"data").unwrap();
+    (
+        src,
+        receiver(work),
+        App::new(work, "exec sleep 3600".into()),
+    )
+}
+
 /// `--before-stop` runs at the source before the stop: what it writes under a root is in the
 /// final copy. Its output goes to stderr, so `--json` on stdout stays whole.
 #[test]
 fn the_before_stop_command_runs_before_the_stop_and_its_writes_arrive() {
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("data"), b"data").unwrap();
-    let rx = receiver(work.path());
-    let app = App::new(work.path(), "exec sleep 3600".into());
+    let (src, rx, app) = one_file_and_a_sleeper(work.path());
     let marker = src.join("checkpoint");
     let hook = format!(
         "echo said on stdout; echo checkpointed > '{}'",
@@ -1414,11 +1422,7 @@ fn the_before_stop_command_runs_before_the_stop_and_its_writes_arrive() {
 #[test]
 fn a_failing_before_stop_command_stops_nothing_and_is_named() {
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("data"), b"data").unwrap();
-    let rx = receiver(work.path());
-    let app = App::new(work.path(), "exec sleep 3600".into());
+    let (src, rx, app) = one_file_and_a_sleeper(work.path());
     let run = send(
         work.path(),
         &rx.addr,
