@@ -768,13 +768,15 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         // The link carried file bytes compressed: the simulator's link carries them as well.
         let content = (metrics.precopy_bytes + metrics.final_bytes) as f64;
         let compress_ratio = (content / measured.wire_bytes.max(1) as f64).max(1.0);
+        let (rate, ratio) =
+            prediction_link(measured.whole_rate_bytes_per_s, bandwidth, compress_ratio);
         let prediction = predict(
             &self.config,
             &metrics.dataset,
             &self.prediction_files(),
             &self.write_times,
-            bandwidth,
-            compress_ratio,
+            rate,
+            ratio,
             stop,
         );
         Ok(Outcome {
@@ -1033,6 +1035,22 @@ fn predict(
     }
 }
 
+/// The prediction's link: the rate (bits per second) and compression ratio it carries file
+/// bytes at. Whole sends timed from acknowledgement to acknowledgement measured the rate,
+/// compression included. Where they moved too little to be trusted: the rate the policy planned
+/// with (bytes written over the time spent in sends, which misses what drains from the socket's
+/// buffers while the sender waits: too high where rounds idle) and the compression seen.
+fn prediction_link(
+    whole_bytes_per_s: Option<f64>,
+    planned_bps: f64,
+    compress_ratio: f64,
+) -> (f64, f64) {
+    match whole_bytes_per_s {
+        Some(rate) => (rate * 8.0, 1.0),
+        None => (planned_bps, compress_ratio),
+    }
+}
+
 /// Each file's write times in [0, `span`) and again shifted by `span`, 2 × `span`… up to
 /// `horizon`, sorted; `None` if that would exceed [`MAX_REPLAYED_WRITES`].
 fn repeated(writes: &[Vec<f64>], span: f64, horizon: f64) -> Option<Vec<Vec<f64>>> {
@@ -1145,6 +1163,13 @@ mod tests {
         assert_eq!(&now.hash, blake3::hash(b"new bytes").as_bytes());
         // Never sent: read.
         assert!(current(&same, None).unwrap().1);
+    }
+
+    #[test]
+    fn the_prediction_carries_file_bytes_at_the_rate_whole_sends_were_acknowledged() {
+        // 10 MB/s of file bytes acknowledged, compressed or not: 80 Mbit/s of file bytes.
+        assert_eq!(prediction_link(Some(10e6), 120e6, 2.5), (80e6, 1.0));
+        assert_eq!(prediction_link(None, 120e6, 2.5), (120e6, 2.5));
     }
 
     #[test]
