@@ -13,14 +13,16 @@
 #                            (scripts/sqlite-wal-writer.py, SCALE × 1,000 rows)
 #   LINKS="20mbit 100mbit"   tbf rates of the veth link, each way
 #   DELTAS="on off"          send --delta
-#   SCALE=2 TPS=200 WARMUP=5 PERIOD=1s MAX_ROUNDS=60 POLICY=proposed
+#   SCALE=2 TPS=200 WARMUP=5 PERIOD=1s MAX_ROUNDS=20 POLICY=proposed
 #   BIN                      a migrate-native binary (default: cargo build --release)
 #   OUT                      the table (default target/sim-to-real/results.md); each run's
 #                            send --json beside it
 #
 # Each run: a fresh copy of the application's data at S, WARMUP s of load, then `send --then
 # resume` with the policy, period and round cap above; the application keeps running at S
-# afterwards and is shut down. At the defaults the eight runs take about 6–8 minutes (2 cores).
+# afterwards and is shut down. At the defaults the eight runs take about 10 minutes (2 cores,
+# load 8): a round lasts at least as long as its longest transfer (16 MB WAL segments take 7 s
+# at 20 Mbit/s), hence the round cap.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/pg-netns.sh
@@ -33,7 +35,7 @@ SCALE=${SCALE:-2}
 TPS=${TPS:-200}
 WARMUP=${WARMUP:-5}
 PERIOD=${PERIOD:-1s}
-MAX_ROUNDS=${MAX_ROUNDS:-60}
+MAX_ROUNDS=${MAX_ROUNDS:-20}
 POLICY=${POLICY:-proposed}
 BIN=${BIN:-}
 target=${CARGO_TARGET_DIR:-target}
@@ -139,7 +141,9 @@ done
     echo
     echo "Policy $POLICY, period $PERIOD, round cap $MAX_ROUNDS; $WARMUP s of load before each send;"
     echo "PostgreSQL: pgbench -s $SCALE, TPC-B at $TPS tps, 4 clients; SQLite: WAL, $((SCALE * 1000)) rows."
-    echo "Veth between two namespaces, tbf each way. Each cell: measured / predicted."
+    echo "Veth between two namespaces, tbf each way. Each cell: measured / predicted. Rates: what the"
+    echo "policy planned with (bytes written over time in sends) and file bytes per second of whole"
+    echo "sends, acknowledgement to acknowledgement (the prediction's link, where measured)."
     echo
     python3 - "$runs" $APPS -- $LINKS -- $DELTAS <<'EOF'
 import json, sys
@@ -147,26 +151,29 @@ runs, rest = sys.argv[1], sys.argv[2:]
 apps = rest[:rest.index("--")]
 rest = rest[rest.index("--") + 1:]
 links, deltas = rest[:rest.index("--")], rest[rest.index("--") + 1:]
-print("| application | link | delta | rate used (Mbit/s) | rounds | pre-copy (MB) | final copy (MB) "
-      "| downtime (s) | of which final copy (s) | pre-copy time (s) |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| application | link | delta | rate: planned / whole sends (Mbit/s) | rounds | pre-copy (MB) | final copy (MB) "
+      "| downtime (s) | of which final copy (s) | pre-copy time (s) | end |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for link in links:
     for app in apps:
         for delta in deltas:
             d = json.load(open(f"{runs}/{app}-{link}-delta-{delta}.json"))
             m, x, p = d["metrics"], d["measured"], d["prediction"]
             if p is None:
-                p = {k: float("nan") for k in m}
+                p = {k: float("nan") for k in m} | {"end_reason": {"kind": "none"}}
             pair = lambda a, b, f: f"{f(a)} / {f(b)}"
             mb = lambda v: f"{v / 1e6:.1f}"
             s = lambda v: f"{v:.2f}"
-            print(f"| {app} | {link} | {delta} | {x['send_rate_bps'] / 1e6:.1f} "
+            whole = x["whole_rate_bytes_per_s"]
+            whole = "–" if whole is None else f"{whole * 8 / 1e6:.1f}"
+            print(f"| {app} | {link} | {delta} | {x['send_rate_bps'] / 1e6:.1f} / {whole} "
                   f"| {m['rounds']} / {p['rounds']} "
                   f"| {pair(m['precopy_bytes'], p['precopy_bytes'], mb)} "
                   f"| {pair(m['final_bytes'], p['final_bytes'], mb)} "
                   f"| {pair(m['downtime_s'], p['downtime_s'], s)} "
                   f"| {s(x['downtime']['final_copy_s'])} "
-                  f"| {pair(m['precopy_time_s'], p['precopy_time_s'], s)} |")
+                  f"| {pair(m['precopy_time_s'], p['precopy_time_s'], s)} "
+                  f"| {m['end_reason']['kind']} / {p['end_reason']['kind']} |")
 EOF
     echo
     echo "Rerun: \`sudo scripts/sim-to-real.sh\` (see its header for the parameters); each run's"
