@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo build --release -p migrate-native
-bin=target/release/migrate-native
+bin="${CARGO_TARGET_DIR:-target}/release/migrate-native"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Overhead of `migrate-native trace` (traced time / untraced time), side by side with strace.
-#   scripts/bench-trace.sh [RUNS] [FAST_RUNS]   (runs per command: write-heavy case, default 5;
-#                                              tar and compute, default 10; needs root: ptrace
-#                                              and fanotify)
+# Overhead of `migrate-native trace` (traced / untraced), its two identification modes side by
+# side with strace, in one run:
+#   scripts/bench-trace.sh [RUNS] [FAST_RUNS]   (rounds: write-heavy case, default 5; tar and
+#                                              compute, default 10; needs root: ptrace,
+#                                              fanotify, cgroups, the proc connector)
 # Workloads: (a) 300,000 small writes over 100 files (precopy-trace's `writer` example),
 # (b) extracting a tar of 5,000 small files, (c) a compute-bound program with almost no I/O.
-# Each row of the tables: plain, ours with the fanotify write monitor (the default), ours with
-# `--write-monitor ptrace`, `strace -f --seccomp-bpf -e trace=<the ptrace mode's calls>`.
-# hyperfine's "Relative" column is the overhead (plain is the fastest).
-# Results go to target/bench-trace/*.md; docs/bench-trace.md holds a recorded run.
+# Variants: plain; `trace --identify-with cgroup` (stop-free, the default where permitted);
+# `trace --identify-with ptrace` (the paper's method: stops on opens, writes from fanotify);
+# `strace -f --seccomp-bpf -e trace=<the ptrace mode's calls>`.
+# The variants are interleaved (one run of each per round, in turn), so a change of the machine's
+# load hits all of them alike; each run's wall, user and system time come from GNU time (CPU
+# time includes the tracer and every process it waited for). The table gives medians, the
+# overhead (median wall / plain's median wall) and CPU time (user + system, median).
+# Raw runs and tables go to $CARGO_TARGET_DIR/bench-trace/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 RUNS="${1:-5}"
@@ -33,33 +38,57 @@ fi
 # The calls the ptrace mode's seccomp filter stops on (src/arch/x86_64.rs, minus clone/clone3).
 CALLS=open,openat,openat2,creat,dup,dup2,dup3,fcntl,close,close_range,write,pwrite64,writev,pwritev,pwritev2,sendfile,copy_file_range,splice,truncate,ftruncate,fallocate,rename,renameat,renameat2,unlink,unlinkat,mmap
 
-mkdir -p "$WORK/src"
+mkdir -p "$WORK/src" "$WORK/w"
 for i in $(seq 1 5000); do head -c 512 /dev/urandom > "$WORK/src/f$i"; done
 tar -cf "$WORK/files.tar" -C "$WORK/src" .
-mkdir -p "$WORK/w"
 
+# bench NAME ROUNDS PREPARE CMD: RAW gets "variant wall user system" per run.
 bench() {
-    local name="$1" runs="$2" warmup="$3" prepare="$4" cmd="$5"
-    hyperfine --runs "$runs" --warmup "$warmup" --prepare "$prepare" --style basic \
-        --export-markdown "$OUT/$name.md" --export-json "$OUT/$name.json" \
-        -n plain "$cmd" \
-        -n trace-fanotify "$BIN/migrate-native trace --out $WORK/trace.jsonl -- $cmd" \
-        -n trace-ptrace "$BIN/migrate-native trace --write-monitor ptrace --out $WORK/trace.jsonl -- $cmd" \
-        -n strace-seccomp-bpf "strace -f --seccomp-bpf -e trace=$CALLS -o /dev/null $cmd"
+    local name="$1" rounds="$2" prepare="$3" cmd="$4" raw="$OUT/$1.runs"
+    local -A variants=(
+        [plain]="$cmd"
+        [stop-free]="$BIN/migrate-native trace --identify-with cgroup --out $WORK/trace.jsonl -- $cmd"
+        [ptrace]="$BIN/migrate-native trace --identify-with ptrace --out $WORK/trace.jsonl -- $cmd"
+        [strace]="strace -f --seccomp-bpf -e trace=$CALLS -o /dev/null $cmd"
+    )
+    : > "$raw"
+    echo "$name: load before $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/$name.load"
+    for round in $(seq 1 "$rounds"); do
+        for v in plain stop-free ptrace strace; do
+            eval "$prepare"
+            /usr/bin/time -o "$OUT/time.tmp" -f "$v %e %U %S" ${variants[$v]} > /dev/null 2>&1
+            cat "$OUT/time.tmp" >> "$raw"
+        done
+    done
+    echo "$name: load after $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/$name.load"
+    python3 - "$raw" > "$OUT/$name.md" <<'EOF'
+import statistics as st, sys
+runs = {}
+for line in open(sys.argv[1]):
+    v, wall, user, system = line.split()
+    runs.setdefault(v, []).append((float(wall), float(user) + float(system)))
+base = st.median(w for w, _ in runs["plain"])
+print("| variant | runs | wall median (min–max) | overhead | CPU median |")
+print("|---|---|---|---|---|")
+for v, r in runs.items():
+    walls = [w for w, _ in r]
+    print(f"| {v} | {len(r)} | {st.median(walls):.3f} s ({min(walls):.3f}–{max(walls):.3f}) "
+          f"| {st.median(walls) / base:.2f}× | {st.median(c for _, c in r):.3f} s |")
+EOF
+    echo "## $name"; cat "$OUT/$name.md"; echo
 }
 
-# The traced write-heavy runs take a minute each: no warm-up there.
-bench writes "$RUNS" 0 "rm -f $WORK/w/*" "$BIN/examples/writer $WORK/w 300000 100 1"
-bench tar "$FAST_RUNS" 1 "rm -rf $WORK/x; mkdir $WORK/x" "tar -xf $WORK/files.tar -C $WORK/x"
-bench compute "$FAST_RUNS" 1 "true" "$BIN/examples/compute 2000000000"
-for t in writes tar compute; do echo "## $t"; cat "$OUT/$t.md"; echo; done
+bench writes "$RUNS" "rm -f $WORK/w/*" "$BIN/examples/writer $WORK/w 300000 100 1"
+bench tar "$FAST_RUNS" "rm -rf $WORK/x; mkdir $WORK/x" "tar -xf $WORK/files.tar -C $WORK/x"
+bench compute "$FAST_RUNS" "true" "$BIN/examples/compute 20000000000"
 
-# Does the cheaper monitor hurt the migration? The same workload (hot and cold files, 10 s)
-# traced both ways, each trace replayed by the simulator with the proposed policy.
+# Does the cheaper write monitor hurt the migration? The same workload (hot and cold files, 10 s)
+# traced with each write monitor (identified with ptrace both times, as when this was recorded),
+# each trace replayed by the simulator with the proposed policy.
 for m in fanotify ptrace; do
     rm -rf "$WORK/wl"; mkdir "$WORK/wl"
-    "$BIN/migrate-native" trace --write-monitor "$m" --period 1s --include "$WORK/wl/**" \
-        --out "$OUT/workload-$m.jsonl" --manifest "$OUT/workload-$m.json" \
+    "$BIN/migrate-native" trace --identify-with ptrace --write-monitor "$m" --period 1s \
+        --include "$WORK/wl/**" --out "$OUT/workload-$m.jsonl" --manifest "$OUT/workload-$m.json" \
         -- "$BIN/examples/workload" "$WORK/wl" 10
 done
 for bw in 5Mbps 20Mbps 100Mbps; do

@@ -308,8 +308,10 @@ fn send_watched(test: &str, extra: &[&str]) {
     let work = work.path().canonicalize().unwrap();
     let dir = work.join("app");
     std::fs::create_dir(&dir).unwrap();
-    // Something to pre-copy besides the counter.
+    // Something to pre-copy besides the counter, which is there from the start: the migration
+    // may be over before the program has counted.
     std::fs::write(dir.join("data"), vec![7u8; 2_000_000]).unwrap();
+    std::fs::write(dir.join("count"), "0").unwrap();
     let token = work.join("token");
     std::fs::write(&token, TOKEN).unwrap();
     let daemon = receiver(&work, &token);
@@ -328,8 +330,8 @@ fn send_watched(test: &str, extra: &[&str]) {
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
-    // Under the tracer (`--live`), send stays until the application ends: the migration is
-    // over once it prints its summary.
+    // Under the tracer (`--live --identify-with ptrace`), send stays until the application
+    // ends: the migration is over once it prints its summary.
     let mut summary = None;
     wait_until(
         "send's summary",
@@ -381,5 +383,105 @@ fn send_freezes_the_application_for_the_final_copy_unseen() {
 
 #[test]
 fn send_freezes_a_traced_application_unseen() {
-    send_watched("send_freezes_a_traced_application_unseen", &["--live"]);
+    send_watched(
+        "send_freezes_a_traced_application_unseen",
+        &["--live", "--identify-with", "ptrace"],
+    );
+}
+
+#[test]
+fn send_freezes_an_application_identified_stop_free_unseen() {
+    send_watched(
+        "send_freezes_an_application_identified_stop_free_unseen",
+        &["--live", "--identify-with", "cgroup"],
+    );
+}
+
+/// `(ppid, state)` of a process, `None` once it is gone.
+fn parent_and_state(pid: u32) -> Option<(u32, char)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+/// Stop-free, nothing of send outlives the migration: send exits after it, and the application,
+/// resumed, runs on (reparented, its output where `--app-output` said) until the test kills it.
+#[test]
+fn after_a_stop_free_migration_send_exits_and_the_application_runs_on() {
+    let test = "after_a_stop_free_migration_send_exits_and_the_application_runs_on";
+    if !can_run(test) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path().canonicalize().unwrap();
+    let dir = work.join("app");
+    std::fs::create_dir(&dir).unwrap();
+    let token = work.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let daemon = receiver(&work, &token);
+    // The application's output: a line from its shell, then the counting program's.
+    let output = work.join("app.out");
+    let mut argv = vec!["sh".to_string(), "-c".into()];
+    argv.push(r#"echo started; exec "$@""#.into());
+    argv.push("sh".into());
+    argv.extend(watched_argv(&dir));
+    let stderr = work.join("send.log");
+    let send = Command::new(BIN)
+        .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
+        .args(["--identify", "300ms", "--identify-with", "cgroup"])
+        .args(["--then", "resume", "--live", "--rw"])
+        .arg(&dir)
+        .arg("--app-output")
+        .arg(&output)
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--")
+        .args(&argv)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let send_pid = send.id();
+    // Returns once send has exited and nothing holds its stdout.
+    let sent = send.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(sent.status.success(), "{log}");
+    assert!(log.contains("stop-free"), "{log}");
+    assert!(!log.contains("send ends when it does"), "{log}");
+    let json: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
+    let pid: u32 = json["metrics"]["dataset"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("pid "))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    // send has exited: the application is not its child any more, and it runs on.
+    let (parent, state) = parent_and_state(pid).expect("the application is gone");
+    assert_ne!(parent, send_pid, "still send's child");
+    assert_ne!(state, 'Z', "the application ended with send");
+    let at_exit = count(&dir).unwrap();
+    wait_until(
+        "a count after send exited",
+        || parent_and_state(pid).is_some_and(|(_, s)| s != 'Z'),
+        || count(&dir).is_some_and(|c| c > at_exit),
+    );
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "started\n");
+    // The test ends it: the counting child and its parent.
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    for p in children
+        .split_whitespace()
+        .map(|c| c.parse::<u32>().unwrap())
+        .chain([pid])
+    {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(p as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
+    }
+    wait_until(
+        "the application's end",
+        || true,
+        || parent_and_state(pid).is_none_or(|(_, s)| s == 'Z'),
+    );
 }

@@ -580,7 +580,17 @@ fn an_application_that_exits_during_precopy_is_reported() {
 }
 
 #[test]
-fn without_a_file_list_the_files_are_identified_live() {
+fn without_a_file_list_the_files_are_identified_live_stop_free() {
+    identified_live("cgroup");
+}
+
+#[test]
+fn without_a_file_list_the_files_are_identified_live_under_ptrace() {
+    identified_live("ptrace");
+}
+
+/// `send -- CMD` with no file list, identifying `--identify-with identify_with`.
+fn identified_live(identify_with: &str) {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("dst");
     let src = source_tree(work.path(), 30, 0, 40_000);
@@ -602,6 +612,7 @@ fn without_a_file_list_the_files_are_identified_live() {
     let out = Command::new(BIN)
         .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
         .args(["--beta", "4", "--bwlimit", "4Mbps", "--identify", "1s"])
+        .args(["--identify-with", identify_with])
         .arg("--include")
         .arg(format!("{}/**", src.display()))
         .arg("--token-file")
@@ -632,11 +643,26 @@ fn without_a_file_list_the_files_are_identified_live() {
         root.join(p.strip_prefix("/").unwrap())
     });
     assert!(json["metrics"]["precopy_bytes"].as_u64().unwrap() >= 30 * 40_000);
-    // send stayed until the application ended.
-    assert!(
-        stderr.contains("the application ended (exit code 0)"),
-        "{stderr}"
-    );
+    if identify_with == "ptrace" {
+        // send stayed until the application ended (its tracer must).
+        assert!(
+            stderr.contains("the application ended (exit code 0)"),
+            "{stderr}"
+        );
+    } else {
+        // Nothing of send outlives the migration: it left the application running.
+        assert!(stderr.contains("stop-free"), "{stderr}");
+        assert!(!stderr.contains("the application ended"), "{stderr}");
+        let pid = json["metrics"]["dataset"].as_str().unwrap()["pid ".len()..].to_string();
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| !stat[stat.rfind(')').unwrap()..].starts_with(") Z"))
+        };
+        // The test's directory must outlive the application: wait for its end.
+        while running() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
     assert!(!stderr.contains("not migrated"), "{stderr}");
 }
 

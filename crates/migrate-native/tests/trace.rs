@@ -6,7 +6,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use precopy_core::trace::Trace;
+use precopy_core::trace::{Change, Trace};
+
+#[allow(dead_code)]
+mod common;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_migrate-native"))
@@ -42,6 +45,9 @@ fn records_a_replayable_trace_and_passes_the_exit_status() {
     if !ptrace_available(&dir) {
         return;
     }
+    // data is there when tracing begins (a trace of files all created while tracing has
+    // nothing to migrate at its start, and does not replay).
+    std::fs::write(dir.join("data"), "old").unwrap();
     let script = format!(
         "cd '{}' || exit 99; printf a > data; sleep 0.3; printf b >> data; printf c >&2; exit 4",
         dir.display()
@@ -158,9 +164,12 @@ fn without_root_the_default_monitor_falls_back_to_ptrace() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("using --write-monitor ptrace"), "{stderr}");
+    // The default identification (stop-free where permitted) falls back to ptrace, said so.
+    assert!(stderr.contains("using --identify-with ptrace"), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).unwrap()).unwrap();
     assert_eq!(json["write_monitor"], "ptrace");
+    assert_eq!(json["identified_with"], "ptrace");
     assert_eq!(json["files"][0]["write_calls"], 1);
     // An explicit choice is kept: no silent fallback.
     if root {
@@ -172,5 +181,114 @@ fn without_root_the_default_monitor_falls_back_to_ptrace() {
             .args(["--", "true"]));
         assert!(!explicit.status.success());
         assert!(!dir.join("t2.jsonl").exists());
+        let stop_free = run(Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_migrate-native"))
+            .args(["trace", "--identify-with", "cgroup", "--out"])
+            .arg(dir.join("t3.jsonl"))
+            .args(["--", "true"]));
+        assert!(!stop_free.status.success());
+        assert!(!dir.join("t3.jsonl").exists());
+    }
+}
+
+/// What happened to the files, by path: the trace's changes (creations, renames, unlinks), with
+/// each size change as `size PATH BYTES`.
+fn changes(trace: &Trace) -> Vec<String> {
+    let name = |id: u32| {
+        let path = &trace.files[id as usize].path;
+        path.rsplit('/').next().unwrap().to_string()
+    };
+    trace
+        .changes
+        .iter()
+        .map(|c| match *c {
+            Change::Create { id, .. } => format!("create {}", name(id)),
+            Change::Unlink { id, .. } => format!("unlink {}", name(id)),
+            Change::Rename { from, to, .. } => format!("rename {} {}", name(from), name(to)),
+            Change::Size { id, size, .. } => format!("size {} {size}", name(id)),
+        })
+        .collect()
+}
+
+#[test]
+fn creations_renames_over_a_file_and_unlinks_are_recorded_alike_in_both_write_monitors() {
+    let root = rustix::process::geteuid().is_root();
+    let test = "creations_renames_and_unlinks";
+    if !common::can_run(test, (!root).then_some("needs root (fanotify)")) {
+        return;
+    }
+    for monitor in ["ptrace", "fanotify"] {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        std::fs::write(dir.join("b"), "old").unwrap();
+        // Reads b, creates a.tmp and writes 11 bytes to it, renames it over b, creates log,
+        // writes 1 byte to it and unlinks it.
+        let script = format!(
+            "cd '{}' && cat b >/dev/null && printf new-content > a.tmp && mv a.tmp b \
+             && printf x > log && rm log",
+            dir.display()
+        );
+        let trace = dir.join("t.jsonl");
+        let out = run(bin()
+            .args(["trace", "--write-monitor", monitor, "--include"])
+            .arg(format!("{}/**", dir.display()))
+            .arg("--out")
+            .arg(&trace)
+            .args(["--", "sh", "-c", &script]));
+        assert!(out.status.success(), "{monitor}");
+        let parsed = Trace::parse(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+        let lifecycle: Vec<String> = changes(&parsed)
+            .into_iter()
+            .filter(|c| !c.starts_with("size"))
+            .collect();
+        assert_eq!(
+            lifecycle,
+            ["create a.tmp", "rename a.tmp b", "create log", "unlink log"],
+            "{monitor}"
+        );
+        let new: Vec<(&str, bool)> = (parsed.files.iter())
+            .map(|f| (f.path.rsplit('/').next().unwrap(), f.new))
+            .collect();
+        assert_eq!(
+            new,
+            [("b", false), ("a.tmp", true), ("log", true)],
+            "{monitor}"
+        );
+        assert_eq!(parsed.files[0].size, 3, "{monitor}: b when first seen");
+        if monitor == "ptrace" {
+            // Every call is seen where it happens: a.tmp grows to 11 bytes before its rename,
+            // log to 1 byte before its unlink.
+            assert_eq!(
+                changes(&parsed),
+                [
+                    "create a.tmp",
+                    "size a.tmp 11",
+                    "rename a.tmp b",
+                    "create log",
+                    "size log 1",
+                    "unlink log"
+                ]
+            );
+        }
+        // Replayed: the old b until the rename, the new file from its creation on (now at b),
+        // log from its creation to its unlink.
+        let lives: Vec<(String, bool)> = (parsed.contents().iter())
+            .map(|c| {
+                let name = c.spec.path.rsplit('/').next().unwrap().to_string();
+                (name, c.life.1.is_finite())
+            })
+            .collect();
+        assert_eq!(
+            lives,
+            [
+                ("b".to_string(), true),
+                ("a.tmp".to_string(), false),
+                ("log".to_string(), true)
+            ],
+            "{monitor}"
+        );
+        let sim = run(bin().args(["simulate", "--dataset"]).arg(&trace));
+        assert!(sim.status.success(), "{monitor}");
     }
 }

@@ -209,6 +209,27 @@ pub struct Dataset {
     pub writes: Writes,
     /// Recorded writes' extents, per file in the order of its write times (empty: not recorded).
     pub extents: Vec<Vec<RecordedExtent>>,
+    /// When each file appears and vanishes, seconds (empty: every file is there throughout).
+    pub lives: Vec<(f64, f64)>,
+    /// Each file's recorded sizes after it appears, `(time, size)` by time (empty: sizes fixed).
+    pub sizes: Vec<Vec<(f64, u64)>>,
+    /// How long the recording lasted, seconds (0: not recorded).
+    pub recorded_s: f64,
+}
+
+/// One file replayed from a recording: what [`Dataset::replayed`] is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayedFile {
+    /// The file; its size is the size when it appears.
+    pub spec: FileSpec,
+    /// Its write times, sorted.
+    pub writes: Vec<f64>,
+    /// Each write's extent, in the order of `writes`.
+    pub extents: Vec<RecordedExtent>,
+    /// When it appears and vanishes (0 and ∞: there throughout).
+    pub life: (f64, f64),
+    /// Its later sizes, `(time, size)` by time.
+    pub sizes: Vec<(f64, u64)>,
 }
 
 /// The paper's two data sets (SPEC §6).
@@ -395,7 +416,43 @@ impl Dataset {
             files: files_sorted,
             writes,
             extents,
+            lives: Vec::new(),
+            sizes: Vec::new(),
+            recorded_s: 0.0,
         })
+    }
+
+    /// A data set replayed from a recording `recorded_s` seconds long. Lives and sizes are kept
+    /// only if some file does not live throughout or changes size, so a replay without them
+    /// runs exactly as one of [`Dataset::with_extents`].
+    pub fn replayed(
+        name: String,
+        files: Vec<ReplayedFile>,
+        recorded_s: f64,
+    ) -> Result<Dataset, DatasetError> {
+        let throughout = (0.0, f64::INFINITY);
+        let any_life = files.iter().any(|f| f.life != throughout);
+        let any_size = files.iter().any(|f| !f.sizes.is_empty());
+        let (mut specs, mut times, mut extents) = (Vec::new(), Vec::new(), Vec::new());
+        let mut lives_sizes = Vec::new();
+        for f in files {
+            specs.push(f.spec);
+            times.push(f.writes);
+            extents.push(f.extents);
+            lives_sizes.push((f.life, f.sizes));
+        }
+        // The same order as `with_extents` sorts the files into (stable, by path).
+        let mut order: Vec<usize> = (0..specs.len()).collect();
+        order.sort_by(|&a, &b| specs[a].path.cmp(&specs[b].path));
+        let mut data = Dataset::with_extents(name, specs, Writes::Recorded(times), extents)?;
+        if any_life {
+            data.lives = order.iter().map(|&i| lives_sizes[i].0).collect();
+        }
+        if any_size {
+            data.sizes = order.iter().map(|&i| lives_sizes[i].1.clone()).collect();
+        }
+        data.recorded_s = recorded_s;
+        Ok(data)
     }
 
     /// Total bytes of all files.

@@ -280,6 +280,8 @@ impl Engine {
         round.report.phase = plan.phase;
         round.report.unsent_bytes = self.unsent;
         round.report.unsent_cost = unsent_cost;
+        // Room for a transfer per planned file, so the list does not grow by copying.
+        round.report.transfers.reserve(plan.order.len());
         round.deadline = match self.policy.rounds() {
             Rounds::Periods => Some(round.report.start + self.period_s),
             Rounds::Iterations => None,
@@ -323,6 +325,13 @@ impl Engine {
     /// a clean copy is now stale (U grows by the file's size) and, under delta, all of it.
     pub fn on_write(&mut self, file: u32, count: u32, at: f64) {
         self.on_write_to(file, count, at, Extent::WHOLE);
+    }
+
+    /// `count` ≥ 1 writes to `file` seen from `first` to `last`, where in the file unknown: the
+    /// same as [`Engine::on_write`] for the first and then for the others at `last`, in one call.
+    pub fn on_writes(&mut self, file: u32, count: u32, first: f64, last: f64) {
+        self.on_write(file, count, first);
+        self.last_write[file as usize] = last;
     }
 
     /// [`Engine::on_write`] for writes that together dirtied `extent` of the file.
@@ -534,7 +543,7 @@ impl Engine {
     /// wrote is best sent while it still runs.
     pub fn one_more_round(&mut self) {
         debug_assert!(self.stage == Stage::FinalCopy && self.current.is_none());
-        self.closing = Some(self.metrics.end_reason.clone());
+        self.closing = Some(self.metrics.end_reason);
         self.stage = Stage::PreCopy;
     }
 
@@ -605,5 +614,38 @@ mod tests {
         assert_eq!(last.ended, ended);
         assert_eq!(engine.stage(), Stage::FinalCopy);
         assert_eq!(engine.round(), 3);
+    }
+
+    /// Two files of 100 bytes in a baseline round begun at 0; file 0 was sent over [0, 1].
+    fn engine() -> Engine {
+        let files = alloc::vec![FileView::unsent(100, Kind::ReadWrite); 2];
+        let policy = build(PolicyKind::Baseline, &PolicyParams::default(), 2, 1);
+        let metrics = Metrics::new("baseline", "two", 1e6, 1, 2, 200);
+        let mut engine = Engine::new(policy, files, 10.0, 100, metrics);
+        engine.begin_round(0.0);
+        engine.plan(Context::live(0.0, 1e6));
+        engine.on_sent(0, 100, 100, 0.0, 1.0);
+        engine
+    }
+
+    #[test]
+    fn writes_told_at_once_or_one_by_one_agree() {
+        let (mut once, mut apart) = (engine(), engine());
+        once.on_writes(0, 3, 2.0, 5.0);
+        apart.on_write(0, 1, 2.0);
+        apart.on_write(0, 2, 5.0);
+        let report = once.report().unwrap();
+        assert_eq!(report, apart.report().unwrap());
+        // The first write dirtied the copy sent at 0; the latest is the one the skip rule reads.
+        assert_eq!((report.writes, report.bytes_dirtied), (3, 100));
+        assert_eq!(report.dirtied, [Dirtied { file: 0, at: 2.0 }]);
+        assert_eq!(once.last_write, [5.0, f64::NEG_INFINITY]);
+        assert_eq!(once.last_write, apart.last_write);
+        assert_eq!(
+            (&once.counts, &once.written),
+            (&apart.counts, &apart.written)
+        );
+        assert_eq!(once.files(), apart.files());
+        assert_eq!(once.unsent_bytes(), apart.unsent_bytes());
     }
 }

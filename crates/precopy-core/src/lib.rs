@@ -62,11 +62,13 @@ pub mod trace;
 pub mod units;
 pub mod workload;
 
-pub use dataset::{Dataset, DatasetError, FileSpec, Group, Kind, Preset, RecordedExtent, SizeSpec};
+pub use dataset::{
+    Dataset, DatasetError, FileSpec, Group, Kind, Preset, RecordedExtent, ReplayedFile, SizeSpec,
+};
 pub use metrics::{EndReason, Metrics, Phase, RoundPoint, RoundReport};
 pub use monitor::Estimator;
 pub use policy::{PolicyKind, PolicyParams, Status};
 #[cfg(feature = "serde")]
 pub use sim::RunReport;
 pub use sim::{ConfigError, SimBuilder, SimConfig, Simulation};
-pub use workload::{RateMapping, WriteBytes, WriteModel};
+pub use workload::{RateMapping, TraceAfter, WriteBytes, WriteModel};

@@ -157,6 +157,15 @@ impl Pending {
         self.all.iter().map(|i| i as u32)
     }
 
+    /// How many files are pending.
+    pub(crate) fn len(&self) -> usize {
+        self.all
+            .0
+            .iter()
+            .map(|word| word.count_ones() as usize)
+            .sum()
+    }
+
     /// The pending ReadOnly files, by id.
     pub(crate) fn read_only(&self) -> impl Iterator<Item = u32> + '_ {
         self.read_only.iter().map(|i| i as u32)

@@ -34,6 +34,36 @@ pub fn golden_delta_runs() -> Result<Vec<Metrics>, ConfigError> {
     })
 }
 
+/// Every policy on the hand-written version-2 trace (creations, a rename over a file, an
+/// unlink, sizes), with the trace falling quiet and looping, at 2000 bit/s (the migration outlasts the trace)
+/// and period 2 s.
+#[cfg(feature = "serde")]
+pub fn golden_trace_runs() -> Result<Vec<Metrics>, ConfigError> {
+    const TRACE: &str = include_str!("../tests/golden/lifetimes.jsonl");
+    let trace = crate::trace::Trace::parse(TRACE).map_err(|e| {
+        ConfigError::Dataset(crate::dataset::DatasetError::Parse {
+            line: e.line,
+            message: e.message,
+        })
+    })?;
+    let dataset = alloc::sync::Arc::new(trace.dataset()?);
+    let mut runs = Vec::new();
+    for trace_after in crate::workload::TraceAfter::ALL {
+        for policy in PolicyKind::ALL {
+            let config = SimConfig {
+                bandwidth_bps: 2000.0,
+                period_s: 2.0,
+                seed: 7,
+                trace_after,
+                ..SimConfig::default()
+            };
+            let sim = SimBuilder::new(alloc::sync::Arc::clone(&dataset), policy);
+            runs.push(sim.config(config).build()?.run());
+        }
+    }
+    Ok(runs)
+}
+
 fn runs(config: SimConfig) -> Result<Vec<Metrics>, ConfigError> {
     let mut runs = Vec::new();
     for preset in Preset::ALL {

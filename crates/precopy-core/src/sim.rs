@@ -14,11 +14,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::dataset::{Dataset, DatasetError, Kind};
+use crate::dataset::{Dataset, DatasetError, Kind, Writes};
 use crate::engine::{Context, Engine, Stage};
 use crate::metrics::{Metrics, RoundReport};
-use crate::policy::{self, FileView, Link, PolicyKind, PolicyParams};
-use crate::workload::{ExtentDraws, WriteBytes, WriteClock, WriteModel};
+use crate::policy::{self, FileView, Link, PolicyKind, PolicyParams, Status};
+use crate::workload::{ExtentDraws, TraceAfter, WriteBytes, WriteClock, WriteModel};
 
 /// The run's parameters, apart from the data set and the policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +50,9 @@ pub struct SimConfig {
     /// takes R times less time (1: none, the paper's model). Byte counts stay the files' bytes.
     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "is_one"))]
     pub compress_ratio: f64,
+    /// What a replayed trace's files do once the trace is over.
+    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "TraceAfter::is_quiet"))]
+    pub trace_after: TraceAfter,
 }
 
 /// The real sender's block size.
@@ -78,6 +81,7 @@ impl Default for SimConfig {
             delta: false,
             block_bytes: DEFAULT_BLOCK_BYTES,
             compress_ratio: 1.0,
+            trace_after: TraceAfter::Quiet,
         }
     }
 }
@@ -121,6 +125,8 @@ pub enum ConfigError {
     },
     /// Some file must be there at time 0 (a migration starts from the files present).
     NoFileAtStart,
+    /// A trace can only loop if it lasted some time.
+    LoopOfNoDuration,
     /// The data set is invalid.
     Dataset(DatasetError),
 }
@@ -157,7 +163,13 @@ impl fmt::Display for ConfigError {
                 "file {file} appearing at {appears} s and vanishing at {vanishes} s: it must be \
                  in the data set, and 0 ≤ appearance < vanishing"
             ),
-            ConfigError::NoFileAtStart => f.write_str("no file is there at time 0"),
+            ConfigError::NoFileAtStart => f.write_str(
+                "no file is there at time 0 (a replayed trace whose files were all created while \
+                 tracing has nothing to migrate when it began)",
+            ),
+            ConfigError::LoopOfNoDuration => {
+                f.write_str("the trace lasted 0 s: its writes cannot repeat (trace-after loop)")
+            }
             ConfigError::Dataset(e) => write!(f, "data set: {e}"),
         }
     }
@@ -319,10 +331,27 @@ impl SimBuilder {
             return Err(ConfigError::Dataset(DatasetError::Empty));
         }
         let config = self.config;
-        let clock = WriteClock::new(&self.dataset, &config.write_model, config.seed);
-        let lives = match self.lives.is_empty() {
+        let mut clock = WriteClock::new(&self.dataset, &config.write_model, config.seed);
+        let recorded = matches!(self.dataset.writes, Writes::Recorded(_));
+        if let (true, TraceAfter::Loop { until_s }) = (recorded, config.trace_after) {
+            let until = until_s.unwrap_or(f64::INFINITY);
+            // A horizon within the recording asks for no copy.
+            if until > self.dataset.recorded_s {
+                if self.dataset.recorded_s <= 0.0 {
+                    return Err(ConfigError::LoopOfNoDuration);
+                }
+                clock.repeat_recorded(self.dataset.recorded_s, until);
+            }
+        }
+        // A replayed trace's lives, then the builder's (a later one for a file wins).
+        let spans: Vec<(usize, f64, f64)> = (self.dataset.lives.iter().enumerate())
+            .filter(|(_, &span)| span != (0.0, f64::INFINITY))
+            .map(|(index, &(appears, vanishes))| (index, appears, vanishes))
+            .chain(self.lives)
+            .collect();
+        let lives = match spans.is_empty() {
             true => None,
-            false => Some(Lives::new(&self.dataset, &self.lives, &clock)?),
+            false => Some(Lives::new(&self.dataset, &spans, &clock)?),
         };
         let files: Vec<FileView> = (self.dataset.files.iter().enumerate())
             .filter(|&(index, _)| lives.as_ref().is_none_or(|l| l.spans[index].0 == 0.0))
@@ -343,9 +372,11 @@ impl SimBuilder {
         let extents = (config.delta
             && !(write_bytes.is_whole() && self.dataset.extents.is_empty()))
         .then(|| ExtentDraws::new(&self.dataset, write_bytes, config.seed));
+        let sizes = (!self.dataset.sizes.is_empty()).then(|| Sizes::new(&self.dataset));
         let world = World {
             clock,
             lives,
+            sizes,
             extents,
             dataset: self.dataset,
             // Compressed R to 1, the files' bytes cross R times faster: every transfer's time,
@@ -382,6 +413,8 @@ struct World {
     clock: WriteClock,
     /// Files that appear and vanish, if any: then engine ids are not data set indices.
     lives: Option<Lives>,
+    /// Recorded sizes over time, if any.
+    sizes: Option<Sizes>,
     /// Where writes land, when a resend's cost depends on it.
     extents: Option<ExtentDraws>,
     now: f64,
@@ -487,6 +520,7 @@ impl Simulation {
                 wrote(engine, extents.as_mut(), index, id, count, first, last);
             }
         });
+        world.resize_all(engine, end);
         world.now = end;
         engine.end_round(world.context())
     }
@@ -635,6 +669,37 @@ impl World {
                 last,
             );
         }
+        self.resize(engine, index, file, until);
+    }
+
+    /// Applies the latest recorded size of data set file `index`, engine id `file`, due by
+    /// `until`. A size change no write made stale makes a clean copy stale: the content changed.
+    fn resize(&mut self, engine: &mut Engine, index: u32, file: u32, until: f64) {
+        let Some(sizes) = self.sizes.as_mut() else {
+            return;
+        };
+        let Some((at, size)) = sizes.due(&self.dataset, index, until) else {
+            return;
+        };
+        let view = &engine.files()[file as usize];
+        if view.size != size {
+            if view.status == Status::Clean {
+                engine.on_lost(file, at);
+            }
+            engine.set_size(file, size);
+        }
+    }
+
+    /// [`World::resize`] for every file whose size changes and whose writes count.
+    fn resize_all(&mut self, engine: &mut Engine, until: f64) {
+        let Some(sizes) = self.sizes.as_ref() else {
+            return;
+        };
+        for index in sizes.changing.clone() {
+            if let Some(id) = writing(&self.lives, index) {
+                self.resize(engine, index, id, until);
+            }
+        }
     }
 
     /// Ends the writes of the files that vanished by `until`, after applying those they had
@@ -698,6 +763,7 @@ impl World {
             found.push(index);
         }
         found.sort_unstable();
+        let mut joined = Vec::new();
         for index in found {
             if lives.life[index as usize] != Life::Unseen {
                 continue;
@@ -708,6 +774,10 @@ impl World {
             lives.foresight.push_stream_of(&self.clock, index);
             lives.life[index as usize] = Life::Known(id);
             lives.files.push(index);
+            joined.push((index, id));
+        }
+        for (index, id) in joined {
+            self.resize(engine, index, id, now);
         }
     }
 
@@ -718,6 +788,38 @@ impl World {
         let end = begin + self.link.transfer_time(bytes);
         engine.on_sent(file, size, bytes, begin, end);
         self.link_free_at = end;
+    }
+}
+
+/// Where each file is in its recorded sizes (see [`Dataset::sizes`]).
+#[derive(Debug)]
+struct Sizes {
+    /// By data set index: how many of its sizes are applied or passed.
+    next: Vec<usize>,
+    /// The data set indices of the files whose size changes.
+    changing: Vec<u32>,
+}
+
+impl Sizes {
+    fn new(dataset: &Dataset) -> Sizes {
+        Sizes {
+            next: alloc::vec![0; dataset.sizes.len()],
+            changing: (0..dataset.sizes.len() as u32)
+                .filter(|&i| !dataset.sizes[i as usize].is_empty())
+                .collect(),
+        }
+    }
+
+    /// The latest size of file `index` due by `until` and not yet taken, with its time.
+    fn due(&mut self, dataset: &Dataset, index: u32, until: f64) -> Option<(f64, u64)> {
+        let track = &dataset.sizes[index as usize];
+        let next = &mut self.next[index as usize];
+        let mut latest = None;
+        while let Some(&change) = track.get(*next).filter(|c| c.0 <= until) {
+            latest = Some(change);
+            *next += 1;
+        }
+        latest
     }
 }
 
@@ -753,11 +855,6 @@ fn wrote(
                 engine.on_write_to(file, 1, at, draws.next(index, size));
             }
         }
-        None => {
-            engine.on_write(file, 1, first);
-            if count > 1 {
-                engine.on_write(file, count - 1, last);
-            }
-        }
+        None => engine.on_writes(file, count, first, last),
     }
 }

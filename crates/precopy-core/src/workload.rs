@@ -162,6 +162,50 @@ impl WriteModel {
     }
 }
 
+/// What a replayed trace's files do after the trace ends (a migration may outlast it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum TraceAfter {
+    /// Nothing more: the application falls quiet (no assumption about what it would do).
+    #[default]
+    Quiet,
+    /// Each file's recorded writes repeat, one trace duration apart (the k-th copy shifted by
+    /// D + D + … k times), for ever or, with `until_s`, while before it. Creations, unlinks,
+    /// renames and sizes do not repeat.
+    Loop {
+        /// Copies stop here, seconds (the recording itself is always replayed whole).
+        #[cfg_attr(
+            feature = "serde",
+            serde(default, skip_serializing_if = "Option::is_none")
+        )]
+        until_s: Option<f64>,
+    },
+}
+
+impl TraceAfter {
+    /// The named choices, in the order the command line lists them.
+    pub const ALL: [TraceAfter; 2] = [TraceAfter::Quiet, TraceAfter::Loop { until_s: None }];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceAfter::Quiet => "quiet",
+            TraceAfter::Loop { .. } => "loop",
+        }
+    }
+
+    /// Parses a name (a loop without end).
+    pub fn from_name(name: &str) -> Option<TraceAfter> {
+        TraceAfter::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// Whether this is the default.
+    pub fn is_quiet(&self) -> bool {
+        *self == TraceAfter::Quiet
+    }
+}
+
 /// One file's future writes.
 #[derive(Debug, Clone)]
 pub enum WriteStream {
@@ -180,9 +224,31 @@ pub enum WriteStream {
     Recorded {
         /// Sorted times.
         times: alloc::sync::Arc<[f64]>,
-        /// Index of the next write.
+        /// Index of the next write, counting repeats.
         index: usize,
+        /// How the times repeat.
+        repeat: Repeat,
     },
+}
+
+/// How recorded write times repeat ([`TraceAfter::Loop`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Repeat {
+    /// Seconds between copies (0: no copies).
+    pub every: f64,
+    /// Copies' writes only before this.
+    pub until: f64,
+    /// The current copy's shift: `every` added once per copy, as a loop of copies would.
+    pub shift: f64,
+}
+
+impl Repeat {
+    /// The recording once.
+    pub const ONCE: Repeat = Repeat {
+        every: 0.0,
+        until: f64::INFINITY,
+        shift: 0.0,
+    };
 }
 
 impl WriteStream {
@@ -202,7 +268,16 @@ impl WriteStream {
         match self {
             WriteStream::Never => None,
             WriteStream::Poisson { next, .. } => Some(*next),
-            WriteStream::Recorded { times, index } => times.get(*index).copied(),
+            WriteStream::Recorded {
+                times,
+                index,
+                repeat,
+            } => match times.len() {
+                n if n > 0 && *index >= n && repeat.every > 0.0 => {
+                    Some(times[index % n] + repeat.shift).filter(|&t| t < repeat.until)
+                }
+                _ => times.get(*index).copied(),
+            },
         }
     }
 
@@ -211,7 +286,16 @@ impl WriteStream {
         match self {
             WriteStream::Never => {}
             WriteStream::Poisson { rate, rng, next } => *next += exponential(rng, *rate),
-            WriteStream::Recorded { index, .. } => *index += 1,
+            WriteStream::Recorded {
+                times,
+                index,
+                repeat,
+            } => {
+                *index += 1;
+                if repeat.every > 0.0 && *index % times.len().max(1) == 0 {
+                    repeat.shift += repeat.every;
+                }
+            }
         }
     }
 
@@ -267,7 +351,9 @@ impl ExtentDraws {
     pub fn next(&mut self, file: u32, size: u64) -> Extent {
         let id = file as usize;
         let rng = &mut self.rngs[id];
-        let Some(&recorded) = self.recorded.get(id).and_then(|e| e.get(self.taken[id])) else {
+        // Modulo: a looped trace's writes land where they did the first time.
+        let recorded = self.recorded.get(id).filter(|e| !e.is_empty());
+        let Some(&recorded) = recorded.and_then(|e| e.get(self.taken[id] % e.len())) else {
             return self.bytes.draw(rng, size);
         };
         self.taken[id] += 1;
@@ -320,6 +406,7 @@ impl WriteClock {
                 .map(|t| WriteStream::Recorded {
                     times: t.as_slice().into(),
                     index: 0,
+                    repeat: Repeat::ONCE,
                 })
                 .collect::<Vec<_>>(),
         };
@@ -330,14 +417,31 @@ impl WriteClock {
         WriteClock { streams, next }
     }
 
+    /// Recorded writes repeat every `every` seconds (> 0), copies before `until`
+    /// ([`TraceAfter::Loop`]). Call it before taking any write.
+    pub fn repeat_recorded(&mut self, every: f64, until: f64) {
+        for stream in &mut self.streams {
+            if let WriteStream::Recorded { repeat, .. } = stream {
+                *repeat = Repeat {
+                    every,
+                    until,
+                    shift: 0.0,
+                };
+            }
+        }
+    }
+
     /// Pops every write of `file` due at or before `until`: how many, the first and the last.
     /// One call per file and catch-up rather than per write keeps a Poisson stream's loop tight.
+    #[inline]
     pub fn take_until(&mut self, file: u32, until: f64) -> Option<(u32, f64, f64)> {
+        (self.next[file as usize] <= until).then(|| self.take_due(file, until))
+    }
+
+    /// [`WriteClock::take_until`] for a file with a write due by `until`.
+    fn take_due(&mut self, file: u32, until: f64) -> (u32, f64, f64) {
         let id = file as usize;
         let first = self.next[id];
-        if first > until {
-            return None;
-        }
         let (mut count, mut last) = (0u32, first);
         let stream = &mut self.streams[id];
         if let WriteStream::Poisson { rate, rng, next } = stream {
@@ -355,25 +459,23 @@ impl WriteClock {
             }
         }
         self.next[id] = stream.peek().unwrap_or(f64::INFINITY);
-        (count > 0).then_some((count, first, last))
+        (count, first, last)
     }
 
     /// [`WriteClock::take_until`] for every file with a write due, in id order, each reported
     /// to `wrote(file, count, first, last)`.
     pub fn take_all_until(&mut self, until: f64, mut wrote: impl FnMut(u32, u32, f64, f64)) {
-        // Eight files at a time, without a branch each: at a period's end most have none due.
-        for lo in (0..self.next.len()).step_by(8) {
-            let hi = (lo + 8).min(self.next.len());
-            if !self.next[lo..hi]
-                .iter()
-                .fold(false, |due, &t| due | (t <= until))
-            {
-                continue;
-            }
-            for file in lo as u32..hi as u32 {
-                if let Some((count, first, last)) = self.take_until(file, until) {
-                    wrote(file, count, first, last);
-                }
+        // A bit per file and 64 files at a time: a period's end finds few files due, and visits
+        // only those.
+        for lo in (0..self.next.len()).step_by(64) {
+            let times = &self.next[lo..(lo + 64).min(self.next.len())];
+            let mut due = (times.iter().enumerate())
+                .fold(0u64, |due, (i, &t)| due | u64::from(t <= until) << i);
+            while due != 0 {
+                let file = (lo + due.trailing_zeros() as usize) as u32;
+                due &= due - 1;
+                let (count, first, last) = self.take_due(file, until);
+                wrote(file, count, first, last);
             }
         }
     }
@@ -440,6 +542,46 @@ mod tests {
         let first = stream.peek().unwrap();
         assert!(last.is_none_or(|l| l >= first && l < 5.0));
         assert_eq!(stream.peek(), Some(first));
+    }
+
+    fn recorded(times: &[f64], every: f64, until: f64) -> Vec<f64> {
+        let data = Dataset::new(
+            "t".into(),
+            alloc::vec![crate::dataset::FileSpec {
+                path: "/a".into(),
+                size: 10,
+                kind: Kind::ReadWrite,
+                access_probability: 0.0,
+            }],
+            Writes::Recorded(alloc::vec![times.to_vec()]),
+        )
+        .unwrap();
+        let mut clock = WriteClock::new(&data, &WriteModel::default(), 1);
+        if every > 0.0 {
+            clock.repeat_recorded(every, until);
+        }
+        let mut seen = Vec::new();
+        let mut stream = clock.stream(0).clone();
+        while let Some(t) = stream.peek().filter(|&t| t < 100.0) {
+            seen.push(t);
+            stream.advance();
+        }
+        seen
+    }
+
+    #[test]
+    fn a_looped_recording_repeats_shifted_by_its_duration_up_to_the_limit() {
+        // A 4 s recording with writes at 1 and 3: copies at +4 and +8 give 5, 7, 9; 11 is past
+        // the limit of 10, and nothing comes after it.
+        assert_eq!(recorded(&[1.0, 3.0], 4.0, 10.0), [1.0, 3.0, 5.0, 7.0, 9.0]);
+        // A limit within the recording leaves it whole, with no copy.
+        assert_eq!(recorded(&[1.0, 3.0], 4.0, 2.0), [1.0, 3.0]);
+        // No end: copies go on (here up to the 100 s the test looks at).
+        assert_eq!(recorded(&[1.0], 40.0, f64::INFINITY), [1.0, 41.0, 81.0]);
+        assert!(recorded(&[], 4.0, f64::INFINITY).is_empty());
+        // Shifts are added up copy by copy, as a loop over copies would: 0.1 + 0.1 + 0.1.
+        let shifted = recorded(&[0.0], 0.1, 0.35);
+        assert_eq!(shifted, [0.0, 0.1, 0.1 + 0.1, 0.1 + 0.1 + 0.1]);
     }
 
     #[test]

@@ -109,7 +109,17 @@ impl App {
     /// them (`send --json | jq` would wait for it). It starts in a cgroup of its own where one
     /// can be made ([`Cgroup::for_spawn`]), joined before exec.
     pub fn spawn(argv: &[String], output: std::os::fd::OwnedFd) -> io::Result<App> {
-        let cgroup = Cgroup::for_spawn().and_then(|c| Ok((c.join_fd()?, c)));
+        App::spawn_in(argv, output, Cgroup::for_spawn())
+    }
+
+    /// [`App::spawn`] into `cgroup`, made by the caller (a stop-free watch is armed for it
+    /// before the application starts); if it could not be made, stopped with signals.
+    pub fn spawn_in(
+        argv: &[String],
+        output: std::os::fd::OwnedFd,
+        cgroup: io::Result<Cgroup>,
+    ) -> io::Result<App> {
+        let cgroup = cgroup.and_then(|c| Ok((c.join_fd()?, c)));
         let mut command = Command::new(&argv[0]);
         command
             .args(&argv[1..])

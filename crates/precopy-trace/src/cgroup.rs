@@ -106,7 +106,7 @@ pub fn of_pid(pid: u32) -> io::Result<PathBuf> {
 }
 
 /// The processes (thread group ids) in the cgroup at `dir`.
-fn procs_of(dir: &Path) -> io::Result<BTreeSet<u32>> {
+pub(crate) fn procs_of(dir: &Path) -> io::Result<BTreeSet<u32>> {
     Ok(std::fs::read_to_string(dir.join("cgroup.procs"))?
         .lines()
         .filter_map(|l| l.parse().ok())

@@ -22,7 +22,35 @@ pub enum FileEvent {
         /// Opened for writing: the file is ReadWrite.
         write: bool,
     },
-    /// Changed: written, truncated, allocated, renamed or unlinked.
+    /// Created: nothing was at the path before (told just before the open that made it).
+    Created {
+        /// Process id.
+        pid: u32,
+        /// Absolute path.
+        path: String,
+    },
+    /// Unlinked.
+    Unlinked {
+        /// Process id.
+        pid: u32,
+        /// Absolute path.
+        path: String,
+    },
+    /// Renamed: the file at `from` is now at `to`, replacing what was there (or, with
+    /// `exchange`, the two swapped).
+    Renamed {
+        /// Process id.
+        pid: u32,
+        /// The old path.
+        from: String,
+        /// The new path.
+        to: String,
+        /// RENAME_EXCHANGE.
+        exchange: bool,
+        /// Something was at `to` before.
+        replaces: bool,
+    },
+    /// Changed: written, truncated or allocated.
     Updated {
         /// Process id.
         pid: u32,
@@ -75,6 +103,19 @@ fn opens_for_writing(flags: u64) -> bool {
     let flags = flags as i32;
     flags & libc::O_ACCMODE != libc::O_RDONLY
         || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) != 0
+}
+
+impl FileEvent {
+    /// The paths whose file may have a new size after the event.
+    pub fn resized(&self) -> Option<&str> {
+        match self {
+            FileEvent::Opened { path, .. }
+            | FileEvent::Created { path, .. }
+            | FileEvent::Updated { path, .. } => Some(path),
+            FileEvent::Renamed { to, .. } => Some(to),
+            FileEvent::Unlinked { .. } | FileEvent::MappedShared { .. } => None,
+        }
+    }
 }
 
 impl Decoder {
@@ -219,7 +260,7 @@ impl Decoder {
         let ret_fd = r.ret as i32;
         let mut events = Vec::new();
         match &r.call {
-            Call::Open { flags } => {
+            Call::Open { flags, creates } => {
                 let recorded = r.opened.as_ref().filter(|o| {
                     o.regular && *flags & libc::O_PATH as u64 == 0 && self.filter.allows(&o.path)
                 });
@@ -236,6 +277,10 @@ impl Decoder {
                             },
                         );
                         self.recorded.insert(path.clone());
+                        if *creates {
+                            let path = path.clone();
+                            events.push(FileEvent::Created { pid, path });
+                        }
                         events.push(FileEvent::Opened {
                             pid,
                             path,
@@ -309,11 +354,16 @@ impl Decoder {
             Call::Unlink { path } => {
                 if let Some(path) = resolve(path).filter(|p| self.recorded.contains(p)) {
                     let pid = self.thread(r.tid).tgid.as_raw() as u32;
-                    events.push(update(pid, path, WriteOp::Unlink, None, None));
+                    events.push(FileEvent::Unlinked { pid, path });
                 }
             }
-            Call::Rename { from, to, exchange } => {
-                events.extend(self.rename(r.tid, from, to, *exchange));
+            Call::Rename {
+                from,
+                to,
+                exchange,
+                replaces,
+            } => {
+                events.extend(self.rename(r.tid, from, to, *exchange, *replaces));
             }
             Call::MmapShared { fd } => {
                 if let Some((pid, path)) = self.fd_file(r, *fd) {
@@ -347,15 +397,17 @@ impl Decoder {
         Some((pid, path))
     }
 
-    /// A rename changes both paths' contents. Only recorded files are followed (a rename of a
-    /// file the application never opened is a documented blind spot); the destination becomes
-    /// recorded, and open fds now refer to the new path.
+    /// A rename moves a file from one path to another. Renames that touch a recorded file
+    /// are followed (one of a file the application never opened is a documented blind spot):
+    /// the new path becomes recorded, and open fds now refer to it. A recorded file moved to a
+    /// path the filter does not record is, for the trace, unlinked.
     fn rename(
         &mut self,
         tid: Pid,
         from: &crate::syscall::PathArg,
         to: &crate::syscall::PathArg,
         exchange: bool,
+        replaces: bool,
     ) -> Vec<FileEvent> {
         let (Some(from), Some(to)) = (resolve(from), resolve(to)) else {
             return Vec::new();
@@ -364,12 +416,27 @@ impl Decoder {
         let from_known = self.recorded.contains(&from);
         let to_known = self.recorded.contains(&to);
         let mut events = Vec::new();
-        if from_known {
-            events.push(update(pid, from.clone(), WriteOp::Rename, None, None));
-        }
-        if (from_known && self.filter.allows(&to)) || to_known {
+        let both_allowed = self.filter.allows(&from) && self.filter.allows(&to);
+        if (from_known || to_known) && both_allowed {
+            self.recorded.insert(from.clone());
             self.recorded.insert(to.clone());
-            events.push(update(pid, to.clone(), WriteOp::Rename, None, None));
+            events.push(FileEvent::Renamed {
+                pid,
+                from: from.clone(),
+                to: to.clone(),
+                exchange,
+                replaces,
+            });
+        } else if from_known {
+            events.push(FileEvent::Unlinked {
+                pid,
+                path: from.clone(),
+            });
+        } else if to_known && replaces {
+            events.push(FileEvent::Unlinked {
+                pid,
+                path: to.clone(),
+            });
         }
         for table in self.tables.values_mut() {
             for fd in table.values_mut() {
@@ -441,7 +508,15 @@ mod tests {
         // The fanotify mode: no close stop, so fd 3's table entry is stale; ftruncate and mmap
         // carry the file their fd refers to now, and only recorded files count.
         let mut d = decoder();
-        sys(&mut d, P, Call::Open { flags: 0 }, 3);
+        sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags: 0,
+                creates: false,
+            },
+            3,
+        );
         let named = |path: &str| {
             Some(OpenedFile {
                 path: path.into(),
@@ -478,8 +553,11 @@ mod tests {
             .iter()
             .map(|e| match e {
                 FileEvent::Opened { path, .. }
+                | FileEvent::Created { path, .. }
+                | FileEvent::Unlinked { path, .. }
                 | FileEvent::Updated { path, .. }
                 | FileEvent::MappedShared { path, .. } => path.as_str(),
+                FileEvent::Renamed { to, .. } => to.as_str(),
             })
             .collect()
     }
@@ -496,19 +574,36 @@ mod tests {
             (ro | libc::O_CREAT as u64, true),
             (ro | libc::O_TRUNC as u64, true),
         ] {
-            let events = sys(&mut d, P, Call::Open { flags }, 3);
+            let events = sys(
+                &mut d,
+                P,
+                Call::Open {
+                    flags,
+                    creates: false,
+                },
+                3,
+            );
             assert!(
                 matches!(&events[..], [FileEvent::Opened { write: w, .. }] if *w == write),
                 "{flags:o}"
             );
         }
-        let failed = sys(&mut d, P, Call::Open { flags: ro }, -2);
+        let failed = sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags: ro,
+                creates: false,
+            },
+            -2,
+        );
         assert!(failed.is_empty());
         let o_path = sys(
             &mut d,
             P,
             Call::Open {
                 flags: libc::O_PATH as u64,
+                creates: false,
             },
             4,
         );
@@ -519,7 +614,15 @@ mod tests {
     fn follows_dup_close_and_inherited_fds() {
         let mut d = decoder();
         assert_eq!(paths(&write(&mut d, P, 1)), ["/log/out"]);
-        sys(&mut d, P, Call::Open { flags: 1 }, 3);
+        sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags: 1,
+                creates: false,
+            },
+            3,
+        );
         sys(
             &mut d,
             P,
@@ -544,7 +647,15 @@ mod tests {
         );
         assert!(write(&mut d, P, 7).is_empty());
         // A failed write, a zero-length write: nothing.
-        sys(&mut d, P, Call::Open { flags: 1 }, 5);
+        sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags: 1,
+                creates: false,
+            },
+            5,
+        );
         assert!(sys(
             &mut d,
             P,
@@ -580,7 +691,15 @@ mod tests {
         d.decode(&spawn(thread, true));
         d.decode(&spawn(child, false));
         // Opened by a thread: visible to the process, not to the forked child.
-        sys(&mut d, thread, Call::Open { flags: 1 }, 4);
+        sys(
+            &mut d,
+            thread,
+            Call::Open {
+                flags: 1,
+                creates: false,
+            },
+            4,
+        );
         assert_eq!(paths(&write(&mut d, P, 4)), ["/f/4"]);
         assert!(write(&mut d, child, 4).is_empty());
         assert_eq!(paths(&write(&mut d, child, 1)), ["/log/out"]);
@@ -598,8 +717,24 @@ mod tests {
     fn exec_closes_cloexec_fds() {
         let mut d = decoder();
         let flags = (libc::O_WRONLY | libc::O_CLOEXEC) as u64;
-        sys(&mut d, P, Call::Open { flags }, 3);
-        sys(&mut d, P, Call::Open { flags: 1 }, 4);
+        sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags,
+                creates: false,
+            },
+            3,
+        );
+        sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags: 1,
+                creates: false,
+            },
+            4,
+        );
         sys(
             &mut d,
             P,
@@ -623,7 +758,15 @@ mod tests {
     fn close_range_closes_or_marks() {
         let mut d = decoder();
         for fd in 3..6 {
-            sys(&mut d, P, Call::Open { flags: 1 }, fd);
+            sys(
+                &mut d,
+                P,
+                Call::Open {
+                    flags: 1,
+                    creates: false,
+                },
+                fd,
+            );
         }
         let range = |first, last, cloexec| Call::CloseRange {
             first,
@@ -647,19 +790,34 @@ mod tests {
             path: p.into(),
             base: Some("/f".into()),
         };
-        sys(&mut d, P, Call::Open { flags: 1 }, 3);
+        sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags: 1,
+                creates: false,
+            },
+            3,
+        );
         let rename = Call::Rename {
             from: arg("3"),
             to: arg("../g/new"),
             exchange: false,
+            replaces: true,
         };
-        assert_eq!(paths(&sys(&mut d, P, rename, 0)), ["/f/3", "/g/new"]);
+        let renamed = sys(&mut d, P, rename, 0);
+        assert!(
+            matches!(&renamed[..], [FileEvent::Renamed { from, to, exchange: false, replaces: true, .. }]
+                if from == "/f/3" && to == "/g/new"),
+            "{renamed:?}"
+        );
         // The fd follows the file.
         assert_eq!(paths(&write(&mut d, P, 3)), ["/g/new"]);
         let untracked = Call::Rename {
             from: arg("x"),
             to: arg("y"),
             exchange: false,
+            replaces: false,
         };
         assert!(sys(&mut d, P, untracked, 0).is_empty());
         let truncate = Call::Truncate {
@@ -676,5 +834,51 @@ mod tests {
         );
         let mapped = sys(&mut d, P, Call::MmapShared { fd: 3 }, 0x7000);
         assert!(matches!(&mapped[..], [FileEvent::MappedShared { .. }]));
+    }
+
+    #[test]
+    fn creations_are_told_before_their_open_and_renames_out_of_view_unlink() {
+        let mut d = Decoder::new(PathFilter::new(&[], &["/tmp/*".into()]).unwrap());
+        let flags = (libc::O_CREAT | libc::O_WRONLY) as u64;
+        let created = sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags,
+                creates: true,
+            },
+            3,
+        );
+        assert!(
+            matches!(&created[..], [FileEvent::Created { path, .. }, FileEvent::Opened { write: true, .. }]
+                if path == "/f/3"),
+            "{created:?}"
+        );
+        // A failed creating open creates nothing.
+        assert!(sys(
+            &mut d,
+            P,
+            Call::Open {
+                flags,
+                creates: true
+            },
+            -17
+        )
+        .is_empty());
+        let arg = |p: &str| PathArg {
+            path: p.into(),
+            base: None,
+        };
+        let away = Call::Rename {
+            from: arg("/f/3"),
+            to: arg("/tmp/x"),
+            exchange: false,
+            replaces: false,
+        };
+        let gone = sys(&mut d, P, away, 0);
+        assert!(
+            matches!(&gone[..], [FileEvent::Unlinked { path, .. }] if path == "/f/3"),
+            "{gone:?}"
+        );
     }
 }

@@ -49,6 +49,10 @@ pub enum TraceError {
     /// No cgroup of its own could be made for the application.
     #[error("cannot make a cgroup for the application: {0}")]
     Cgroup(String),
+    /// The kernel's fork notices (the proc connector), which the stop-free mode needs to know
+    /// the application's processes exactly, are not available.
+    #[error("cannot follow the application's forks (proc connector): {0}")]
+    ProcConnector(String),
     /// An `--include` or `--exclude` glob is malformed.
     #[error("glob `{glob}`: {message}")]
     Glob {

@@ -1,9 +1,14 @@
-//! Identify an application's files on Linux x86-64 with ptrace: which files it uses, which it
-//! only reads (ReadOnly) and which it writes (ReadWrite), when it updates them, and which other
-//! processes share them. This is the identification step of the method (SPEC §1); the output is
-//! the trace format of [`precopy_core::trace`] and a JSON manifest. See `docs/tracer.md`.
+//! Identify an application's files on Linux x86-64: which files it uses, which it only reads
+//! (ReadOnly) and which it writes (ReadWrite), when it updates them, and which other processes
+//! share them. This is the identification step of the method (SPEC §1); the output is the trace
+//! format of [`precopy_core::trace`] and a JSON manifest. See `docs/tracer.md`.
 //!
-//! # Layers
+//! Two ways, one output ([`Identify`]): **stop-free** ([`watch`]: fanotify events of the
+//! application's processes, known exactly from the kernel's fork notices, [`forks`]; the
+//! application runs in a cgroup of its own, [`cgroup`], and never stops; needs root), and the
+//! paper's **ptrace** method below, which stops it on every open.
+//!
+//! # Layers (ptrace)
 //!
 //! ```text
 //!  tracer (ptrace loop)          decode (pure)              record
@@ -29,7 +34,7 @@
 //! let mut decoder = Decoder::new(PathFilter::default());
 //! let open = SyscallRecord {
 //!     tid: Pid::from_raw(42),
-//!     call: Call::Open { flags: libc::O_WRONLY as u64 },
+//!     call: Call::Open { flags: libc::O_WRONLY as u64, creates: false },
 //!     ret: 3,
 //!     opened: Some(OpenedFile { path: "/data/log".into(), regular: true }),
 //! };
@@ -57,7 +62,9 @@
 pub mod arch;
 pub mod cgroup;
 pub mod decode;
+pub mod dirs;
 pub mod error;
+pub mod forks;
 pub mod notify;
 pub mod paths;
 pub mod record;

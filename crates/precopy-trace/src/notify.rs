@@ -173,6 +173,10 @@ pub(crate) trait Wakes {
     fn rearm(&mut self, all: bool);
     /// Reads every queued event; false when the events' receiver is gone.
     fn drain(&mut self) -> bool;
+    /// Other descriptors whose input `drain` reads (fork notices, a directory-event group).
+    fn also(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
+    }
 }
 
 /// Reads events until `stop` is signalled (then a last time, every held file let go) or the
@@ -189,10 +193,16 @@ pub(crate) fn read_until_stopped(reader: &mut impl Wakes, stop: &EventFd) {
         } else {
             PollTimeout::NONE
         };
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(reader.group().as_fd(), PollFlags::POLLIN),
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
+        fds.extend(
+            reader
+                .also()
+                .into_iter()
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN)),
+        );
         let _ = poll(&mut fds, wait);
     }
 }

@@ -2,8 +2,12 @@
 //!
 //! A file's kind is only final when tracing ends (a file first opened for reading may be
 //! written later), so the whole trace is kept in memory and emitted at the end: header, every
-//! file record (dense ids in first-seen order), then the open and write records in time order,
-//! then `end`. The caller writes it atomically.
+//! file record (dense ids in first-seen order), then the open, write, create, unlink, rename and
+//! size records in time order, then `end`. The caller writes it atomically.
+//!
+//! Sizes are samples: the caller tells the size of the path an event leaves changed
+//! ([`Recording::sized`]) when it handles the event, and a `size` record is kept when it differs
+//! from the last known one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -21,6 +25,23 @@ struct FileState {
     mmap_shared: bool,
     first_s: f64,
     last_s: f64,
+    /// No file was at the path when tracing began.
+    new: bool,
+    /// The size when first seen (the file record's).
+    first_size: Option<u64>,
+    /// What is at the path now, as far as the trace says.
+    now: AtPath,
+}
+
+/// What the recording knows is at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtPath {
+    /// A file whose size is not known yet.
+    Unsized,
+    /// A file of this size.
+    Sized(u64),
+    /// Nothing: it was unlinked or renamed away.
+    Nothing,
 }
 
 /// The events recorded so far, by file.
@@ -118,9 +139,10 @@ pub struct Manifest {
     /// Stop-free mode: file events of processes outside the application's cgroup, dropped.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub outside_events: u64,
-    /// Stop-free mode: file events whose process was gone before its cgroup could be read.
+    /// Stop-free mode: times the kernel dropped fork notices (a process forked and gone
+    /// meanwhile may be missing).
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub unattributed_events: u64,
+    pub forks_lost: u64,
     /// The files, traced ones first in first-seen order (trace ids), then shared ones by path.
     pub files: Vec<ManifestFile>,
     /// Other processes using the files.
@@ -149,6 +171,44 @@ impl Recording {
                 self.files[id as usize].written |= write;
                 self.events.push(Record::Open { t, id, pid, write });
             }
+            FileEvent::Created { pid, path } => {
+                let id = self.touch_new(&path, t, true);
+                let file = &mut self.files[id as usize];
+                file.written = true;
+                file.now = AtPath::Sized(0);
+                let pid = Some(pid);
+                self.events.push(Record::Create { t, id, pid });
+            }
+            FileEvent::Unlinked { pid, path } => {
+                let id = self.touch(&path, t);
+                self.files[id as usize].now = AtPath::Nothing;
+                let pid = Some(pid);
+                self.events.push(Record::Unlink { t, id, pid });
+            }
+            FileEvent::Renamed {
+                pid,
+                from,
+                to,
+                exchange,
+                replaces,
+            } => {
+                let from = self.touch(&from, t);
+                let to = self.touch_new(&to, t, !replaces);
+                let (old, new) = (self.files[from as usize].now, self.files[to as usize].now);
+                self.files[to as usize].now = old;
+                self.files[from as usize].now = if exchange { new } else { AtPath::Nothing };
+                for id in [from, to] {
+                    self.files[id as usize].written = true;
+                }
+                let pid = Some(pid);
+                self.events.push(Record::Rename {
+                    t,
+                    from,
+                    to,
+                    exchange,
+                    pid,
+                });
+            }
             FileEvent::Updated {
                 pid,
                 path,
@@ -176,7 +236,29 @@ impl Recording {
         }
     }
 
+    /// The size of the file at `path` after an event at `t` (`None`: nothing is there).
+    pub fn sized(&mut self, t: f64, path: &str, size: Option<u64>) {
+        let (Some(&id), Some(size)) = (self.ids.get(path), size) else {
+            return;
+        };
+        let file = &mut self.files[id as usize];
+        match file.now {
+            AtPath::Nothing => return,
+            AtPath::Sized(known) if known == size => return,
+            AtPath::Unsized if file.first_size.is_none() && !file.new => {
+                file.first_size = Some(size);
+            }
+            _ => self.events.push(Record::Size { t, id, size }),
+        }
+        file.now = AtPath::Sized(size);
+    }
+
     fn touch(&mut self, path: &str, t: f64) -> u32 {
+        self.touch_new(path, t, false)
+    }
+
+    /// The path's id; a path first seen here had no file when tracing began if `new`.
+    fn touch_new(&mut self, path: &str, t: f64, new: bool) -> u32 {
         if let Some(&id) = self.ids.get(path) {
             self.files[id as usize].last_s = t;
             return id;
@@ -189,6 +271,13 @@ impl Recording {
             mmap_shared: false,
             first_s: t,
             last_s: t,
+            new,
+            first_size: None,
+            now: if new {
+                AtPath::Nothing
+            } else {
+                AtPath::Unsized
+            },
         });
         id
     }
@@ -198,28 +287,44 @@ impl Recording {
         self.files.iter().map(|f| f.path.as_str())
     }
 
-    /// The trace as JSON Lines (see [`precopy_core::trace`]). `size` gives a path's size when
-    /// tracing ended (`None`: it no longer exists).
+    /// The trace as JSON Lines (see [`precopy_core::trace`], version 2). `size` gives a path's
+    /// size when tracing ended (`None`: it no longer exists): a file never sized before gets it
+    /// as its first size, and one whose size changed unseen gets a last `size` record.
     pub fn trace(&self, info: &RecordingInfo, size: impl Fn(&str) -> Option<u64>) -> String {
+        let mut closing = Recording {
+            files: self.files.clone(),
+            ids: self.ids.clone(),
+            events: self.events.clone(),
+        };
+        let last = closing.events.iter().map(time).fold(0.0, f64::max);
+        let end = info.duration_s.max(last);
+        for f in &self.files {
+            closing.sized(end, &f.path, size(&f.path));
+        }
         let mut lines = vec![Record::header(
             info.period_s,
             info.command.clone(),
             info.pid,
         )];
-        lines.extend(self.files.iter().enumerate().map(|(id, f)| Record::File {
-            id: id as u32,
-            path: f.path.clone(),
-            size: size(&f.path).unwrap_or(0),
-            kind: Kind::opened_for_writing(f.written),
-            mmap_shared: f.mmap_shared,
-        }));
-        let mut events = self.events.clone();
+        lines.extend(
+            closing
+                .files
+                .iter()
+                .enumerate()
+                .map(|(id, f)| Record::File {
+                    id: id as u32,
+                    path: f.path.clone(),
+                    size: f.first_size.unwrap_or(0),
+                    kind: Kind::opened_for_writing(f.written),
+                    mmap_shared: f.mmap_shared,
+                    new: f.new,
+                }),
+        );
+        let mut events = closing.events;
+        // Stable: same-time events keep the order they happened in.
         events.sort_by(|a, b| time(a).total_cmp(&time(b)));
-        let last = events.last().map_or(0.0, time);
         lines.extend(events);
-        lines.push(Record::End {
-            t: info.duration_s.max(last),
-        });
+        lines.push(Record::End { t: end });
         let mut text: String = lines.iter().map(|r| r.to_line() + "\n").collect();
         text.shrink_to_fit();
         text
@@ -236,29 +341,41 @@ impl Recording {
         let mut periods: Vec<BTreeMap<u64, PeriodWrites>> = vec![BTreeMap::new(); self.files.len()];
         let mut others: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); self.files.len()];
         for record in &self.events {
-            if let Record::Write {
-                t,
-                id,
-                op,
-                len,
-                pid,
-                ..
-            } = record
-            {
+            let (t, ids, bytes, pid) = match record {
+                Record::Write {
+                    t,
+                    id,
+                    op,
+                    len,
+                    pid,
+                    ..
+                } => {
+                    let bytes = if *op == WriteOp::Write {
+                        len.unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    (*t, [Some(*id), None], bytes, *pid)
+                }
+                Record::Unlink { t, id, pid } => (*t, [Some(*id), None], 0, *pid),
+                Record::Rename {
+                    t, from, to, pid, ..
+                } => (*t, [Some(*from), Some(*to)], 0, *pid),
+                _ => continue,
+            };
+            for id in ids.into_iter().flatten() {
                 let period = (t / period_s).floor() as u64;
-                let entry = periods[*id as usize].entry(period).or_insert(PeriodWrites {
+                let entry = periods[id as usize].entry(period).or_insert(PeriodWrites {
                     period,
                     calls: 0,
                     bytes: 0,
                     others: 0,
                 });
                 entry.calls += 1;
-                if *op == WriteOp::Write {
-                    entry.bytes += len.unwrap_or(0);
-                }
+                entry.bytes += bytes;
                 if let Some(pid) = pid.filter(|p| !tree.contains(&(*p as i32))) {
                     entry.others += 1;
-                    others[*id as usize].insert(pid);
+                    others[id as usize].insert(pid);
                 }
             }
         }
@@ -290,8 +407,14 @@ impl Recording {
 
 fn time(record: &Record) -> f64 {
     match record {
-        Record::Open { t, .. } | Record::Write { t, .. } => *t,
-        _ => 0.0,
+        Record::Open { t, .. }
+        | Record::Write { t, .. }
+        | Record::Create { t, .. }
+        | Record::Unlink { t, .. }
+        | Record::Rename { t, .. }
+        | Record::Size { t, .. }
+        | Record::End { t } => *t,
+        Record::Header { .. } | Record::File { .. } => 0.0,
     }
 }
 
@@ -350,6 +473,130 @@ mod tests {
         assert_eq!(periods, [(0, 1), (1, 2)]);
         assert_eq!(files[0].last_access_s, Some(1.6));
         assert!(!files[1].exists);
+    }
+
+    #[test]
+    fn creations_renames_unlinks_and_sizes_make_a_version_2_trace() {
+        // /b exists (5 bytes); /a.tmp is created, grows to 7 bytes and is renamed over /b;
+        // /log is created and unlinked.
+        let mut r = Recording::default();
+        let sized = |r: &mut Recording, t, path: &str, size| r.sized(t, path, Some(size));
+        r.push(0.1, opened("/b", false));
+        sized(&mut r, 0.1, "/b", 5);
+        r.push(
+            0.2,
+            FileEvent::Created {
+                pid: 1,
+                path: "/a.tmp".into(),
+            },
+        );
+        r.push(0.2, opened("/a.tmp", true));
+        sized(&mut r, 0.2, "/a.tmp", 0);
+        r.push(0.3, written("/a.tmp", 7));
+        sized(&mut r, 0.3, "/a.tmp", 7);
+        let rename = FileEvent::Renamed {
+            pid: 1,
+            from: "/a.tmp".into(),
+            to: "/b".into(),
+            exchange: false,
+            replaces: true,
+        };
+        r.push(0.4, rename);
+        sized(&mut r, 0.4, "/b", 7);
+        r.push(
+            0.5,
+            FileEvent::Created {
+                pid: 1,
+                path: "/log".into(),
+            },
+        );
+        r.push(
+            0.6,
+            FileEvent::Unlinked {
+                pid: 1,
+                path: "/log".into(),
+            },
+        );
+        let info = RecordingInfo {
+            period_s: 1.0,
+            command: vec![],
+            pid: None,
+            duration_s: 1.0,
+        };
+        let text = r.trace(&info, |p| (p == "/b").then_some(7));
+        let records: Vec<Record> = text
+            .lines()
+            .skip(1)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|r| !matches!(r, Record::Open { .. }))
+            .collect();
+        let file = |id, path: &str, size, new| Record::File {
+            id,
+            path: path.into(),
+            size,
+            // A rename changes what is at both paths: both are ReadWrite.
+            kind: Kind::ReadWrite,
+            mmap_shared: false,
+            new,
+        };
+        assert_eq!(
+            records,
+            [
+                file(0, "/b", 5, false),
+                file(1, "/a.tmp", 0, true),
+                file(2, "/log", 0, true),
+                Record::Create {
+                    t: 0.2,
+                    id: 1,
+                    pid: Some(1)
+                },
+                Record::Write {
+                    t: 0.3,
+                    id: 1,
+                    pid: Some(1),
+                    op: WriteOp::Write,
+                    offset: None,
+                    len: Some(7)
+                },
+                Record::Size {
+                    t: 0.3,
+                    id: 1,
+                    size: 7
+                },
+                Record::Rename {
+                    t: 0.4,
+                    from: 1,
+                    to: 0,
+                    exchange: false,
+                    pid: Some(1)
+                },
+                Record::Create {
+                    t: 0.5,
+                    id: 2,
+                    pid: Some(1)
+                },
+                Record::Unlink {
+                    t: 0.6,
+                    id: 2,
+                    pid: Some(1)
+                },
+                Record::End { t: 1.0 },
+            ]
+        );
+        let trace = Trace::parse(&text).unwrap();
+        let lives: Vec<_> = trace
+            .contents()
+            .iter()
+            .map(|c| (c.spec.path.clone(), c.life))
+            .collect();
+        assert_eq!(
+            lives,
+            [
+                ("/b".to_string(), (0.0, 0.4)),
+                ("/a.tmp".to_string(), (0.2, f64::INFINITY)),
+                ("/log".to_string(), (0.5, 0.6)),
+            ]
+        );
     }
 
     #[test]

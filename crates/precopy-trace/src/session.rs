@@ -24,7 +24,7 @@ use crate::record::{Manifest, ManifestFile, Origin, Recording, RecordingInfo};
 use crate::sharing;
 use crate::stop::{Exit, Stop};
 use crate::tracer::Tracer;
-use crate::watch::Watch;
+use crate::watch::{Armed, Watch};
 
 /// What to trace.
 #[derive(Debug, Clone)]
@@ -69,11 +69,14 @@ pub enum Identify {
     #[default]
     Ptrace,
     /// Stop-free: the application runs in a cgroup of its own and its files come from fanotify
-    /// events of the processes in that cgroup ([`crate::watch`]); it never stops. Needs root.
-    /// Only for a spawned application: `--pid` is traced with ptrace.
+    /// events of its processes, known from the kernel's fork notices ([`crate::watch`],
+    /// [`crate::forks`]); it never stops. Needs root. Only for a spawned application: `--pid`
+    /// is traced with ptrace. Writes are seen as with [`WriteMonitor::Fanotify`], whatever
+    /// [`TraceConfig::write_monitor`] says.
     Cgroup,
     /// [`Identify::Cgroup`] where permitted, else [`Identify::Ptrace`] (with
-    /// [`Observed::IdentifyFallback`]).
+    /// [`Observed::IdentifyFallback`]); [`Identify::Ptrace`] with [`WriteMonitor::Ptrace`],
+    /// whose exact write calls need the stops.
     Auto,
 }
 
@@ -161,8 +164,8 @@ pub enum Observed<'a> {
         /// Why fanotify could not start.
         why: &'a TraceError,
     },
-    /// [`Identify::Auto`] could not identify without stops (it needs `CAP_SYS_ADMIN` and a
-    /// cgroup v2): ptrace is used. Told before the application starts.
+    /// [`Identify::Auto`] could not identify without stops (it needs root, a cgroup v2 and the
+    /// initial namespaces): ptrace is used. Told before the application starts.
     IdentifyFallback {
         /// Why.
         why: &'a TraceError,
@@ -183,9 +186,15 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// Records the event and the size it leaves its path with, read now: a sample (the
+    /// application may have gone on since; see `docs/trace-format.md`).
     fn push(&mut self, t: f64, event: FileEvent) {
         (self.observer)(Observed::File { t, event: &event });
+        let resized = event.resized().map(str::to_string);
         self.recording.push(t, event);
+        if let Some(path) = resized {
+            self.recording.sized(t, &path, size(&path));
+        }
     }
 
     /// Fanotify's events as updates (of files the filter records; a deleted file's path does
@@ -222,9 +231,13 @@ pub fn record_observed(
     config: &TraceConfig,
     observer: &mut dyn FnMut(Observed<'_>),
 ) -> Result<TraceOutput, TraceError> {
-    if let (Target::Command(command), Identify::Cgroup | Identify::Auto) =
-        (&config.target, config.identify)
-    {
+    // Exact write calls (`WriteMonitor::Ptrace`) need the stops: `Auto` then means ptrace.
+    let stop_free = match config.identify {
+        Identify::Cgroup => true,
+        Identify::Auto => config.write_monitor != WriteMonitor::Ptrace,
+        Identify::Ptrace => false,
+    };
+    if let (Target::Command(command), true) = (&config.target, stop_free) {
         match StopFree::prepare(config) {
             Ok(prepared) => return prepared.record(config, command, observer),
             Err(why) if config.identify == Identify::Auto => {
@@ -356,7 +369,7 @@ fn outputs(
         window_s: (write_monitor == WriteMonitor::Fanotify).then_some(config.window_s),
         identified_with: Identify::Ptrace.name().to_string(),
         outside_events: 0,
-        unattributed_events: 0,
+        forks_lost: 0,
         files,
         sharing,
     };
@@ -368,13 +381,13 @@ fn outputs(
     }
 }
 
-/// A stop-free session, ready to spawn: the cgroup and the watch on the filesystems.
+/// A stop-free session, ready to spawn: the cgroup and the armed watch.
 struct StopFree {
     start: Instant,
     /// The cgroup, if we made it here (removed when the session ends).
     _own: Option<Cgroup>,
     join: Join,
-    watch: Watch,
+    armed: Armed,
 }
 
 impl StopFree {
@@ -390,12 +403,12 @@ impl StopFree {
             }
         };
         let window = Duration::from_secs_f64(config.window_s.max(0.0));
-        let watch = Watch::start(&join.dir, start, window, config.filter.clone())?;
+        let armed = Watch::arm(&join.dir, start, window, config.filter.clone())?;
         Ok(StopFree {
             start,
             _own: own,
             join,
-            watch,
+            armed,
         })
     }
 
@@ -435,6 +448,15 @@ impl StopFree {
         for sig in [Signal::SIGINT, Signal::SIGQUIT] {
             let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
         }
+        let watch = match self.armed.follow(child.id()) {
+            Ok(watch) => watch,
+            Err(e) => {
+                // Not left running unwatched.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         observer(Observed::Started { pid: child.id() });
         // The session ends when the whole tree has: the root's status, then an empty cgroup.
         let (done, ended) = std::sync::mpsc::channel();
@@ -450,7 +472,7 @@ impl StopFree {
         };
         let status = loop {
             let status = ended.recv_timeout(Duration::from_millis(20));
-            for (t, event) in self.watch.take() {
+            for (t, event) in watch.take() {
                 sink.push(t, event);
             }
             match status {
@@ -459,7 +481,7 @@ impl StopFree {
                 Err(_) => break None,
             }
         };
-        let (rest, tally) = self.watch.finish();
+        let (rest, tally) = watch.finish();
         for (t, event) in rest {
             sink.push(t, event);
         }
@@ -490,7 +512,7 @@ impl StopFree {
         );
         output.manifest.identified_with = Identify::Cgroup.name().to_string();
         output.manifest.outside_events = tally.outside;
-        output.manifest.unattributed_events = tally.unattributed;
+        output.manifest.forks_lost = tally.forks_lost;
         Ok(output)
     }
 }

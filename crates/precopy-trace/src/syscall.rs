@@ -98,6 +98,8 @@ pub enum Call {
     Open {
         /// Open flags (`creat` is `O_CREAT | O_WRONLY | O_TRUNC`).
         flags: u64,
+        /// With `O_CREAT`, nothing was at the path when the call began: a success creates it.
+        creates: bool,
     },
     /// dup, dup2, dup3, fcntl(F_DUPFD / F_DUPFD_CLOEXEC); the new fd is the return value.
     Dup {
@@ -168,6 +170,8 @@ pub enum Call {
         to: PathArg,
         /// RENAME_EXCHANGE: the two paths swap.
         exchange: bool,
+        /// Something was at the new path when the call began: a success replaces it.
+        replaces: bool,
     },
     /// unlink, unlinkat (not AT_REMOVEDIR).
     Unlink {
@@ -212,6 +216,8 @@ pub trait Memory {
     fn u64(&mut self, addr: u64) -> Option<u64>;
     /// The directory `dirfd` names (`AT_FDCWD`: the cwd).
     fn dir(&mut self, dirfd: i32) -> Option<String>;
+    /// Whether something (a file, a directory, a symlink…) is at `path` now.
+    fn exists(&mut self, path: &PathArg) -> bool;
 }
 
 const AT_FDCWD: i32 = libc::AT_FDCWD;
@@ -224,6 +230,13 @@ fn path_arg(mem: &mut impl Memory, dirfd: i32, addr: u64) -> Option<PathArg> {
         mem.dir(dirfd)
     };
     Some(PathArg { path, base })
+}
+
+/// An open's call: with `O_CREAT`, whether the path at `addr` (relative to `dirfd`) is free now.
+fn open(mem: &mut impl Memory, flags: u64, dirfd: i32, addr: u64) -> Call {
+    let creates = flags & libc::O_CREAT as u64 != 0
+        && path_arg(mem, dirfd, addr).is_some_and(|path| !mem.exists(&path));
+    Call::Open { flags, creates }
 }
 
 fn optional_offset(mem: &mut impl Memory, addr: u64) -> Option<u64> {
@@ -239,15 +252,19 @@ fn optional_offset(mem: &mut impl Memory, addr: u64) -> Option<u64> {
 pub fn build(sys: Sys, a: [u64; 6], mem: &mut impl Memory) -> Option<Call> {
     let fd = |i: usize| a[i] as i32;
     let call = match sys {
-        Sys::Open => Call::Open { flags: a[1] },
-        Sys::OpenAt => Call::Open { flags: a[2] },
-        Sys::OpenAt2 => Call::Open {
-            // struct open_how starts with the u64 flags.
-            flags: mem.u64(a[2])?,
-        },
-        Sys::Creat => Call::Open {
-            flags: (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
-        },
+        Sys::Open => open(mem, a[1], AT_FDCWD, a[0]),
+        Sys::OpenAt => open(mem, a[2], fd(0), a[1]),
+        // struct open_how starts with the u64 flags.
+        Sys::OpenAt2 => {
+            let flags = mem.u64(a[2])?;
+            open(mem, flags, fd(0), a[1])
+        }
+        Sys::Creat => open(
+            mem,
+            (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
+            AT_FDCWD,
+            a[0],
+        ),
         Sys::Dup | Sys::Dup2 => Call::Dup {
             fd: fd(0),
             cloexec: false,
@@ -308,16 +325,19 @@ pub fn build(sys: Sys, a: [u64; 6], mem: &mut impl Memory) -> Option<Call> {
             offset: a[2],
             len: a[3],
         },
-        Sys::Rename => Call::Rename {
-            from: path_arg(mem, AT_FDCWD, a[0])?,
-            to: path_arg(mem, AT_FDCWD, a[1])?,
-            exchange: false,
-        },
-        Sys::RenameAt | Sys::RenameAt2 => Call::Rename {
-            from: path_arg(mem, fd(0), a[1])?,
-            to: path_arg(mem, fd(2), a[3])?,
-            exchange: sys == Sys::RenameAt2 && a[4] & libc::RENAME_EXCHANGE as u64 != 0,
-        },
+        Sys::Rename | Sys::RenameAt | Sys::RenameAt2 => {
+            let (from, to) = match sys {
+                Sys::Rename => ((AT_FDCWD, a[0]), (AT_FDCWD, a[1])),
+                _ => ((fd(0), a[1]), (fd(2), a[3])),
+            };
+            let to = path_arg(mem, to.0, to.1)?;
+            Call::Rename {
+                from: path_arg(mem, from.0, from.1)?,
+                replaces: mem.exists(&to),
+                to,
+                exchange: sys == Sys::RenameAt2 && a[4] & libc::RENAME_EXCHANGE as u64 != 0,
+            }
+        }
         Sys::Unlink => Call::Unlink {
             path: path_arg(mem, AT_FDCWD, a[0])?,
         },
@@ -364,6 +384,41 @@ mod tests {
                 _ => None,
             }
         }
+        fn exists(&mut self, path: &PathArg) -> bool {
+            path.path == "/abs/b"
+        }
+    }
+
+    #[test]
+    fn creating_opens_and_replacing_renames_are_told_at_entry() {
+        let creat = |flags: i32, addr| {
+            let flags = flags as u64;
+            build(Sys::OpenAt, [7, addr, flags, 0, 0, 0], &mut Fake)
+        };
+        let free = creat(libc::O_CREAT | libc::O_WRONLY, 0x1000);
+        assert_eq!(
+            free,
+            Some(Call::Open {
+                flags: (libc::O_CREAT | libc::O_WRONLY) as u64,
+                creates: true
+            })
+        );
+        let taken = creat(libc::O_CREAT | libc::O_WRONLY, 0x1100);
+        assert!(matches!(taken, Some(Call::Open { creates: false, .. })));
+        assert!(matches!(
+            creat(libc::O_WRONLY, 0x1000),
+            Some(Call::Open { creates: false, .. })
+        ));
+        let over = build(Sys::RenameAt2, [7, 0x1000, 7, 0x1100, 0, 0], &mut Fake);
+        assert!(matches!(over, Some(Call::Rename { replaces: true, .. })));
+        let away = build(Sys::RenameAt2, [7, 0x1100, 7, 0x1000, 0, 0], &mut Fake);
+        assert!(matches!(
+            away,
+            Some(Call::Rename {
+                replaces: false,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -382,6 +437,7 @@ mod tests {
                     base: None
                 },
                 exchange: false,
+                replaces: true,
             }
         );
         let call = build(Sys::UnlinkAt, [7, 0x1000, 0, 0, 0, 0], &mut Fake).unwrap();
@@ -445,6 +501,6 @@ mod tests {
         );
         assert_eq!(f(libc::F_GETFL, 0), None);
         let creat = build(Sys::Creat, [0x1000, 0o644, 0, 0, 0, 0], &mut Fake).unwrap();
-        assert!(matches!(creat, Call::Open { flags } if flags & libc::O_TRUNC as u64 != 0));
+        assert!(matches!(creat, Call::Open { flags, .. } if flags & libc::O_TRUNC as u64 != 0));
     }
 }

@@ -24,7 +24,7 @@ use crate::error::TraceError;
 use crate::notify::Marks;
 use crate::seccomp;
 use crate::stop::{Exit, InheritedFd, Stop};
-use crate::syscall::{self, Call, Memory, OpenedFile, Sys, SyscallRecord};
+use crate::syscall::{self, Call, Memory, OpenedFile, PathArg, Sys, SyscallRecord};
 
 /// Set by the SIGINT handler of [`Tracer::detach_on_sigint`].
 static DETACH: AtomicBool = AtomicBool::new(false);
@@ -648,6 +648,15 @@ impl Memory for ProcMemory {
                 .to_string_lossy()
                 .into_owned(),
         )
+    }
+
+    fn exists(&mut self, path: &PathArg) -> bool {
+        // As the kernel will walk it (not lexically: `..` after a symlink).
+        let joined = match &path.base {
+            Some(base) if !path.path.starts_with('/') => format!("{base}/{}", path.path),
+            _ => path.path.clone(),
+        };
+        std::fs::symlink_metadata(joined).is_ok()
     }
 }
 

@@ -1,21 +1,26 @@
 //! Stop-free identification: the application's files from fanotify events on the filesystems
-//! it may use, kept when the event's process is in the application's cgroup. The application
+//! it may use, kept when the event's process is one of the application's. The application
 //! never stops: no ptrace, no seccomp filter. See `docs/tracer.md` ("Stop-free identification")
 //! for what this mode sees and what it does not.
 //!
 //! One `FAN_CLASS_NOTIF` group with a *filesystem* mark (`FAN_OPEN | FAN_MODIFY |
 //! FAN_CLOSE_WRITE`) on every filesystem of the mount table but the kernel's own (proc, sysfs,
-//! cgroup, devtmpfs…). A reader thread turns each event of a process in the cgroup into a
+//! cgroup, devtmpfs…). A reader thread turns each event of a process of the application into a
 //! [`FileEvent`]: `FAN_OPEN` → opened (ReadOnly so far); `FAN_CLOSE_WRITE` → opened for writing
 //! (ReadWrite: the kernel says the file was open for writing); `FAN_MODIFY` → an update.
-//! Events of other processes are dropped after one lookup of their cgroup (cached per pid).
+//! Whose process an event is comes from the kernel's fork notices ([`crate::forks`]), read after
+//! each fanotify batch, so a process that is gone by then is still placed exactly.
+//!
+//! Files created, deleted and renamed come from a second group with directory events
+//! ([`crate::dirs`]), where the kernel and our privileges allow it: creations of paths the
+//! filter records, and deletions and renames of paths already named.
 //!
 //! Costs are kept off the application's path with *ignore* marks on the file's inode: once a
 //! file is known ReadWrite its opens and write-closes are ignored for good, and after each
 //! `FAN_MODIFY` its modifications are ignored for one window (as in [`crate::notify`]).
 
-use std::collections::{BTreeSet, HashMap};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -28,7 +33,9 @@ use nix::sys::fanotify::{Fanotify, MarkFlags, MaskFlags};
 use precopy_core::trace::WriteOp;
 
 use crate::decode::FileEvent;
+use crate::dirs::{DirChange, DirEvent, DirGroup};
 use crate::error::TraceError;
+use crate::forks::{Forks, Lineage, Lost};
 use crate::notify::{notification_group, read_until_stopped, spawn_reader, Wakes};
 use crate::paths::PathFilter;
 
@@ -77,6 +84,21 @@ fn filesystems() -> Vec<PathBuf> {
     points
 }
 
+/// The size of an event without information records (`FAN_EVENT_METADATA_LEN`).
+const EVENT_LEN: usize = std::mem::size_of::<libc::fanotify_event_metadata>();
+
+/// How many bytes of events the group has queued (`FIONREAD`); if it cannot tell, no limit.
+fn queued_bytes(group: &Fanotify) -> usize {
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer given.
+    let done = unsafe { libc::ioctl(group.as_fd().as_raw_fd(), libc::FIONREAD, &mut bytes) };
+    if done == 0 {
+        bytes.max(0) as usize
+    } else {
+        usize::MAX
+    }
+}
+
 /// The identification events read so far: `(seconds since start, event)`.
 pub type Timed = (f64, FileEvent);
 
@@ -93,61 +115,60 @@ pub struct Watch {
 pub struct Tally {
     /// Processes of the application seen in events.
     pub processes: BTreeSet<u32>,
-    /// Events of processes outside the cgroup.
+    /// Events of other processes.
     pub outside: u64,
-    /// Events whose process was gone before its cgroup could be read (see the docs).
-    pub unattributed: u64,
+    /// Times the kernel dropped fork notices (its buffer was full): a process forked and gone
+    /// meanwhile may have been missed (see the docs).
+    pub forks_lost: u64,
+}
+
+/// A watch ready to follow an application that is not started yet: its events and forks are
+/// queued from now on.
+#[derive(Debug)]
+pub struct Armed {
+    group: Fanotify,
+    dirs: Option<DirGroup>,
+    forks: Forks,
+    cgroup: PathBuf,
+    start: Instant,
+    window: Duration,
+    filter: PathFilter,
 }
 
 impl Watch {
-    /// Marks the filesystems and starts the reader, for the cgroup at `cgroup` (a directory
-    /// under the cgroup v2 mount). Needs `CAP_SYS_ADMIN`. Start it before the application, so
-    /// no open is missed.
-    pub fn start(
+    /// Marks the filesystems and subscribes to fork notices, for an application that will run
+    /// in the cgroup at `cgroup` (a directory under the cgroup v2 mount). Arm it before the
+    /// application starts, so no open and no fork is missed, then [`Armed::follow`] it. Needs
+    /// `CAP_SYS_ADMIN` (fanotify), `CAP_NET_ADMIN` and the initial namespaces (fork notices).
+    pub fn arm(
         cgroup: &Path,
         start: Instant,
         window: Duration,
         filter: PathFilter,
-    ) -> Result<Watch, TraceError> {
+    ) -> Result<Armed, TraceError> {
         let group = notification_group()?;
         let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
         let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
         let mut marked = 0;
-        for point in filesystems() {
+        let points = filesystems();
+        for point in &points {
             let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_FILESYSTEM;
             // Some filesystems refuse a filesystem mark (no fsid); their files go unseen.
-            if group.mark(flags, mask, cwd, Some(&point)).is_ok() {
+            if group.mark(flags, mask, cwd, Some(point)).is_ok() {
                 marked += 1;
             }
         }
         if marked == 0 {
             return Err(TraceError::Fanotify(Errno::ENODEV));
         }
-        let relative = cgroup
-            .strip_prefix(crate::cgroup::mount().map_err(|_| TraceError::Fanotify(Errno::ENOENT))?)
-            .map(|p| format!("/{}", p.display()))
-            .map_err(|_| TraceError::Fanotify(Errno::EINVAL))?;
-        let (tx, events) = channel();
-        let mut reader = Reader {
+        Ok(Armed {
             group,
+            dirs: DirGroup::start(&points).ok(),
+            forks: Forks::subscribe()?,
+            cgroup: cgroup.to_path_buf(),
             start,
             window,
             filter,
-            cgroup: relative.trim_end_matches('/').to_string(),
-            members: HashMap::new(),
-            files: HashMap::new(),
-            held: HashMap::new(),
-            tally: Tally::default(),
-            tx,
-        };
-        let (stop, thread) = spawn_reader("fanotify-watch", move |stop| {
-            read_until_stopped(&mut reader, stop);
-            reader.tally
-        })?;
-        Ok(Watch {
-            stop,
-            thread: Some(thread),
-            events,
         })
     }
 
@@ -178,6 +199,38 @@ impl Drop for Watch {
     }
 }
 
+impl Armed {
+    /// Starts the reader for the application whose root process is `root`: it, and every
+    /// process forked from it since the watch was armed.
+    pub fn follow(self, root: u32) -> Result<Watch, TraceError> {
+        let (tx, events) = channel();
+        let mut reader = Reader {
+            group: self.group,
+            forks: self.forks,
+            lineage: Lineage::of(root),
+            cgroup: self.cgroup,
+            start: self.start,
+            window: self.window,
+            filter: self.filter,
+            files: HashMap::new(),
+            dirs: self.dirs,
+            named: HashSet::new(),
+            held: HashMap::new(),
+            tally: Tally::default(),
+            tx,
+        };
+        let (stop, thread) = spawn_reader("fanotify-watch", move |stop| {
+            read_until_stopped(&mut reader, stop);
+            reader.tally
+        })?;
+        Ok(Watch {
+            stop,
+            thread: Some(thread),
+            events,
+        })
+    }
+}
+
 /// What we know of a file the application used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Known {
@@ -187,15 +240,20 @@ enum Known {
 
 struct Reader {
     group: Fanotify,
+    forks: Forks,
+    /// The application's processes.
+    lineage: Lineage,
+    /// Its cgroup, whose processes are re-admitted if fork notices are lost.
+    cgroup: PathBuf,
     start: Instant,
     window: Duration,
     filter: PathFilter,
-    /// The cgroup as `/proc/PID/cgroup` names it.
-    cgroup: String,
-    /// pid → in the cgroup (a pid is looked up once; see the docs on reuse).
-    members: HashMap<u32, bool>,
     /// (device, inode) → what the application did with it.
     files: HashMap<(u64, u64), Known>,
+    /// Directory events, if the kernel gives them to us.
+    dirs: Option<DirGroup>,
+    /// The paths told so far: deletions and renames are told only of these.
+    named: HashSet<String>,
     /// Files whose modifications are ignored until the instant given, with an fd to undo it.
     held: HashMap<(u64, u64), (OwnedFd, Instant)>,
     tally: Tally,
@@ -222,21 +280,27 @@ impl Wakes for Reader {
     fn drain(&mut self) -> bool {
         Reader::drain(self)
     }
+
+    fn also(&self) -> Vec<BorrowedFd<'_>> {
+        let dirs = self.dirs.as_ref().map(DirGroup::as_fd);
+        [Some(self.forks.as_fd()), dirs]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
 }
 
 impl Reader {
-    /// Whether `pid` is in the application's cgroup (`None`: it is gone).
-    fn member(&mut self, pid: u32) -> Option<bool> {
-        if let Some(&known) = self.members.get(&pid) {
-            return Some(known);
+    /// Takes in every queued fork notice: after a fanotify read, the forks of every process
+    /// whose events it returned. If notices were lost, the processes in the cgroup now are
+    /// admitted (those forked and gone meanwhile cannot be).
+    fn follow_forks(&mut self) {
+        if self.forks.read_into(&mut self.lineage) == Err(Lost) {
+            self.tally.forks_lost += 1;
+            for pid in crate::cgroup::procs_of(&self.cgroup).unwrap_or_default() {
+                self.lineage.admit(pid);
+            }
         }
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let inside = text
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .is_some_and(|path| path == self.cgroup);
-        self.members.insert(pid, inside);
-        Some(inside)
     }
 
     /// Lets the held files report modifications again (all of them if `all`).
@@ -262,35 +326,125 @@ impl Reader {
         self.group.mark(flags, mask, fd, None::<&Path>).is_ok()
     }
 
-    /// Reads every queued event; false when the receiver is gone.
+    /// Reads the events queued when called, and no more: an application (or the rest of the
+    /// system) that keeps making events must not keep the reader from its stop. False when
+    /// the receiver is gone. The directory group is read first, so every file event that came
+    /// before one of its events is read too; its events are decoded after the file events
+    /// (knowing the paths they name) and told before them (a file is created before it is
+    /// opened).
     fn drain(&mut self) -> bool {
+        let dir_events = self.dirs.as_ref().map(DirGroup::read).unwrap_or_default();
+        let dirs_read = self.start.elapsed().as_secs_f64();
+        let mut files = Vec::new();
+        let mut left = queued_bytes(&self.group);
         loop {
-            let events = match self.group.read_events() {
-                Ok(events) if !events.is_empty() => events,
-                Err(Errno::EINTR) => continue,
-                _ => return true,
+            let events = match left {
+                0 => Vec::new(),
+                _ => match self.group.read_events() {
+                    Err(Errno::EINTR) => continue,
+                    read => read.unwrap_or_default(),
+                },
             };
+            // Read after the events: every fork they depend on is queued by now.
+            self.follow_forks();
+            if events.is_empty() {
+                break;
+            }
+            left = left.saturating_sub(events.len() * EVENT_LEN);
             let now = Instant::now();
             let t = now.duration_since(self.start).as_secs_f64();
             for event in &events {
                 let Some(fd) = event.fd() else { continue };
                 let pid = event.pid().max(0) as u32;
-                match self.member(pid) {
-                    Some(true) => {}
-                    Some(false) => {
-                        self.tally.outside += 1;
-                        continue;
-                    }
-                    None => {
-                        self.tally.unattributed += 1;
-                        continue;
-                    }
+                if !self.attributed(pid) {
+                    continue;
                 }
                 for file_event in self.decode(fd, event.mask(), pid, now) {
                     self.tally.processes.insert(pid);
-                    if self.tx.send((t, file_event)).is_err() {
-                        return false;
-                    }
+                    files.push((t, file_event));
+                }
+            }
+        }
+        let mut told = Vec::new();
+        for DirEvent { pid, change } in dir_events {
+            if self.attributed(pid) {
+                for file_event in self.decode_dir(pid, change) {
+                    self.tally.processes.insert(pid);
+                    told.push((dirs_read, file_event));
+                }
+            }
+        }
+        told.into_iter()
+            .chain(files)
+            .all(|timed| self.tx.send(timed).is_ok())
+    }
+
+    /// Whether the event's process is the application's, counting those that are not.
+    fn attributed(&mut self, pid: u32) -> bool {
+        let ours = self.lineage.contains(pid);
+        if !ours {
+            self.tally.outside += 1;
+        }
+        ours
+    }
+
+    /// A directory event of the application's process `pid`, as file events: creations of
+    /// paths the filter records, deletions and renames of paths already told.
+    fn decode_dir(&mut self, pid: u32, change: DirChange) -> Vec<FileEvent> {
+        let Some(dirs) = self.dirs.as_ref() else {
+            return Vec::new();
+        };
+        match change {
+            DirChange::Created(name) => match dirs.path(&name) {
+                Some(path) if self.filter.allows(&path) => {
+                    self.named.insert(path.clone());
+                    vec![FileEvent::Created { pid, path }]
+                }
+                _ => Vec::new(),
+            },
+            DirChange::Deleted(name) => match dirs.path(&name) {
+                Some(path) if self.named.contains(&path) => vec![FileEvent::Unlinked { pid, path }],
+                _ => Vec::new(),
+            },
+            DirChange::CreatedAndDeleted(name) => {
+                let Some(path) = dirs.path(&name) else {
+                    return Vec::new();
+                };
+                // There now: deleted, then created again; gone: created, then deleted.
+                let there = std::fs::symlink_metadata(&path).is_ok();
+                let (created, deleted) =
+                    (DirChange::Created(name.clone()), DirChange::Deleted(name));
+                let order = if there {
+                    [deleted, created]
+                } else {
+                    [created, deleted]
+                };
+                order
+                    .into_iter()
+                    .flat_map(|change| self.decode_dir(pid, change))
+                    .collect()
+            }
+            DirChange::Renamed { from, to } => {
+                let (Some(from), Some(to)) = (dirs.path(&from), dirs.path(&to)) else {
+                    return Vec::new();
+                };
+                let (from_named, to_named) = (self.named.contains(&from), self.named.contains(&to));
+                if (from_named || to_named) && self.filter.allows(&from) && self.filter.allows(&to)
+                {
+                    self.named.insert(to.clone());
+                    // The kernel does not say whether something was at `to`: what we told of.
+                    let replaces = to_named;
+                    vec![FileEvent::Renamed {
+                        pid,
+                        from,
+                        to,
+                        exchange: false,
+                        replaces,
+                    }]
+                } else if from_named {
+                    vec![FileEvent::Unlinked { pid, path: from }]
+                } else {
+                    Vec::new()
                 }
             }
         }
@@ -322,6 +476,7 @@ impl Reader {
         let known = self.files.get(&key).copied();
         let written = mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_MODIFY);
         if known.is_none() || (written && known == Some(Known::ReadOnly)) {
+            self.named.insert(path.clone());
             out.push(FileEvent::Opened {
                 pid,
                 path: path.clone(),

@@ -162,7 +162,7 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                             { format!("{}: {} files, {} writes over {}",
                                 trace.file_name,
                                 trace.trace.files.len(),
-                                trace.trace.files.iter().map(|f| f.writes.len()).sum::<usize>(),
+                                trace.trace.write_count(),
                                 format::seconds(trace.trace.duration_s)) }
                         </p>
                     }

@@ -28,3 +28,16 @@ fn delta_runs_match_the_native_golden_file() {
         "browser results differ from crates/precopy-core/tests/golden/delta.json"
     );
 }
+
+const GOLDEN_TRACE: &str = include_str!("../../../crates/precopy-core/tests/golden/trace.json");
+
+#[wasm_bindgen_test]
+fn trace_runs_match_the_native_golden_file() {
+    let runs =
+        precopy_core::reference::golden_trace_runs().expect("the hand-written trace replays");
+    let json = serde_json::to_string_pretty(&runs).expect("metrics serialise") + "\n";
+    assert!(
+        json == GOLDEN_TRACE,
+        "browser results differ from crates/precopy-core/tests/golden/trace.json"
+    );
+}

@@ -18,7 +18,8 @@ use precopy_core::units::{
     parse_bandwidth, parse_compress_ratio, parse_duration, parse_size, parse_write_bytes,
 };
 use precopy_core::{
-    Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, WriteBytes, WriteModel,
+    Dataset, Estimator, PolicyParams, Preset, RateMapping, SimConfig, TraceAfter, WriteBytes,
+    WriteModel,
 };
 
 /// An error caused by the user's input: exit code 2.
@@ -94,6 +95,11 @@ fn rate_mapping(text: &str) -> Result<RateMapping, String> {
         .ok_or_else(|| format!("rate mapping `{text}`: expected linear or per-window"))
 }
 
+fn trace_after(text: &str) -> Result<TraceAfter, String> {
+    TraceAfter::from_name(text)
+        .ok_or_else(|| format!("trace-after `{text}`: expected quiet or loop"))
+}
+
 /// The model's parameters, shared by `simulate`, `sweep` and `paper`. Defaults: docs/model.md.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -147,13 +153,18 @@ pub struct ModelArgs {
     pub block_size: u64,
     /// Replay a trace's writes again and again, each copy shifted by the trace's duration, up to
     /// this time, so that a migration longer than the recording does not find the application
-    /// quiet (0: once, as recorded).
-    #[arg(long, default_value = "0s", value_parser = duration_or_zero)]
+    /// quiet (0: once, as recorded). `--trace-after loop` without an end.
+    #[arg(long, default_value = "0s", value_parser = duration_or_zero, conflicts_with = "trace_after")]
     pub loop_trace: f64,
     /// Compression ratio R ≥ 1 of the link: a transfer of n bytes puts n / R on the wire
     /// (1: none, the paper's model). Byte figures stay the files' bytes.
     #[arg(long, default_value = "1", value_parser = compress_ratio)]
     pub compress_ratio: f64,
+    /// What a replayed trace's files do once the trace is over: quiet (nothing more) or loop
+    /// (its writes repeat, one trace duration apart, for as long as the migration lasts). See
+    /// docs/trace-format.md.
+    #[arg(long, default_value = "quiet", value_parser = trace_after)]
+    pub trace_after: TraceAfter,
 }
 
 impl ModelArgs {
@@ -173,6 +184,12 @@ impl ModelArgs {
             delta: self.delta,
             block_bytes: self.block_size,
             compress_ratio: self.compress_ratio,
+            trace_after: match self.loop_trace {
+                until if until > 0.0 => TraceAfter::Loop {
+                    until_s: Some(until),
+                },
+                _ => self.trace_after,
+            },
             max_rounds: self.max_rounds,
             params: PolicyParams {
                 beta: self.beta,
@@ -216,8 +233,7 @@ impl DatasetSource {
         }
     }
 
-    /// Loads the data set (a trace's writes looped up to `model.loop_trace`). A file is a trace
-    /// if its first line is a trace header.
+    /// Loads the data set. A file is a trace if its first line is a trace header.
     pub fn load(&self, model: &ModelArgs) -> Result<Dataset> {
         let scale = model.scale;
         match self {
@@ -226,9 +242,7 @@ impl DatasetSource {
                 let text = read_text(path)?;
                 let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
                 let data = if first.contains(precopy_core::trace::FORMAT) {
-                    let mut trace = Trace::parse(&text)
-                        .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-                    loop_writes(&mut trace, model.loop_trace)
+                    let trace = Trace::parse(&text)
                         .map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
                     trace.dataset()
                 } else {
@@ -240,37 +254,6 @@ impl DatasetSource {
             }
         }
     }
-}
-
-/// Appends to every file's writes copies shifted by the trace's duration D (at D, 2D, …), up to
-/// `until` seconds: the recording looped. 0 (or anything ≤ D) leaves the trace as it is.
-fn loop_writes(trace: &mut Trace, until: f64) -> Result<(), String> {
-    let duration = trace.duration_s;
-    if until <= duration {
-        return Ok(());
-    }
-    if duration <= 0.0 {
-        return Err(String::from(
-            "cannot loop a trace of duration 0 (--loop-trace)",
-        ));
-    }
-    for file in &mut trace.files {
-        let recorded = file.writes.len();
-        let mut shift = duration;
-        while shift < until && recorded > 0 {
-            for i in 0..recorded {
-                let t = file.writes[i] + shift;
-                if t >= until {
-                    break;
-                }
-                file.writes.push(t);
-                file.extents.push(file.extents[i]);
-            }
-            shift += duration;
-        }
-    }
-    trace.duration_s = until;
-    Ok(())
 }
 
 /// The zstd frame magic (RFC 8878, 3.1.1): traces may ship compressed.
@@ -329,49 +312,4 @@ pub fn load_key(path: &std::path::Path) -> anyhow::Result<precopy_proto::Key> {
         std::fs::read(path).with_context(|| format!("reading token file {}", path.display()))?;
     precopy_proto::Key::from_token(&token)
         .map_err(|e| bad_input(format!("token file {}: {e}", path.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A 4 s trace: /a written at 1 and 3, /b never.
-    fn trace() -> Trace {
-        Trace::parse(concat!(
-            r#"{"type":"header","format":"precopy-trace","version":1,"period_s":1.0}"#,
-            "\n",
-            r#"{"type":"file","id":0,"path":"/a","size":10,"kind":"rw"}"#,
-            "\n",
-            r#"{"type":"file","id":1,"path":"/b","size":10,"kind":"rw"}"#,
-            "\n",
-            r#"{"type":"write","t":1.0,"id":0,"offset":0,"len":2}"#,
-            "\n",
-            r#"{"type":"write","t":3.0,"id":0,"offset":4,"len":1}"#,
-            "\n",
-            r#"{"type":"end","t":4.0}"#,
-            "\n",
-        ))
-        .unwrap()
-    }
-
-    #[test]
-    fn looping_repeats_the_writes_shifted_by_the_duration_up_to_the_limit() {
-        let mut looped = trace();
-        loop_writes(&mut looped, 10.0).unwrap();
-        // Copies at +4 and +8: 5, 7, 9; 11 is past 10.
-        assert_eq!(looped.files[0].writes, [1.0, 3.0, 5.0, 7.0, 9.0]);
-        let original = &trace().files[0].extents;
-        let extents: Vec<_> = original.iter().cycle().take(5).copied().collect();
-        assert_eq!(looped.files[0].extents, extents);
-        assert!(looped.files[1].writes.is_empty());
-        assert_eq!(looped.duration_s, 10.0);
-    }
-
-    #[test]
-    fn a_limit_within_the_trace_leaves_it_as_recorded() {
-        let mut looped = trace();
-        loop_writes(&mut looped, 4.0).unwrap();
-        assert_eq!(looped.files[0].writes, trace().files[0].writes);
-        assert_eq!(looped.duration_s, 4.0);
-    }
 }

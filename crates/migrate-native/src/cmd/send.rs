@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -124,11 +123,12 @@ pub struct SendArgs {
     /// every file it opens later, up to the stop, joins it.
     #[arg(long, default_value = "2s", value_parser = duration)]
     pub identify: f64,
-    /// How files are identified live: `cgroup` (stop-free: fanotify events of the processes in
-    /// the application's cgroup; root; see docs/tracer.md for what it misses), `ptrace` (the
-    /// application stops on every open; the default), or `auto`: cgroup where permitted, else
-    /// ptrace (with a note).
-    #[arg(long, value_enum, default_value = "ptrace")]
+    /// How files are identified live: `cgroup` (stop-free: fanotify events of the application's
+    /// processes; it never stops, and send exits after the migration while it runs on; root;
+    /// see docs/tracer.md for what it misses), `ptrace` (the paper's method: it stops on every
+    /// open, and send stays until it ends), or `auto`: cgroup where permitted, else ptrace
+    /// (with a note).
+    #[arg(long, value_enum, default_value = "auto")]
     pub identify_with: crate::cmd::trace::IdentifyArg,
     /// Identify the application's files live even with --ro, --rw or --trace: every file it
     /// opens up to the stop joins the roots named (a database opens many lazily).
@@ -237,17 +237,21 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
                 (opened, App::attach(pid), None)
             }
             None => {
-                let output = Some(Arc::new(output.try_clone()?));
                 let identify = args.identify_with.identify();
-                let (live, app) = Live::spawn(&args.command, filter, window, output, identify)
-                    .with_context(|| format!("starting {} under trace", args.command[0]))?;
+                let (live, app) =
+                    Live::spawn(&args.command, filter, window, output.try_clone()?, identify)
+                        .with_context(|| format!("starting {} under watch", args.command[0]))?;
                 (live.files(), app, Some(live))
             }
         };
         let opened: Vec<(PathBuf, Kind)> =
             opened.into_iter().filter(|(p, _)| p.is_file()).collect();
+        let how = match &live {
+            Some(live) if !live.traced() => "stop-free",
+            _ => "with ptrace",
+        };
         eprintln!(
-            "send: identified {} file(s) in the first {:.1} s ({} read-write)",
+            "send: identified {} file(s) in the first {:.1} s ({} read-write), {how}",
             opened.len(),
             args.identify,
             opened.iter().filter(|(_, k)| *k == Kind::ReadWrite).count()
@@ -288,10 +292,8 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
     let mut progress = Progress::new();
     let mut on_round = |r: &RoundReport, m: &Metrics| progress.round(r, m);
     let mut opened = || live.as_mut().map(Live::take_opened).unwrap_or_default();
-    let mut before_stop = || match &args.before_stop {
-        Some(command) => run_before_stop(command),
-        None => Ok(()),
-    };
+    let mut before_stop =
+        (args.before_stop.clone()).map(|command| move || run_before_stop(&command));
     let outcome = Migration::new(
         config,
         roots,
@@ -301,16 +303,19 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         &mut on_round,
     )
     .map(|migration| {
-        migration
-            .discovering(&mut opened)
-            .before_stop(&mut before_stop)
+        let migration = migration.discovering(&mut opened);
+        // Without a command there is no hook, and no extra round.
+        match before_stop.as_mut() {
+            Some(hook) => migration.before_stop(hook),
+            None => migration,
+        }
     })
     .and_then(Migration::run);
     progress.finish();
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) => {
-            if live.is_some() {
+            if live.as_ref().is_some_and(Live::traced) {
                 eprintln!("send: the application ends with send (it runs under send's tracer)");
             } else if args.then == Then::Resume && app.exited().is_none() {
                 eprintln!("send: the application keeps running at the source");
@@ -332,7 +337,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
         eprintln!("send: application pid {} resumed at the source", app.pid());
     }
     if let Some(live) = live {
-        if app.exited().is_none() {
+        if live.traced() && app.exited().is_none() {
             eprintln!(
                 "send: application pid {} goes on at the source {}under trace (its traced calls \
                  need the tracer); send ends when it does",
@@ -344,8 +349,9 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
                 }
             );
         }
-        let exit = live.wait_and_report()?;
-        eprintln!("send: the application ended ({exit})");
+        if let Some(exit) = live.finish()? {
+            eprintln!("send: the application ended ({exit})");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -106,6 +106,14 @@ fn write_summary(out: &mut impl Write, m: &Metrics, config: &SimConfig) -> Resul
             "delta", config.block_bytes, config.write_model.write_bytes
         )?;
     }
+    if let precopy_core::TraceAfter::Loop { until_s } = config.trace_after {
+        let until = until_s.map_or(String::new(), |s| format!(", copies before {s} s"));
+        writeln!(
+            out,
+            "  {:<14} loop: a replayed trace's writes repeat, one trace duration apart{until}",
+            "after trace",
+        )?;
+    }
     if config.compress_ratio != 1.0 {
         writeln!(
             out,

@@ -41,12 +41,12 @@ pub struct TraceArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub write_monitor: MonitorArg,
     /// How files are identified: `cgroup` runs the command in a cgroup of its own and takes
-    /// its files from fanotify events of that cgroup's processes, without ever stopping it
-    /// (root; see docs/tracer.md for what it cannot see); `ptrace` stops it on every open
-    /// (the paper's method, and the default until the stop-free mode attributes short-lived
-    /// processes exactly); `auto` is cgroup where permitted, else ptrace (with a note).
+    /// its files from fanotify events of its processes (known exactly from the kernel's fork
+    /// notices), without ever stopping it (root; see docs/tracer.md for what it cannot see);
+    /// `ptrace` stops it on every open (the paper's method); `auto`, the default, is cgroup
+    /// where permitted, else ptrace (with a note), and ptrace with `--write-monitor ptrace`.
     /// `--pid` always uses ptrace.
-    #[arg(long, value_enum, default_value = "ptrace")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub identify_with: IdentifyArg,
     /// fanotify: after a file's write is reported, its further writes are not reported for this
     /// long (a count is the number of such windows with writes).
@@ -109,6 +109,12 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
     }
     if args.window < 0.0 {
         return Err(bad_input("--window must not be negative"));
+    }
+    if args.identify_with == IdentifyArg::Cgroup && args.write_monitor == MonitorArg::Ptrace {
+        return Err(bad_input(
+            "--identify-with cgroup never stops the application, so it cannot count write calls \
+             with --write-monitor ptrace: choose one",
+        ));
     }
     let filter = PathFilter::new(&args.include, &args.exclude).map_err(bad_input)?;
     let target = match args.pid {

@@ -60,12 +60,11 @@ impl Policy for Iterative {
 
     fn plan(&mut self, view: &View<'_>) -> Plan {
         // Iteration 1 finds every file unsent; later ones find the dirty set taken now.
-        let order: Vec<Planned> = (view.pending.ids())
-            .map(|file| Planned {
-                file,
-                key: f64::NAN,
-            })
-            .collect();
+        let mut order = Vec::with_capacity(view.pending.len());
+        order.extend(view.pending.ids().map(|file| Planned {
+            file,
+            key: f64::NAN,
+        }));
         Plan {
             phase: Phase::Iteration,
             order,

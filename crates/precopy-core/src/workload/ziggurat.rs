@@ -43,7 +43,7 @@ fn outside<G: RngCore>(mut rng: G, mut i: usize, mut x: f64) -> (f64, G) {
         }
         // The wedge: accept under the density, between the layer's two heights.
         let y = F[i + 1] + (F[i] - F[i + 1]) * unit(rng.next_u64());
-        if y < libm::exp(-x) {
+        if under_density(i, x, y) {
             return (x, rng);
         }
         // Rejected: a fresh draw.
@@ -54,6 +54,27 @@ fn outside<G: RngCore>(mut rng: G, mut i: usize, mut x: f64) -> (f64, G) {
             return (x, rng);
         }
     }
+}
+
+/// Whether `y < libm::exp(-x)`, for `x` in layer `i ≥ 1` and `y` between its heights. exp(−x)
+/// is convex, so it lies above its tangent at the layer's inner edge and below the chord across
+/// the layer: a `y` clearly outside that band is decided without `libm::exp` (most are; the band
+/// narrows with the layer's width). "Clearly": by far more than the rounding of either side
+/// (a few ulps of F[i + 1]), so every decision is the one `libm::exp` gives.
+#[inline]
+fn under_density(i: usize, x: f64, y: f64) -> bool {
+    let (inner, outer) = (X[i + 1], X[i]);
+    let (top, bottom) = (F[i + 1], F[i]);
+    let margin = top * 1e-12;
+    let tangent = top * (1.0 - (x - inner));
+    if y < tangent - margin {
+        return true;
+    }
+    let chord = top + (bottom - top) * ((x - inner) / (outer - inner));
+    if y >= chord + margin {
+        return false;
+    }
+    y < libm::exp(-x)
 }
 
 /// Layer edges, x_0 > x_1 = R > … > x_256 = 0. x_0 is the bottom layer's width had its tail been
@@ -234,6 +255,53 @@ mod tests {
     fn draws(n: usize) -> Vec<f64> {
         let mut rng = Pcg64Mcg::seed_from_u64(2026);
         (0..n).map(|_| exp1(&mut rng)).collect()
+    }
+
+    /// The wedge test without the band: `libm::exp` for every point.
+    fn plain_exp1(rng: &mut Pcg64Mcg) -> f64 {
+        let mut bits = rng.next_u64();
+        loop {
+            let i = (bits & 0xff) as usize;
+            let x = unit(bits) * X[i];
+            if x < X[i + 1] {
+                return x;
+            }
+            if i == 0 {
+                return R - libm::log(1.0 - unit(rng.next_u64()));
+            }
+            let y = F[i + 1] + (F[i] - F[i + 1]) * unit(rng.next_u64());
+            if y < libm::exp(-x) {
+                return x;
+            }
+            bits = rng.next_u64();
+        }
+    }
+
+    #[test]
+    fn the_band_decides_as_libm_does() {
+        let (mut fast, mut plain) = (Pcg64Mcg::seed_from_u64(7), Pcg64Mcg::seed_from_u64(7));
+        for n in 0..3_000_000 {
+            let (a, b) = (exp1(&mut fast), plain_exp1(&mut plain));
+            assert_eq!(a.to_bits(), b.to_bits(), "draw {n}: {a} against {b}");
+        }
+        // Every wedge point, including those nearest the curve, on a grid of each layer.
+        for i in 1..256 {
+            for k in 0..200 {
+                let x = X[i + 1] + (X[i] - X[i + 1]) * (f64::from(k) + 0.5) / 200.0;
+                let exact = libm::exp(-x);
+                for y in [exact, next_up(exact), next_down(exact), F[i], F[i + 1]] {
+                    assert_eq!(under_density(i, x, y), y < exact, "layer {i}, x {x}, y {y}");
+                }
+            }
+        }
+    }
+
+    fn next_up(v: f64) -> f64 {
+        f64::from_bits(v.to_bits() + 1)
+    }
+
+    fn next_down(v: f64) -> f64 {
+        f64::from_bits(v.to_bits() - 1)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The same seed gives bit-identical results; the golden file pins them (the wasm build checks
 //! the same file, so native and browser agree bit for bit).
 
-use precopy_core::reference::{golden_delta_runs, golden_runs};
+use precopy_core::reference::{golden_delta_runs, golden_runs, golden_trace_runs};
 use precopy_core::Metrics;
 use precopy_core::{PolicyKind, Preset, SimBuilder, SimConfig};
 
@@ -31,6 +31,11 @@ fn golden_runs_match_the_committed_file() {
 #[test]
 fn golden_delta_runs_match_the_committed_file() {
     matches_golden_file(&golden_delta_runs().unwrap(), "delta.json");
+}
+
+#[test]
+fn golden_trace_runs_match_the_committed_file() {
+    matches_golden_file(&golden_trace_runs().unwrap(), "trace.json");
 }
 
 fn matches_golden_file(runs: &[Metrics], name: &str) {

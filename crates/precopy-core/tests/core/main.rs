@@ -3,6 +3,7 @@
 mod determinism;
 mod fuzz_regressions;
 mod properties;
+mod replay;
 mod schedules;
 
 use precopy_core::dataset::Writes;

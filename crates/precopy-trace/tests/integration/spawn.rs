@@ -105,8 +105,8 @@ fn resolves_relative_paths_after_chdir() {
             row("a/rel2", RW, 2)
         ]
     );
-    assert!(out.trace.contains(r#""op":"rename""#));
-    assert!(out.trace.contains(r#""op":"unlink""#));
+    assert!(out.trace.contains(r#""type":"rename""#));
+    assert!(out.trace.contains(r#""type":"unlink""#));
     let moved = out
         .manifest
         .files
@@ -218,6 +218,9 @@ fn an_observer_sees_the_start_and_every_event_as_it_happens() {
                 FileEvent::Opened { path, write, .. } => format!("open {path} {write}"),
                 FileEvent::Updated { path, op, .. } => format!("{op:?} {path}"),
                 FileEvent::MappedShared { path, .. } => format!("mapped {path}"),
+                FileEvent::Created { path, .. } => format!("create {path}"),
+                FileEvent::Unlinked { path, .. } => format!("unlink {path}"),
+                FileEvent::Renamed { from, to, .. } => format!("rename {from} {to}"),
             },
         })
     })
@@ -229,6 +232,7 @@ fn an_observer_sees_the_start_and_every_event_as_it_happens() {
         seen[1..],
         [
             format!("open {d}/in false"),
+            format!("create {d}/out"),
             format!("open {d}/out true"),
             format!("Write {d}/out"),
         ]

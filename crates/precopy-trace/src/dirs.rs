@@ -1,0 +1,385 @@
+//! Directory events for the stop-free identification: files created, deleted and renamed, from a
+//! fanotify group that reports the directory and the name (`FAN_REPORT_DFID_NAME`, Linux 5.9;
+//! `FAN_RENAME`, Linux 5.17, gives a rename's old and new names in one event). Such a group
+//! gets no fd per event, so a directory is found again from its handle with
+//! `open_by_handle_at` (needs `CAP_DAC_READ_SEARCH`). Parsing the kernel's records is pure
+//! ([`parse`]), so it is tested with hand-made buffers.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+
+/// What happened to a name in a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirChange {
+    /// A file was created.
+    Created(Name),
+    /// A file was deleted.
+    Deleted(Name),
+    /// Both, in one event: the kernel merges a name's events while they wait to be read, so
+    /// their order is lost (the caller can tell it from whether the name exists now).
+    CreatedAndDeleted(Name),
+    /// A file was renamed from one name to another (over whatever was there).
+    Renamed {
+        /// The old name.
+        from: Name,
+        /// The new name.
+        to: Name,
+    },
+}
+
+/// A name in a directory known by its handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// The filesystem's id.
+    pub fsid: [i32; 2],
+    /// The directory's handle type and bytes.
+    pub handle_type: i32,
+    /// The handle.
+    pub handle: Vec<u8>,
+    /// The entry's name in it.
+    pub name: Vec<u8>,
+}
+
+/// One event of the group: the process and what it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEvent {
+    /// The process (thread group id).
+    pub pid: u32,
+    /// The change.
+    pub change: DirChange,
+}
+
+/// Events the group asks for: files (not directories) created, deleted, renamed.
+const MASK: u64 = libc::FAN_CREATE | libc::FAN_DELETE | libc::FAN_RENAME;
+
+/// Parses what a read of the group returned. Records it does not know are skipped; a truncated
+/// one ends the parse.
+pub fn parse(buf: &[u8]) -> Vec<DirEvent> {
+    const META: usize = std::mem::size_of::<libc::fanotify_event_metadata>();
+    let mut events = Vec::new();
+    let mut at = 0;
+    while buf.len() - at >= META {
+        let u32_at = |i: usize| u32::from_ne_bytes(buf[i..i + 4].try_into().unwrap_or([0; 4]));
+        let event_len = u32_at(at) as usize;
+        let metadata_len = u16::from_ne_bytes([buf[at + 6], buf[at + 7]]) as usize;
+        if event_len < META || at + event_len > buf.len() || metadata_len > event_len {
+            break;
+        }
+        let mask = u64::from_ne_bytes(buf[at + 8..at + 16].try_into().unwrap_or([0; 8]));
+        let pid = u32_at(at + 20);
+        let names = infos(&buf[at + metadata_len..at + event_len]);
+        let name = |kind: u8| {
+            names
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, n)| n.clone())
+        };
+        let change = if mask & libc::FAN_RENAME != 0 {
+            let (from, to) = (
+                name(libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME),
+                name(libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME),
+            );
+            from.zip(to)
+                .map(|(from, to)| DirChange::Renamed { from, to })
+        } else {
+            let named = name(libc::FAN_EVENT_INFO_TYPE_DFID_NAME);
+            match (mask & libc::FAN_CREATE != 0, mask & libc::FAN_DELETE != 0) {
+                (true, true) => named.map(DirChange::CreatedAndDeleted),
+                (true, false) => named.map(DirChange::Created),
+                (false, true) => named.map(DirChange::Deleted),
+                (false, false) => None,
+            }
+        };
+        // A directory's own events are not asked for; a directory named in one is skipped.
+        if let Some(change) = change.filter(|_| mask & libc::FAN_ONDIR == 0) {
+            events.push(DirEvent { pid, change });
+        }
+        at += event_len;
+    }
+    events
+}
+
+/// The (type, name) info records of one event: header (type, pad, u16 len), fsid, then a
+/// `file_handle` (u32 bytes, i32 type, bytes) and a NUL-terminated name.
+fn infos(mut rest: &[u8]) -> Vec<(u8, Name)> {
+    let mut names = Vec::new();
+    while rest.len() >= 4 {
+        let (kind, len) = (rest[0], u16::from_ne_bytes([rest[2], rest[3]]) as usize);
+        if len < 4 || len > rest.len() {
+            break;
+        }
+        if let Some(name) = name(&rest[4..len]) {
+            names.push((kind, name));
+        }
+        rest = &rest[len..];
+    }
+    names
+}
+
+fn name(record: &[u8]) -> Option<Name> {
+    let i32_at = |i: usize| Some(i32::from_ne_bytes(record.get(i..i + 4)?.try_into().ok()?));
+    let fsid = [i32_at(0)?, i32_at(4)?];
+    let bytes = i32_at(8)? as u32 as usize;
+    let handle_type = i32_at(12)?;
+    let handle = record.get(16..16 + bytes)?.to_vec();
+    let tail = record.get(16 + bytes..)?;
+    let name = tail.split(|&b| b == 0).next()?.to_vec();
+    Some(Name {
+        fsid,
+        handle_type,
+        handle,
+        name,
+    })
+}
+
+/// The group and what turns its handles back into paths.
+#[derive(Debug)]
+pub struct DirGroup {
+    fd: OwnedFd,
+    /// An open directory of each marked filesystem, by fsid: the mount `open_by_handle_at`
+    /// needs.
+    mounts: HashMap<[i32; 2], OwnedFd>,
+}
+
+impl DirGroup {
+    /// A group watching `points`' filesystems (each a mount point). Fails where the kernel or
+    /// our privileges do not allow it (then only opens and writes are identified).
+    pub fn start(points: &[PathBuf]) -> Result<DirGroup, Errno> {
+        let flags = libc::FAN_CLASS_NOTIF
+            | libc::FAN_CLOEXEC
+            | libc::FAN_NONBLOCK
+            | libc::FAN_UNLIMITED_QUEUE
+            | libc::FAN_UNLIMITED_MARKS
+            | libc::FAN_REPORT_DFID_NAME;
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::fanotify_init(flags, libc::O_RDONLY as u32) };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut mounts = HashMap::new();
+        for point in points {
+            let Ok(path) = CString::new(point.as_os_str().as_bytes()) else {
+                continue;
+            };
+            let flags = libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM;
+            // SAFETY: a valid C string; the result is checked.
+            let marked = unsafe {
+                libc::fanotify_mark(fd.as_raw_fd(), flags, MASK, libc::AT_FDCWD, path.as_ptr())
+            };
+            let Ok(dir) = std::fs::File::open(point) else {
+                continue;
+            };
+            if let (0, Some(fsid)) = (marked, fsid(&dir)) {
+                mounts.insert(fsid, OwnedFd::from(dir));
+            }
+        }
+        if mounts.is_empty() {
+            return Err(Errno::ENODEV);
+        }
+        Ok(DirGroup { fd, mounts })
+    }
+
+    /// The fd to poll.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Reads the queued events, up to 16 reads of 64 KiB (the queue of a busy machine's
+    /// filesystem may never empty; the caller wakes again while it is not).
+    pub fn read(&self) -> Vec<DirEvent> {
+        let mut events = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..16 {
+            match nix::unistd::read(&self.fd, &mut buf) {
+                Ok(0) | Err(Errno::EAGAIN) => return events,
+                Ok(n) => events.extend(parse(&buf[..n])),
+                Err(Errno::EINTR) => {}
+                Err(_) => return events,
+            }
+        }
+        events
+    }
+
+    /// The path `name` had when it was read back (its directory may since have moved or gone:
+    /// then `None`).
+    pub fn path(&self, name: &Name) -> Option<String> {
+        let mount = self.mounts.get(&name.fsid)?;
+        // struct file_handle: u32 bytes, i32 type, then the bytes.
+        let mut raw = Vec::with_capacity(8 + name.handle.len());
+        raw.extend((name.handle.len() as u32).to_ne_bytes());
+        raw.extend(name.handle_type.to_ne_bytes());
+        raw.extend(&name.handle);
+        // u32-aligned, as the kernel reads it.
+        let mut words = vec![0u32; raw.len().div_ceil(4)];
+        // SAFETY: `words` has at least `raw.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(raw.as_ptr(), words.as_mut_ptr().cast(), raw.len())
+        };
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: a file_handle laid out as the kernel expects; the result is checked.
+        let dir =
+            unsafe { libc::open_by_handle_at(mount.as_raw_fd(), words.as_mut_ptr().cast(), flags) };
+        if dir < 0 {
+            return None;
+        }
+        // SAFETY: a fresh fd we own.
+        let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+        let base = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).ok()?;
+        let name = std::ffi::OsStr::from_bytes(&name.name);
+        Some(base.join(name).to_string_lossy().into_owned())
+    }
+}
+
+/// The filesystem id events name it by: statfs's `f_fsid`.
+fn fsid(dir: &std::fs::File) -> Option<[i32; 2]> {
+    let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: fstatfs fills the struct; the result is checked.
+    if unsafe { libc::fstatfs(dir.as_raw_fd(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: filled above.
+    let stat = unsafe { stat.assume_init() };
+    // SAFETY: fsid_t is two c_ints (its field is private).
+    Some(unsafe { std::mem::transmute::<libc::fsid_t, [i32; 2]>(stat.f_fsid) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An info record: type, the fsid, a 4-byte handle and a name.
+    fn info(kind: u8, name: &str) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend(7i32.to_ne_bytes());
+        body.extend(9i32.to_ne_bytes());
+        body.extend(4u32.to_ne_bytes());
+        body.extend(1i32.to_ne_bytes());
+        body.extend([1, 2, 3, 4]);
+        body.extend(name.as_bytes());
+        body.push(0);
+        while (body.len() + 4) % 4 != 0 {
+            body.push(0);
+        }
+        let mut record = vec![kind, 0];
+        record.extend(((body.len() + 4) as u16).to_ne_bytes());
+        record.extend(body);
+        record
+    }
+
+    fn event(mask: u64, pid: i32, infos: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = infos.concat();
+        let len = 24 + body.len();
+        let mut e = Vec::new();
+        e.extend((len as u32).to_ne_bytes());
+        e.extend([libc::FANOTIFY_METADATA_VERSION, 0]);
+        e.extend(24u16.to_ne_bytes());
+        e.extend(mask.to_ne_bytes());
+        e.extend((-1i32).to_ne_bytes());
+        e.extend(pid.to_ne_bytes());
+        e.extend(body);
+        e
+    }
+
+    fn named(name: &str) -> Name {
+        Name {
+            fsid: [7, 9],
+            handle_type: 1,
+            handle: vec![1, 2, 3, 4],
+            name: name.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn parses_creations_deletions_and_renames() {
+        let dfid = libc::FAN_EVENT_INFO_TYPE_DFID_NAME;
+        let buf = [
+            event(libc::FAN_CREATE, 5, &[info(dfid, "a.tmp")]),
+            event(libc::FAN_CREATE | libc::FAN_ONDIR, 5, &[info(dfid, "sub")]),
+            event(
+                libc::FAN_RENAME,
+                6,
+                &[
+                    info(libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME, "a.tmp"),
+                    info(libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME, "b"),
+                ],
+            ),
+            event(libc::FAN_DELETE, 7, &[info(dfid, "log")]),
+            event(libc::FAN_CREATE | libc::FAN_DELETE, 7, &[info(dfid, "x")]),
+        ]
+        .concat();
+        let events = parse(&buf);
+        assert_eq!(
+            events,
+            [
+                DirEvent {
+                    pid: 5,
+                    change: DirChange::Created(named("a.tmp"))
+                },
+                DirEvent {
+                    pid: 6,
+                    change: DirChange::Renamed {
+                        from: named("a.tmp"),
+                        to: named("b")
+                    }
+                },
+                DirEvent {
+                    pid: 7,
+                    change: DirChange::Deleted(named("log"))
+                },
+                DirEvent {
+                    pid: 7,
+                    change: DirChange::CreatedAndDeleted(named("x"))
+                },
+            ]
+        );
+        // Cut anywhere, it parses what is whole and stops.
+        for cut in 0..buf.len() {
+            assert!(parse(&buf[..cut]).len() <= events.len());
+        }
+    }
+
+    #[test]
+    fn a_file_created_renamed_and_deleted_is_seen_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().canonicalize().unwrap();
+        let group = match DirGroup::start(std::slice::from_ref(&dir)) {
+            Ok(group) => group,
+            Err(e) => {
+                eprintln!("SKIPPED: no directory events here (needs root): {e}");
+                return;
+            }
+        };
+        std::fs::write(dir.join("a"), "x").unwrap();
+        std::fs::rename(dir.join("a"), dir.join("b")).unwrap();
+        std::fs::remove_file(dir.join("b")).unwrap();
+        // Events are queued by the calls themselves: all are there now.
+        let seen: Vec<String> = (group.read().into_iter())
+            .map(|e| match e.change {
+                DirChange::Created(n) => format!("create {}", group.path(&n).unwrap()),
+                DirChange::Deleted(n) => format!("delete {}", group.path(&n).unwrap()),
+                DirChange::CreatedAndDeleted(n) => format!("both {}", group.path(&n).unwrap()),
+                DirChange::Renamed { from, to } => format!(
+                    "rename {} {}",
+                    group.path(&from).unwrap(),
+                    group.path(&to).unwrap()
+                ),
+            })
+            .collect();
+        let d = dir.display();
+        assert_eq!(
+            seen,
+            [
+                format!("create {d}/a"),
+                format!("rename {d}/a {d}/b"),
+                format!("delete {d}/b")
+            ]
+        );
+    }
+}
