@@ -20,9 +20,9 @@
 #
 # Each run: a fresh copy of the application's data at S, WARMUP s of load, then `send --then
 # resume` with the policy, period and round cap above; the application keeps running at S
-# afterwards and is shut down. At the defaults the eight runs take about 10 minutes (2 cores,
-# load 8): a round lasts at least as long as its longest transfer (16 MB WAL segments take 7 s
-# at 20 Mbit/s), hence the round cap.
+# afterwards and is shut down. At the defaults the eight runs took 7 minutes (2 cores, load 4–6):
+# a round lasts at least as long as its longest transfer (16 MB WAL segments take 7 s at
+# 20 Mbit/s), hence the round cap.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/pg-netns.sh
