@@ -30,6 +30,8 @@
 # table on stdout and in $OUT (default target/bench-pg/results-MODE.md).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/pg-netns.sh
+source scripts/pg-netns.sh
 
 MODE=${MODE:-loopback}
 SCALE=${SCALE:-10}
@@ -42,7 +44,6 @@ BIN=${BIN:-}
 target=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$target/bench-pg/results-$MODE.md}
 WORK=${WORK:-}
-PG=/usr/lib/postgresql/15/bin
 
 die() { echo "bench-pg: $*" >&2; exit 1; }
 log() { echo "bench-pg: $*" >&2; }
@@ -68,27 +69,11 @@ else
     remove_work=0
 fi
 chmod 755 "$WORK"
-mkdir -p "$(dirname "$OUT")" "$WORK/logs"
-chown postgres:postgres "$WORK/logs" # pg_ctl -l writes there as postgres
+mkdir -p "$(dirname "$OUT")"
 
-PORT=54329
 RSYNC_PORT=8731
 RECEIVE_PORT=7331
-NS_S=precopy-bench-s-$$
-NS_D=precopy-bench-d-$$
-if [[ $MODE == netns ]]; then
-    S_HOST=10.78.0.1 D_HOST=10.78.0.2 LISTEN='*'
-else
-    S_HOST=127.0.0.1 D_HOST=127.0.0.1 LISTEN=127.0.0.1
-fi
-
-# Prefixes that run a command in S's or D's namespace (nothing on loopback). `ip netns exec`
-# execs the command, so `$!` of a background one is the command's pid.
-IN_S=() IN_D=()
-if [[ $MODE == netns ]]; then
-    IN_S=(ip netns exec "$NS_S") IN_D=(ip netns exec "$NS_D")
-fi
-as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+netns_vars
 
 daemons=()
 cleanup() {
@@ -96,84 +81,22 @@ cleanup() {
     local pid
     touch "$WORK/stop-probe"
     for pid in "${daemons[@]}"; do { kill "$pid" && wait "$pid"; } 2>/dev/null; done
-    for data in "$WORK"/*/pgdata "$WORK"/*/dst/**/pgdata; do
-        [[ -f $data/postmaster.pid ]] && (cd / && as_pg "$PG/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1)
-    done
-    if [[ $MODE == netns ]]; then
-        for ns in "$NS_S" "$NS_D"; do
-            for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-            ip netns del "$ns" 2>/dev/null || true
-        done
-    fi
+    pg_netns_cleanup
     if [[ $remove_work -eq 1 ]]; then rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 shopt -s globstar nullglob
 
-if [[ $MODE == netns ]]; then
-    ip netns add "$NS_S"
-    ip netns add "$NS_D"
-    ip link add "pbs$$" netns "$NS_S" type veth peer name "pbd$$" netns "$NS_D"
-    for side in "$NS_S pbs$$ $S_HOST" "$NS_D pbd$$ $D_HOST"; do
-        read -r ns dev addr <<<"$side"
-        ip -n "$ns" addr add "$addr/24" dev "$dev"
-        ip -n "$ns" link set lo up
-        ip -n "$ns" link set "$dev" up
-        ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$LINK" burst 256kbit latency 100ms
-    done
-fi
-
-wait_ready() { # host
-    local i
-    for ((i = 0; i < 1200; i++)); do
-        "${IN_S[@]}" "$PG/pg_isready" -q -h "$1" -p "$PORT" -t 2 && return 0
-        sleep 0.05
-    done
-    die "no server accepting on $1:$PORT"
-}
-
-# --- the cluster, made once ---------------------------------------------------------------
-pristine=$WORK/pristine
-log "making the cluster: pgbench -i -s $SCALE"
-mkdir "$pristine"
-chown postgres:postgres "$pristine"
-chmod 700 "$pristine"
-(cd / && as_pg "$PG/initdb" -k -A trust -U postgres -D "$pristine" >"$WORK/initdb.log")
-if [[ $MODE == netns ]]; then
-    echo "host all all 10.78.0.0/24 trust" >>"$pristine/pg_hba.conf"
-fi
-(cd / && as_pg "$PG/pg_ctl" -D "$pristine" -l "$WORK/logs/pristine.log" -w \
-    -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=''" start >/dev/null)
-"$PG/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$PORT" -U postgres postgres 2>"$WORK/pgbench-init.log"
-(cd / && as_pg "$PG/pg_ctl" -D "$pristine" -m fast -w stop >/dev/null)
-cluster_bytes=$(du -sb "$pristine" | cut -f1)
-log "cluster: $((cluster_bytes / 1000000)) MB"
+netns_up
+make_pristine
 
 token=$WORK/token
 echo "bench-pg-token-0123456789abcdef" >"$token"
 
-# The source server of one method, on a copy of the cluster, in S; prints the postmaster's pid.
-start_source() { # dir
-    local dir=$1
-    mkdir -p "$dir"
-    chmod 755 "$dir"
-    cp -a "$pristine" "$dir/pgdata"
-    # setsid --fork --wait: a parent that reaps the postmaster as soon as it is killed. A killed
-    # but unreaped postmaster keeps its pid, and a server started on the copy (same host) would
-    # take the copied postmaster.pid for a live server's and refuse to start.
-    "${IN_S[@]}" setsid --fork --wait setpriv --reuid=postgres --regid=postgres --init-groups "$PG/postgres" \
-        -D "$dir/pgdata" -p "$PORT" -c "listen_addresses=$LISTEN" -c unix_socket_directories= \
-        >"$dir/source.log" 2>&1 </dev/null &
-    wait_ready "$S_HOST"
-    head -n 1 "$dir/pgdata/postmaster.pid"
-}
-
 # pgbench and the probe, both in S. pgbench's clients abort once S's server goes.
 start_load() { # dir
     local dir=$1
-    "${IN_S[@]}" "$PG/pgbench" -n -c 4 -j 2 -R "$TPS" -T 3600 -h "$S_HOST" -p "$PORT" -U postgres \
-        postgres >"$dir/pgbench.log" 2>&1 </dev/null &
-    pgbench_pid=$!
+    start_pgbench "$dir"
     rm -f "$WORK/stop-probe"
     local conninfo="host=$S_HOST,$D_HOST port=$PORT,$PORT user=postgres dbname=postgres connect_timeout=2"
     # shellcheck disable=SC2016 # the script's own variables, expanded by the inner bash
@@ -206,8 +129,7 @@ finish_load() { # dir
 stop_load() {
     touch "$WORK/stop-probe"
     wait "$probe_pid" || true
-    kill "$pgbench_pid" 2>/dev/null || true
-    wait "$pgbench_pid" 2>/dev/null || true
+    stop_pgbench
 }
 
 # Client downtime, total time, failed probes: from the probe log and the migration's start.

@@ -194,6 +194,20 @@ struct Tracked {
     /// Its stamp when last sent or walked, whichever was later: a walk that finds another one
     /// knows the file changed, even where the write monitor saw nothing (a rename over it).
     stamp: Option<Stamp>,
+    /// When the migration found it and found it gone, for the prediction.
+    life: Life,
+}
+
+/// A file's life as the migration saw it, seconds (as the simulator's `SimBuilder::life`).
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    /// The start of the walk that found it (0: there from the start).
+    appeared: f64,
+    /// When a walk (its start) or a transfer found it gone; ∞ while present. A file that came
+    /// back counts as never gone (the simulator gives a file one life).
+    vanished: f64,
+    /// Its size then.
+    size: u64,
 }
 
 /// One migration in progress: the core's [`Engine`] driven by the clock, the write monitor, the
@@ -222,6 +236,8 @@ pub struct Migration<'m, L: Link = Transport, C: Clock = MonotonicClock> {
     before_stop: Option<&'m mut dyn FnMut() -> Result<()>>,
     before_stop_s: f64,
     walks: Walks,
+    /// When the last walk of the roots started.
+    walked_at: f64,
 }
 
 impl<'m> Migration<'m> {
@@ -290,6 +306,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             before_stop: None,
             before_stop_s: 0.0,
             walks: Walks::default(),
+            walked_at: 0.0,
         };
         migration.follow(&scan, true);
         if migration.tracked.is_empty() {
@@ -331,6 +348,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             }
         }
         let started = self.now();
+        self.walked_at = started;
         let scan = self.roots.scan().context("walking the files to migrate")?;
         let took = self.now() - started;
         self.walks.count += 1;
@@ -380,6 +398,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     /// whose stamp changed since it was sent is dirty even if the monitor saw no write.
     fn follow(&mut self, scan: &Scan, initial: bool) {
         let now = self.now();
+        let walked = if initial { 0.0 } else { self.walked_at };
         let mut seen = vec![false; self.tracked.len()];
         // Files this walk did not find where they were, by inode: a new path may be one of them.
         let moved_from: HashMap<(u64, u64), usize> = (0..self.tracked.len())
@@ -406,7 +425,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
                     .copied()
                     .filter(|&old| self.is_clean_copy_of(old, &entry.stamp));
                 let id = match renamed {
-                    Some(old) => self.renamed(old, rel, entry.size(), kind),
+                    Some(old) => self.renamed(old, rel, entry.size(), kind, walked),
                     None => {
                         self.sent.push(None);
                         self.engine.add_file(entry.size(), kind) as usize
@@ -417,6 +436,11 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
                     rel: rel.clone(),
                     present: true,
                     stamp: Some(entry.stamp),
+                    life: Life {
+                        appeared: walked,
+                        vanished: f64::INFINITY,
+                        size: 0,
+                    },
                 });
                 self.by_rel.insert(rel.clone(), id);
                 self.write_times.push(Vec::new());
@@ -428,6 +452,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             if !tracked.present {
                 tracked.present = true;
                 tracked.stamp = Some(entry.stamp);
+                tracked.life.vanished = f64::INFINITY;
                 self.monitor.watch(id, &entry.path);
                 self.engine.restore_file(id as u32, entry.size());
                 continue;
@@ -440,7 +465,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         }
         for (id, was_seen) in seen.into_iter().enumerate() {
             if !was_seen && self.tracked[id].present {
-                self.vanished(id);
+                self.vanished(id, walked);
             }
         }
     }
@@ -453,7 +478,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
 
     /// File `old` was renamed to `rel`, its content unchanged: the destination renames its copy
     /// too, and the new file joins clean. Returns its id (its `Tracked` is the caller's).
-    fn renamed(&mut self, old: usize, rel: &[u8], size: u64, kind: Kind) -> usize {
+    fn renamed(&mut self, old: usize, rel: &[u8], size: u64, kind: Kind, at: f64) -> usize {
         let from = RelPath::new(&self.tracked[old].rel).expect("checked by the walk");
         let to = RelPath::new(rel).expect("checked by the walk");
         // No answer is awaited: a broken link shows at the next transfer, and a copy that did
@@ -464,13 +489,16 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             stamp: None,
             ..sent
         });
-        self.vanished(old);
+        self.vanished(old, at);
         self.sent.push(sent);
         self.engine.add_clean_file(size, kind) as usize
     }
 
-    /// The file is gone: nothing of it is left to send (the destination's copy goes at the stop).
-    fn vanished(&mut self, id: usize) {
+    /// The file is gone, found so `at`: nothing of it is left to send (the destination's copy
+    /// goes at the stop).
+    fn vanished(&mut self, id: usize, at: f64) {
+        self.tracked[id].life.vanished = at;
+        self.tracked[id].life.size = self.engine.files()[id].size;
         self.tracked[id].present = false;
         self.tracked[id].stamp = None;
         self.sent[id] = None;
@@ -565,7 +593,8 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     fn write_hit(&mut self, id: usize, count: u32, at: f64) {
         if count > 0 && self.tracked[id].present {
             self.engine.on_write(id as u32, count, at);
-            self.write_times[id].push(at);
+            // Each write once: the prediction's policy must see the counts this one sees.
+            (self.write_times[id]).extend(std::iter::repeat_n(at, count as usize));
         }
     }
 
@@ -584,7 +613,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         let end = self.now();
         self.busy_s += end - begin;
         let Some(mut sent) = sent else {
-            self.vanished(id);
+            self.vanished(id, begin);
             return Ok(());
         };
         // Read while the application is stopped: no write of its can follow within the stamp's
@@ -739,13 +768,15 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         // The link carried file bytes compressed: the simulator's link carries them as well.
         let content = (metrics.precopy_bytes + metrics.final_bytes) as f64;
         let compress_ratio = (content / measured.wire_bytes.max(1) as f64).max(1.0);
+        let (rate, ratio) =
+            prediction_link(measured.whole_rate_bytes_per_s, bandwidth, compress_ratio);
         let prediction = predict(
             &self.config,
             &metrics.dataset,
             &self.prediction_files(),
             &self.write_times,
-            bandwidth,
-            compress_ratio,
+            rate,
+            ratio,
             stop,
         );
         Ok(Outcome {
@@ -823,12 +854,16 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         Ok(hashes)
     }
 
-    /// The files present at the stop, for the simulator's prediction.
-    fn prediction_files(&self) -> Vec<(Vec<u8>, u64, Kind)> {
+    /// Every file the migration knew, for the simulator's prediction: its size at the stop (or
+    /// when it vanished) and its life.
+    fn prediction_files(&self) -> Vec<(Vec<u8>, Kind, Life)> {
         self.tracked
             .iter()
             .zip(self.engine.files())
-            .map(|(t, f)| (t.rel.clone(), if t.present { f.size } else { 0 }, f.kind))
+            .map(|(t, f)| {
+                let size = if t.present { f.size } else { t.life.size };
+                (t.rel.clone(), f.kind, Life { size, ..t.life })
+            })
             .collect()
     }
 
@@ -937,14 +972,15 @@ fn tree_count(scan: &Scan) -> TreeCount {
 const MAX_REPLAYED_WRITES: usize = 1 << 24;
 
 /// Replays the writes the monitor saw through the simulator with the same policy, period and
-/// (measured or limited) bandwidth. The recording ends at the stop (`stop_s`), but a simulated
-/// pre-copy may last longer; a replay that fell silent then would let U drain to 0 and predict no
-/// downtime at all. So the recording is repeated (the application taken to write on as it did)
-/// until it covers the simulated pre-copy.
+/// (measured or limited) bandwidth, files appearing and vanishing when the walks found them so.
+/// The recording ends at the stop (`stop_s`), but a simulated pre-copy may last longer; a replay
+/// that fell silent then would let U drain to 0 and predict no downtime at all. So the recording
+/// is repeated (the application taken to write on as it did) until it covers the simulated
+/// pre-copy.
 fn predict(
     config: &MigrateConfig,
     name: &str,
-    files: &[(Vec<u8>, u64, Kind)],
+    files: &[(Vec<u8>, Kind, Life)],
     writes: &[Vec<f64>],
     bandwidth_bps: f64,
     compress_ratio: f64,
@@ -952,12 +988,19 @@ fn predict(
 ) -> Option<Metrics> {
     let specs: Vec<FileSpec> = files
         .iter()
-        .map(|(rel, size, kind)| FileSpec {
+        .map(|(rel, kind, life)| FileSpec {
             path: shown(rel).into_owned(),
-            size: (*size).max(1),
+            size: life.size.max(1),
             kind: *kind,
             access_probability: 0.0,
         })
+        .collect();
+    // The data set's index of each file: it sorts them by path.
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by(|&a, &b| specs[a].path.cmp(&specs[b].path));
+    let lives: Vec<(usize, f64, f64)> = (order.iter().enumerate())
+        .map(|(index, &i)| (index, files[i].2.appeared, files[i].2.vanished))
+        .filter(|&(_, appeared, vanished)| appeared > 0.0 || vanished.is_finite())
         .collect();
     let sim_config = SimConfig {
         bandwidth_bps,
@@ -965,6 +1008,8 @@ fn predict(
         period_s: config.period_s,
         max_rounds: config.max_rounds,
         params: config.params,
+        // The random ablation's order; the writes are the recorded ones, not drawn.
+        seed: config.seed,
         ..SimConfig::default()
     };
     // Nothing to repeat without writes, or without a recording span to repeat them over.
@@ -978,15 +1023,31 @@ fn predict(
         };
         let dataset =
             Dataset::new(name.to_string(), specs.clone(), Writes::Recorded(replayed)).ok()?;
-        let metrics = precopy_core::SimBuilder::new(dataset, config.policy)
-            .config(sim_config)
-            .build()
-            .ok()?
-            .run();
+        let builder = precopy_core::SimBuilder::new(dataset, config.policy).config(sim_config);
+        let builder = (lives.iter()).fold(builder, |b, &(index, appeared, vanished)| {
+            b.life(index, appeared, vanished)
+        });
+        let metrics = builder.build().ok()?.run();
         if !repeats || metrics.precopy_time_s <= horizon {
             return Some(metrics);
         }
         horizon *= 4.0;
+    }
+}
+
+/// The prediction's link: the rate (bits per second) and compression ratio it carries file
+/// bytes at. Whole sends timed from acknowledgement to acknowledgement measured the rate,
+/// compression included. Where they moved too little to be trusted: the rate the policy planned
+/// with (bytes written over the time spent in sends, which misses what drains from the socket's
+/// buffers while the sender waits: too high where rounds idle) and the compression seen.
+fn prediction_link(
+    whole_bytes_per_s: Option<f64>,
+    planned_bps: f64,
+    compress_ratio: f64,
+) -> (f64, f64) {
+    match whole_bytes_per_s {
+        Some(rate) => (rate * 8.0, 1.0),
+        None => (planned_bps, compress_ratio),
     }
 }
 
@@ -1105,6 +1166,13 @@ mod tests {
     }
 
     #[test]
+    fn the_prediction_carries_file_bytes_at_the_rate_whole_sends_were_acknowledged() {
+        // 10 MB/s of file bytes acknowledged, compressed or not: 80 Mbit/s of file bytes.
+        assert_eq!(prediction_link(Some(10e6), 120e6, 2.5), (80e6, 1.0));
+        assert_eq!(prediction_link(None, 120e6, 2.5), (120e6, 2.5));
+    }
+
+    #[test]
     fn a_recording_is_repeated_up_to_the_horizon() {
         let writes = vec![vec![0.5, 1.5], vec![]];
         let replayed = repeated(&writes, 2.0, 7.0).unwrap();
@@ -1117,7 +1185,12 @@ mod tests {
     /// replayed as recorded, the writes would stop, the file go clean and the downtime be 0 s.
     #[test]
     fn a_prediction_outlasting_the_recording_keeps_the_writes_going() {
-        let files = [(b"hot".to_vec(), 1_000_000, Kind::ReadWrite)];
+        let life = Life {
+            appeared: 0.0,
+            vanished: f64::INFINITY,
+            size: 1_000_000,
+        };
+        let files = [(b"hot".to_vec(), Kind::ReadWrite, life)];
         let writes = vec![(0..60).map(|i| f64::from(i) * 0.05).collect::<Vec<_>>()];
         let config = MigrateConfig {
             policy: PolicyKind::Baseline,

@@ -242,3 +242,36 @@ fn live_equals_simulated_as_files_appear_and_vanish() {
     // Every change happened before some run's stop.
     assert!(stops.iter().any(|&stop| stop > 15.3));
 }
+
+/// `send` prints a prediction: the simulator fed the files, write counts and times, lives and
+/// rate the live run saw. Where the live run is itself exact (this scenario), so is the prediction:
+/// any difference is one of the feed's. (Not the clairvoyant reference: the live one looks
+/// ahead at the writes' own times, the prediction at the times the monitor saw them.)
+#[test]
+fn the_prediction_of_a_live_run_is_that_run() {
+    for policy in PolicyKind::ALL
+        .into_iter()
+        .filter(|&p| p != PolicyKind::Clairvoyant)
+    {
+        for seed in [1, 2, 3] {
+            for lives in [FIXED, LIVES] {
+                let run = run(policy, seed);
+                let world = (lives.iter())
+                    .fold(run.world(dataset()), |w, &(file, appears, vanishes)| {
+                        w.life(file, appears, vanishes)
+                    });
+                let outcome = run.live(world).outcome;
+                let (m, p) = (&outcome.metrics, outcome.prediction.as_ref().unwrap());
+                let figures = |m: &precopy_core::Metrics| {
+                    (
+                        (m.rounds, m.precopy_files, m.precopy_bytes, m.resent_bytes),
+                        (m.final_files, m.final_bytes, m.precopy_time_s, m.downtime_s),
+                        m.end_reason,
+                    )
+                };
+                let changes = if lives.is_empty() { "fixed" } else { "lives" };
+                assert_eq!(figures(p), figures(m), "{policy:?}, seed {seed}, {changes}");
+            }
+        }
+    }
+}
