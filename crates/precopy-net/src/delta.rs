@@ -35,6 +35,10 @@ struct Moved {
     seconds: f64,
 }
 
+/// The smallest file whose transfer counts towards the rates: deltas go to files sent before,
+/// and the ones that matter at the stop are large.
+pub const COMPARED_FROM: u64 = 1 << 20;
+
 /// File bytes a kind of transfer must have moved before its rate is trusted.
 const MEASURED_AFTER: u64 = 1 << 20;
 
@@ -47,7 +51,12 @@ impl Moved {
 
 impl ResendRates {
     /// A transfer of a `file_bytes` file, whole or as a delta, took `seconds` of the pipeline.
+    /// Files under [`COMPARED_FROM`] are left out: their time is mostly per-file work (creating
+    /// the file at the destination), which would make whole sends look slow next to deltas.
     pub fn record(&mut self, as_delta: bool, file_bytes: u64, seconds: f64) {
+        if file_bytes < COMPARED_FROM {
+            return;
+        }
         let moved = if as_delta {
             &mut self.delta
         } else {
@@ -114,11 +123,11 @@ mod tests {
     #[test]
     fn a_delta_is_slower_only_once_both_kinds_moved_enough_and_it_was() {
         let mut rates = ResendRates::default();
+        rates.record(false, 64 << 10, 1e-6); // a small file: not counted
+        assert_eq!(rates.rates(), (None, None));
         rates.record(true, 4 << 20, 2.0); // 2 MiB/s
         assert!(!rates.delta_is_slower(), "whole sends not measured yet");
-        rates.record(false, 1 << 19, 0.01); // half a MiB: not trusted yet
-        assert!(!rates.delta_is_slower());
-        rates.record(false, 1 << 19, 0.01); // 1 MiB in 0.02 s: 50 MiB/s
+        rates.record(false, 1 << 20, 0.02); // 1 MiB in 0.02 s: 50 MiB/s
         assert!(rates.delta_is_slower());
         rates.record(true, 400 << 20, 1.0); // 404 MiB in 3 s: ~135 MiB/s
         assert!(!rates.delta_is_slower());
