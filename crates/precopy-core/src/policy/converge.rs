@@ -173,7 +173,9 @@ impl Policy for Converge {
             remaining_bytes: report.unsent_cost,
             limit_bytes,
         });
-        if self.decided.is_none() {
+        // Every ReadOnly file goes before the stop, as in the paper's order: not while a round
+        // still had ReadOnly files to send.
+        if self.decided.is_none() && report.phase != Phase::ReadOnly {
             self.decided = converged.or(stalled);
         }
         self.decided
