@@ -47,19 +47,8 @@ WORK=${WORK:-}
 
 die() { echo "bench-pg: $*" >&2; exit 1; }
 log() { echo "bench-pg: $*" >&2; }
-[[ $(id -u) -eq 0 ]] || die "needs root (PostgreSQL runs as postgres; network namespaces)"
 [[ $MODE == loopback || $MODE == netns ]] || die "MODE is loopback or netns, not $MODE"
-for tool in "$PG/initdb" "$PG/postgres" "$PG/pg_ctl" "$PG/pgbench" "$PG/psql" "$PG/pg_isready" \
-    rsync setpriv python3 ip tc; do
-    command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup-test-deps.sh)"
-done
-
-if [[ -n "$BIN" ]]; then
-    bin=$(realpath "$BIN")
-else
-    cargo build --release -p migrate-native
-    bin=$(realpath "$target/release/migrate-native")
-fi
+pg_netns_preflight "$PG/psql" rsync
 
 if [[ -z "$WORK" ]]; then
     WORK=$(mktemp -d /var/tmp/bench-pg.XXXXXX)

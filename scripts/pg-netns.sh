@@ -22,6 +22,23 @@ netns_vars() {
     fi
 }
 
+# Dies unless root and every tool named (beside PostgreSQL's own) is here; sets `bin`, the
+# migrate-native to run: BIN, else a release build in `target` (CARGO_TARGET_DIR or target).
+pg_netns_preflight() { # tool...
+    [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces; PostgreSQL runs as postgres)"
+    local tool
+    for tool in "$PG/initdb" "$PG/postgres" "$PG/pg_ctl" "$PG/pgbench" "$PG/pg_isready" setpriv \
+        python3 ip tc "$@"; do
+        command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup-test-deps.sh)"
+    done
+    if [[ -n "$BIN" ]]; then
+        bin=$(realpath "$BIN")
+    else
+        cargo build --release -p migrate-native
+        bin=$(realpath "$target/release/migrate-native")
+    fi
+}
+
 as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 
 # S and D, joined by a veth pair shaped to LINK each way (tbf); nothing on loopback.

@@ -45,18 +45,7 @@ LINK=${LINKS%% *}
 
 die() { echo "sim-to-real: $*" >&2; exit 1; }
 log() { echo "sim-to-real: $*" >&2; }
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces; PostgreSQL runs as postgres)"
-for tool in "$PG/initdb" "$PG/postgres" "$PG/pg_ctl" "$PG/pgbench" "$PG/pg_isready" setpriv \
-    python3 ip tc; do
-    command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup-test-deps.sh)"
-done
-
-if [[ -n "$BIN" ]]; then
-    bin=$(realpath "$BIN")
-else
-    cargo build --release -p migrate-native
-    bin=$(realpath "$target/release/migrate-native")
-fi
+pg_netns_preflight
 OUT=$(realpath -m "$OUT")
 runs=$(dirname "$OUT")
 mkdir -p "$runs"

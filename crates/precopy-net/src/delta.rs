@@ -39,13 +39,10 @@ struct Moved {
 /// and the ones that matter at the stop are large.
 pub const COMPARED_FROM: u64 = 1 << 20;
 
-/// File bytes a kind of transfer must have moved before its rate is trusted.
-const MEASURED_AFTER: u64 = 1 << 20;
-
 impl Moved {
     fn rate(self) -> Option<f64> {
-        (self.bytes >= MEASURED_AFTER && self.seconds > 0.0)
-            .then(|| self.bytes as f64 / self.seconds)
+        // Only files of COMPARED_FROM bytes or more are counted: one is enough to trust.
+        (self.bytes > 0 && self.seconds > 0.0).then(|| self.bytes as f64 / self.seconds)
     }
 }
 

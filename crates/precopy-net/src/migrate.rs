@@ -369,20 +369,14 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
 
     /// Runs the whole migration.
     pub fn run(mut self) -> Result<Outcome> {
-        while self.engine.stage() == Stage::PreCopy {
-            let report = self.precopy_round()?;
-            (self.on_round)(&report, self.engine.metrics());
-        }
+        self.precopy()?;
         if let Some(hook) = self.before_stop.as_mut() {
             let started = self.clock.now();
             hook()?;
             self.before_stop_s = self.clock.now() - started;
             // What the hook had the application write goes while it still runs.
             self.engine.one_more_round();
-            while self.engine.stage() == Stage::PreCopy {
-                let report = self.precopy_round()?;
-                (self.on_round)(&report, self.engine.metrics());
-            }
+            self.precopy()?;
         }
         self.app.stop().context("stopping the application")?;
         let result = self.final_copy();
@@ -541,6 +535,15 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         Ok(self
             .engine
             .end_round(context(&*self.monitor, now, bandwidth)))
+    }
+
+    /// Pre-copy rounds until the engine ends pre-copy.
+    fn precopy(&mut self) -> Result<()> {
+        while self.engine.stage() == Stage::PreCopy {
+            let report = self.precopy_round()?;
+            (self.on_round)(&report, self.engine.metrics());
+        }
+        Ok(())
     }
 
     /// Polls the monitor (if due, or if `force`): counts writes and marks clean copies dirty.
@@ -730,6 +733,7 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
         metrics.total_time_s = back;
         (self.on_round)(&report, self.engine.metrics());
         let bandwidth = self.bandwidth();
+        let resend_rates = self.transport.resend_rates().rates();
         let measured = Measured {
             downtime_s: back - stop,
             downtime: Downtime {
@@ -748,8 +752,8 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             reconnects: self.transport.reconnects(),
             deltas: self.transport.deltas().0,
             refused_deltas: self.transport.deltas().1,
-            whole_rate_bytes_per_s: self.transport.resend_rates().rates().0,
-            delta_rate_bytes_per_s: self.transport.resend_rates().rates().1,
+            whole_rate_bytes_per_s: resend_rates.0,
+            delta_rate_bytes_per_s: resend_rates.1,
             repaired_files: repaired,
             skipped,
             unopened: self
