@@ -3,7 +3,8 @@
 # version 2, the commit before the encrypted channel) against this build encrypted, encrypted with
 # zstd, and with --compress auto, and against `rsync -a` over OpenSSH (aes128-gcm) to a private
 # sshd on 127.0.0.1, on a large-file tree (incompressible, then compressible data) and on many
-# small files (SMALL_FILES × 200 KB, default 11,000; SMALL_FILES=0 skips them).
+# small files (SMALL_FILES × 200 KB, default 11,000; SMALL_FILES=0 skips them). TREES picks the
+# trees (default "random text small"). Destinations are on a fresh tmpfs per run.
 #
 #   scripts/bench-secure.sh [FILES] [MIB_PER_FILE] [RUNS] [NARROW_MIB]   (default 4 256 3 48)
 #
@@ -34,11 +35,12 @@ cargo build -q --release -p migrate-native
 work=${BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$work"
 # Copies: another build must not swap a binary mid-run.
-cp "$here/target/release/migrate-native" "$work/migrate-native-v3"
+cp "${CARGO_TARGET_DIR:-$here/target}/release/migrate-native" "$work/migrate-native-v3"
 cp "$plain_dir/target/release/migrate-native" "$work/migrate-native-v2"
 new=$work/migrate-native-v3
 old=$work/migrate-native-v2
-trap 'kill $(jobs -p) 2>/dev/null || true; [[ -z ${BENCH_DIR:-} ]] && rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; umount "$work/dst" "$work/dst-rsync" 2>/dev/null
+    [[ -z ${BENCH_DIR:-} ]] && rm -rf "$work"' EXIT
 small_files=${SMALL_FILES:-11000}
 printf 'bench-secure-token-0123456789\n' >"$work/token"
 
@@ -82,7 +84,7 @@ ssh_opts=(-p "$ssh_port" -i "$work/ssh/client" -c aes128-gcm@openssh.com -o Batc
 # sshd's reaped children).
 rsync_ssh() {
     local src=$1
-    rm -rf "$work/dst-rsync"
+    fresh_dst "$work/dst-rsync"
     local tick before after began ended
     tick=$(getconf CLK_TCK)
     before=$(awk '{ print $16 + $17 }' "/proc/$sshd_pid/stat")
@@ -130,11 +132,22 @@ EOF
     done
 }
 
+# Every run writes into a tmpfs of its own. On ext4, a tree created just after the last run's was
+# deleted pays for inode allocation's scan of recently deleted inodes (a quarter of the
+# receiver's CPU on the small files, for whichever tool ran later): the disk, not the tool.
+fresh_dst() { # dir
+    umount "$1" 2>/dev/null || true
+    rm -rf "$1"
+    mkdir -p "$1"
+    mount -t tmpfs -o size=4g tmpfs "$1"
+}
+
 # One migration: prints "wall_s rate_MBps wire_MiB send_cpu_s receive_cpu_s".
 migrate() {
     local bin=$1 src=$2
     shift 2
-    rm -rf "$work/dst" "$work/listen"
+    fresh_dst "$work/dst"
+    rm -f "$work/listen"
     "$bin" receive --listen 127.0.0.1:0 --root "$work/dst" --token-file "$work/token" \
         >"$work/listen" 2>"$work/receive.log" &
     local daemon=$!
@@ -185,10 +198,10 @@ EOF
 
 echo "| data | link | variant | run | wall s | data rate MB/s | on the wire MiB | CPU s: sender | receiver |"
 echo "|---|---|---|---|---|---|---|---|---|"
-trees=(random text)
-[[ $small_files -gt 0 ]] && trees+=(small)
+read -r -a trees <<<"${TREES:-random text small}"
 for kind in "${trees[@]}"; do
     if [[ $kind == small ]]; then
+        [[ $small_files -gt 0 ]] || continue
         make_small "$work/$kind"
         label="small ${small_files}×200 KB"
         variants=(plaintext encrypted rsync-ssh)
@@ -210,10 +223,12 @@ for kind in "${trees[@]}"; do
         done
     done
 done
-# A narrow link (send's own token bucket at 20 Mbit/s) and compressible data.
-make_tree "$work/narrow" text 1 "$narrow_mib"
-for variant in off zstd auto; do
-    r=$(migrate "$new" "$work/narrow" --compress "$variant" --bwlimit 20Mbps)
-    read -r wall rate wire scpu rcpu <<<"$r"
-    echo "| text 1×${narrow_mib} MiB | 20 Mbit/s | $variant | 1 | $wall | $rate | $wire | $scpu | $rcpu |"
-done
+# A narrow link (send's own token bucket at 20 Mbit/s) and compressible data. NARROW_MIB 0 skips it.
+if [[ $narrow_mib -gt 0 ]]; then
+    make_tree "$work/narrow" text 1 "$narrow_mib"
+    for variant in off zstd auto; do
+        r=$(migrate "$new" "$work/narrow" --compress "$variant" --bwlimit 20Mbps)
+        read -r wall rate wire scpu rcpu <<<"$r"
+        echo "| text 1×${narrow_mib} MiB | 20 Mbit/s | $variant | 1 | $wall | $rate | $wire | $scpu | $rcpu |"
+    done
+fi
