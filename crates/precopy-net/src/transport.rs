@@ -14,7 +14,7 @@ use precopy_proto::{
     batches, DeltaHeader, Entry, FileHeader, Identity, Key, Message, Node, Reason, RelPath,
 };
 
-use super::delta::{self, Digest, ResendRates};
+use super::delta::{self, Digest, FileHasher, ResendRates};
 use super::stamp::Stamp;
 use super::wire::{
     client_handshake, unexpected, Compress, FrameReader, FrameWriter, Throttle, WireError,
@@ -469,17 +469,23 @@ impl Transport {
         let delta = self.delta;
         let link = self.link.as_mut().ok_or(WireError::Closed)?;
         link.writer.queue(&Message::FileStart(header))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut blocks = Vec::new();
+        // Block digests only if a delta may follow; else BLAKE3 alone, at its widest.
+        enum Hashing {
+            Whole(blake3::Hasher),
+            Blocks(FileHasher),
+        }
+        let mut hasher = if delta {
+            Hashing::Blocks(FileHasher::default())
+        } else {
+            Hashing::Whole(blake3::Hasher::new())
+        };
         let mut size = 0u64;
         loop {
             let n = link
                 .writer
-                .queue_chunk_from(&mut content, CHUNK, &mut |data| {
-                    hasher.update(data);
-                    if delta {
-                        blocks.extend(data.chunks(delta::BLOCK).map(delta::digest));
-                    }
+                .queue_chunk_from(&mut content, CHUNK, &mut |data| match &mut hasher {
+                    Hashing::Whole(whole) => drop(whole.update(data)),
+                    Hashing::Blocks(blocks) => blocks.update(data),
                 })
                 .map_err(Failure::Read)?;
             size += n as u64;
@@ -490,7 +496,11 @@ impl Transport {
                 break;
             }
         }
-        Ok((size, *hasher.finalize().as_bytes(), blocks, size))
+        let (hash, blocks) = match hasher {
+            Hashing::Whole(whole) => (*whole.finalize().as_bytes(), Vec::new()),
+            Hashing::Blocks(blocks) => blocks.finish(),
+        };
+        Ok((size, hash, blocks, size))
     }
 
     /// Reads `content` and sends the blocks whose digest differs from `old`'s as patches.
@@ -502,15 +512,19 @@ impl Transport {
     ) -> Streamed {
         let link = self.link.as_mut().ok_or(WireError::Closed)?;
         link.writer.queue(&Message::DeltaStart(*header))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut blocks = Vec::new();
+        let mut hasher = FileHasher::default();
         let (mut size, mut bytes) = (0u64, 0u64);
         loop {
             let n = read_full(&mut content, &mut self.buf).map_err(Failure::Read)?;
             let data = &self.buf[..n];
             hasher.update(data);
+            // The last read ends the file: its short block's digest comes with the hash.
+            let end = (n < self.buf.len()).then(|| std::mem::take(&mut hasher).finish());
+            let digests = end
+                .as_ref()
+                .map_or(hasher.digests(), |(_, digests)| digests);
             let first = (size / delta::BLOCK as u64) as usize;
-            for (start, end) in delta::changed_runs(old, first, data, &mut blocks) {
+            for (start, end) in delta::changed_runs(old, first, data, digests) {
                 link.writer.queue(&Message::Patch {
                     offset: size + start as u64,
                     data: &data[start..end],
@@ -521,8 +535,8 @@ impl Transport {
             if n < self.buf.len() || link.writer.pending() >= CHUNK {
                 link.writer.flush()?;
             }
-            if n < self.buf.len() {
-                return Ok((size, *hasher.finalize().as_bytes(), blocks, bytes));
+            if let Some((hash, blocks)) = end {
+                return Ok((size, hash, blocks, bytes));
             }
         }
     }
