@@ -514,6 +514,13 @@ impl<'a> Candidates<'a> {
         }
     }
 
+    /// Whether every file left is ReadWrite and all of them, after what the link still has to
+    /// send, fit in one period: then a round can send them all (sweep, converge).
+    pub(crate) fn all_fit_in_a_period(&self) -> bool {
+        let busy = (self.view.link_free_at - self.view.now).max(0.0);
+        self.phase() == Phase::ReadWrite && busy + self.seconds <= self.view.period
+    }
+
     /// ReadWrite candidates.
     pub(crate) fn read_write_len(&self) -> usize {
         self.read_write.len() + self.zero_keys

@@ -141,8 +141,7 @@ impl Policy for Converge {
         // Once decided, the link only drains: what would start now would be downtime or resent.
         // Everything left fits in this period: send all of it, ending the round once it is
         // sent (as sweep does), so a wide link iterates instead of idling to the period's end.
-        let busy = (view.link_free_at - view.now).max(0.0);
-        let sweep = phase == Phase::ReadWrite && busy + candidates.seconds <= view.period;
+        let sweep = candidates.all_fit_in_a_period();
         let order = if self.decided.is_some() {
             Vec::new()
         } else if sweep {
@@ -188,6 +187,7 @@ mod tests {
     use crate::dataset::{Dataset, FileSpec, Kind, Writes};
     use crate::metrics::Metrics;
     use crate::policy::PolicyKind;
+    use crate::policy::PolicyParams;
     use crate::sim::{SimBuilder, SimConfig};
 
     fn policy(stall_passes: u32) -> Converge {
@@ -256,35 +256,55 @@ mod tests {
         assert_eq!(p.progress(1000, 899), None);
     }
 
-    /// /a is ReadOnly (1000 B), /big ReadWrite (10,000 B, never written), /h ReadWrite (1000 B,
-    /// written every 0.5 s). 8000 bit/s: 1000 B take 1 s. Period 2 s, β = 2.
-    fn large_file_case(policy: PolicyKind, stall_passes: u32) -> Metrics {
-        let file = |path: &str, size, kind| FileSpec {
+    fn file(path: &str, size: u64, kind: Kind) -> FileSpec {
+        FileSpec {
             path: path.into(),
             size,
             kind,
             access_probability: 0.0,
-        };
-        let files = alloc::vec![
-            file("/a", 1000, Kind::ReadOnly),
-            file("/big", 10_000, Kind::ReadWrite),
-            file("/h", 1000, Kind::ReadWrite),
-        ];
-        let hot: Vec<f64> = (1..=200).map(|i| f64::from(i) * 0.5).collect();
-        let writes = Writes::Recorded(alloc::vec![Vec::new(), Vec::new(), hot]);
-        let dataset = Dataset::new("large file".into(), files, writes).unwrap();
+        }
+    }
+
+    /// A hot file's writes: every 0.5 s for 100 s.
+    fn every_half_second() -> Vec<f64> {
+        (1..=200).map(|i| f64::from(i) * 0.5).collect()
+    }
+
+    /// Runs `policy` on `files` written at `writes`, at 8000 bit/s (1000 B take 1 s) with a 2 s
+    /// period, the policies' parameters set by `set`.
+    fn run(
+        policy: PolicyKind,
+        files: Vec<FileSpec>,
+        writes: Vec<Vec<f64>>,
+        set: impl FnOnce(&mut PolicyParams),
+    ) -> Metrics {
+        let dataset = Dataset::new("case".into(), files, Writes::Recorded(writes)).unwrap();
         let mut config = SimConfig {
             bandwidth_bps: 8000.0,
             period_s: 2.0,
             ..SimConfig::default()
         };
-        config.params.beta = 2;
-        config.params.stall_passes = stall_passes;
-        let sim = SimBuilder::new(dataset, policy)
+        set(&mut config.params);
+        SimBuilder::new(dataset, policy)
             .config(config)
             .build()
-            .unwrap();
-        sim.run()
+            .unwrap()
+            .run()
+    }
+
+    /// /a is ReadOnly (1000 B), /big ReadWrite (10,000 B, never written), /h ReadWrite (1000 B,
+    /// written every 0.5 s). β = 2.
+    fn large_file_case(policy: PolicyKind, stall_passes: u32) -> Metrics {
+        let files = alloc::vec![
+            file("/a", 1000, Kind::ReadOnly),
+            file("/big", 10_000, Kind::ReadWrite),
+            file("/h", 1000, Kind::ReadWrite),
+        ];
+        let writes = alloc::vec![Vec::new(), Vec::new(), every_half_second()];
+        run(policy, files, writes, |params| {
+            params.beta = 2;
+            params.stall_passes = stall_passes;
+        })
     }
 
     #[test]
@@ -330,30 +350,13 @@ mod tests {
     #[test]
     fn converge_stops_once_the_final_copy_fits_the_downtime_limit() {
         // A limit of 1 s is 1000 B at 8000 bit/s: U = 1000 at the end of period 1 fits.
-        let file = FileSpec {
-            path: "/h".into(),
-            size: 1000,
-            kind: Kind::ReadWrite,
-            access_probability: 0.0,
-        };
-        let hot: Vec<f64> = (1..=200).map(|i| f64::from(i) * 0.5).collect();
-        let dataset = Dataset::new(
-            "hot".into(),
-            alloc::vec![file],
-            Writes::Recorded(alloc::vec![hot]),
-        )
-        .unwrap();
-        let mut config = SimConfig {
-            bandwidth_bps: 8000.0,
-            period_s: 2.0,
-            ..SimConfig::default()
-        };
-        config.params.downtime_limit_s = 1.0;
-        let m = SimBuilder::new(dataset, PolicyKind::Converge)
-            .config(config)
-            .build()
-            .unwrap()
-            .run();
+        let files = alloc::vec![file("/h", 1000, Kind::ReadWrite)];
+        let m = run(
+            PolicyKind::Converge,
+            files,
+            alloc::vec![every_half_second()],
+            |params| params.downtime_limit_s = 1.0,
+        );
         // Period 0 [0, 2): /h (1 s) fits, so a sweep: /h 0–1, and the round ends at 1; written
         // at 0.5, it is dirty: U = 1000 ≤ 1000.
         assert_eq!(
@@ -370,36 +373,19 @@ mod tests {
     fn converge_does_not_stop_while_a_transfer_is_on_the_wire() {
         // Period 0 [0, 2): /a (RO, 1000 B) 0–1; /big (10,000 B, never written) takes 10 s, so
         // the plan's capacity (⌊1 s / 10 s⌋ + 1 files, less /a) leaves it for period 1: 2–12.
-        let file = |path: &str, size, kind| FileSpec {
-            path: path.into(),
-            size,
-            kind,
-            access_probability: 0.0,
-        };
-        let files = alloc::vec![
-            file("/a", 1000, Kind::ReadOnly),
-            file("/big", 10_000, Kind::ReadWrite),
-        ];
-        let writes = Writes::Recorded(alloc::vec![Vec::new(), Vec::new()]);
-        let dataset = Dataset::new("idle".into(), files, writes).unwrap();
-        let config = SimConfig {
-            bandwidth_bps: 8000.0,
-            period_s: 2.0,
-            ..SimConfig::default()
-        };
-        let run = |policy| {
-            SimBuilder::new(dataset.clone(), policy)
-                .config(config)
-                .build()
-                .unwrap()
-                .run()
+        let idle = |policy| {
+            let files = alloc::vec![
+                file("/a", 1000, Kind::ReadOnly),
+                file("/big", 10_000, Kind::ReadWrite),
+            ];
+            run(policy, files, alloc::vec![Vec::new(), Vec::new()], |_| {})
         };
         // U = 0 at 4: the proposed policy stops then, and /big's last 8 s are downtime.
-        let m = run(PolicyKind::Proposed);
+        let m = idle(PolicyKind::Proposed);
         assert_eq!((m.precopy_time_s, m.downtime_s), (4.0, 8.0));
         // Converge waits for the link: rounds with nothing to start end when the link is idle
         // or at the period's end, whichever comes first: at 6, 8, 10 and 12, when it is idle.
-        let m = run(PolicyKind::Converge);
+        let m = idle(PolicyKind::Converge);
         assert_eq!(m.end_reason, EndReason::NothingLeft);
         assert_eq!((m.precopy_time_s, m.downtime_s, m.rounds), (12.0, 0.0, 6));
     }
@@ -410,30 +396,14 @@ mod tests {
         // /g 1–3.5; both written after their start: U = 3500. The pass (3500 B) is over and U
         // did not shrink: stop. The link is busy until 3.5, so round 1 starts nothing and ends
         // when the link is idle, at 3.5: pre-copy ends there.
-        let file = |path: &str, size| FileSpec {
-            path: path.into(),
-            size,
-            kind: Kind::ReadWrite,
-            access_probability: 0.0,
-        };
-        let hot: Vec<f64> = (1..=200).map(|i| f64::from(i) * 0.5).collect();
-        let dataset = Dataset::new(
-            "drain".into(),
-            alloc::vec![file("/g", 2500), file("/h", 1000)],
-            Writes::Recorded(alloc::vec![hot.clone(), hot]),
-        )
-        .unwrap();
-        let mut config = SimConfig {
-            bandwidth_bps: 8000.0,
-            period_s: 2.0,
-            ..SimConfig::default()
-        };
-        config.params.stall_passes = 1;
-        let m = SimBuilder::new(dataset, PolicyKind::Converge)
-            .config(config)
-            .build()
-            .unwrap()
-            .run();
+        let files = alloc::vec![
+            file("/g", 2500, Kind::ReadWrite),
+            file("/h", 1000, Kind::ReadWrite)
+        ];
+        let writes = alloc::vec![every_half_second(), every_half_second()];
+        let m = run(PolicyKind::Converge, files, writes, |params| {
+            params.stall_passes = 1
+        });
         assert_eq!(
             m.end_reason,
             EndReason::Stalled {

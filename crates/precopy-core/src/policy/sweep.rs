@@ -64,9 +64,7 @@ impl Policy for Sweep {
                 expectation(estimates, id, size)
             });
         let phase = candidates.phase();
-        let busy = (view.link_free_at - view.now).max(0.0);
-        self.sweeping = self.sweeps > 0
-            || (phase == Phase::ReadWrite && busy + candidates.seconds <= view.period);
+        self.sweeping = self.sweeps > 0 || candidates.all_fit_in_a_period();
         self.sweep_start_bytes = view.unsent_cost;
         let keep = if self.sweeping {
             candidates.read_write_len()
