@@ -139,6 +139,11 @@ fn null() -> std::os::fd::OwnedFd {
     std::fs::File::create("/dev/null").unwrap().into()
 }
 
+/// Waits for the watched program's first count, while `alive`.
+fn first_count(dir: &Path, alive: impl FnMut() -> bool) {
+    wait_until("the first count", alive, || count(dir).is_some());
+}
+
 /// Lets the watched program end by itself and returns what its parent saw.
 fn quit(dir: &Path, alive: impl FnMut() -> bool) -> String {
     std::fs::write(dir.join("quit"), "").unwrap();
@@ -162,11 +167,7 @@ fn a_frozen_application_makes_no_progress_and_never_knows() {
         app.stopping()
     );
     let group = app.cgroup().unwrap().path().to_path_buf();
-    wait_until(
-        "the first count",
-        || app.exited().is_none(),
-        || count(dir).is_some(),
-    );
+    first_count(dir, || app.exited().is_none());
     let mut witness = Witness::start();
     for _ in 0..3 {
         app.stop().unwrap();
@@ -199,11 +200,7 @@ fn left_frozen_it_stays_stopped_and_no_cgroup_is_left() {
     let dir = dir.path();
     let mut app = App::spawn(&watched_argv(dir), null()).unwrap();
     let group = app.cgroup().unwrap().path().to_path_buf();
-    wait_until(
-        "the first count",
-        || app.exited().is_none(),
-        || count(dir).is_some(),
-    );
+    first_count(dir, || app.exited().is_none());
     let members = app.cgroup().unwrap().procs().unwrap();
     app.stop().unwrap();
     let at_stop = count(dir);
@@ -235,11 +232,7 @@ fn an_attached_tree_is_moved_in_and_back_out() {
     let mut running = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
     let pid = running.id();
     let before = cgroup::of_pid(pid).unwrap();
-    wait_until(
-        "the first count",
-        || running.try_wait().unwrap().is_none(),
-        || count(dir).is_some(),
-    );
+    first_count(dir, || running.try_wait().unwrap().is_none());
     let mut app = App::attach(pid);
     let group = app.cgroup().unwrap().path().to_path_buf();
     assert!(app.cgroup().unwrap().created());
@@ -278,11 +271,7 @@ fn a_tree_alone_in_its_cgroup_is_frozen_there() {
     // SAFETY: the hook makes one write(2).
     unsafe { command.pre_exec(cgroup::join_hook(&join)) };
     let mut running = command.spawn().unwrap();
-    wait_until(
-        "the first count",
-        || running.try_wait().unwrap().is_none(),
-        || count(dir).is_some(),
-    );
+    first_count(dir, || running.try_wait().unwrap().is_none());
     let mut app = App::attach(running.id());
     assert_eq!(app.cgroup().unwrap().path(), own.path());
     assert!(!app.cgroup().unwrap().created());
