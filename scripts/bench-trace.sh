@@ -42,9 +42,21 @@ mkdir -p "$WORK/src" "$WORK/w"
 for i in $(seq 1 5000); do head -c 512 /dev/urandom > "$WORK/src/f$i"; done
 tar -cf "$WORK/files.tar" -C "$WORK/src" .
 
-# bench NAME ROUNDS PREPARE CMD: RAW gets "variant wall user system" per run.
+# The application's own time, taken inside the traced tree by the shell that runs it (the same
+# wrapper in every variant): what a live application feels, without the tracer's set-up before
+# it starts and its last reads after it ends, which the whole command's wall time includes.
+cat >"$OUT/timed.sh" <<'EOF'
+#!/bin/bash
+start=$EPOCHREALTIME
+"$@"
+echo "$start $EPOCHREALTIME" >"$APP_TIME"
+EOF
+chmod +x "$OUT/timed.sh"
+export APP_TIME="$OUT/app.tmp"
+
+# bench NAME ROUNDS PREPARE CMD: RAW gets "variant wall user system app" per run.
 bench() {
-    local name="$1" rounds="$2" prepare="$3" cmd="$4" raw="$OUT/$1.runs"
+    local name="$1" rounds="$2" prepare="$3" cmd="$OUT/timed.sh $4" raw="$OUT/$1.runs"
     local -A variants=(
         [plain]="$cmd"
         [stop-free]="$BIN/migrate-native trace --identify-with cgroup --out $WORK/trace.jsonl -- $cmd"
@@ -56,8 +68,13 @@ bench() {
     for round in $(seq 1 "$rounds"); do
         for v in plain stop-free ptrace strace; do
             eval "$prepare"
-            /usr/bin/time -o "$OUT/time.tmp" -f "$v %e %U %S" ${variants[$v]} > /dev/null 2>&1
-            cat "$OUT/time.tmp" >> "$raw"
+            rm -f "$APP_TIME"
+            local began=$EPOCHREALTIME ended wall app
+            /usr/bin/time -o "$OUT/time.tmp" -f "%U %S" ${variants[$v]} > /dev/null 2>&1
+            ended=$EPOCHREALTIME
+            wall=$(awk -v b="$began" -v e="$ended" 'BEGIN { printf "%.4f", e - b }')
+            app=$(awk '{ printf "%.4f", $2 - $1 }' "$APP_TIME")
+            echo "$v $wall $(cat "$OUT/time.tmp") $app" >> "$raw"
         done
     done
     echo "$name: load after $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/$name.load"
@@ -65,15 +82,18 @@ bench() {
 import statistics as st, sys
 runs = {}
 for line in open(sys.argv[1]):
-    v, wall, user, system = line.split()
-    runs.setdefault(v, []).append((float(wall), float(user) + float(system)))
-base = st.median(w for w, _ in runs["plain"])
-print("| variant | runs | wall median (min–max) | overhead | CPU median |")
-print("|---|---|---|---|---|")
+    v, wall, user, system, app = line.split()
+    runs.setdefault(v, []).append((float(wall), float(user) + float(system), float(app)))
+base = st.median(w for w, _, _ in runs["plain"])
+app_base = st.median(a for _, _, a in runs["plain"])
+print("| variant | runs | wall median (min–max) | overhead | CPU median | application's own time | its overhead |")
+print("|---|---|---|---|---|---|---|")
 for v, r in runs.items():
-    walls = [w for w, _ in r]
+    walls = [w for w, _, _ in r]
+    app = st.median(a for _, _, a in r)
     print(f"| {v} | {len(r)} | {st.median(walls):.3f} s ({min(walls):.3f}–{max(walls):.3f}) "
-          f"| {st.median(walls) / base:.2f}× | {st.median(c for _, c in r):.3f} s |")
+          f"| {st.median(walls) / base:.2f}× | {st.median(c for _, c, _ in r):.3f} s "
+          f"| {app:.4f} s | {app / app_base:.2f}× |")
 EOF
     echo "## $name"; cat "$OUT/$name.md"; echo
 }
