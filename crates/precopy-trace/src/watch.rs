@@ -3,11 +3,11 @@
 //! never stops: no ptrace, no seccomp filter. See `docs/tracer.md` ("Stop-free identification")
 //! for what this mode sees and what it does not.
 //!
-//! One `FAN_CLASS_NOTIF` group with a *filesystem* mark (`FAN_OPEN | FAN_MODIFY |
-//! FAN_CLOSE_WRITE`) on every filesystem of the mount table but the kernel's own (proc, sysfs,
-//! cgroup, devtmpfs…). A reader thread turns each event of a process of the application into a
-//! [`FileEvent`]: `FAN_OPEN` → opened (ReadOnly so far); `FAN_CLOSE_WRITE` → opened for writing
-//! (ReadWrite: the kernel says the file was open for writing); `FAN_MODIFY` → an update.
+//! One `FAN_CLASS_NOTIF` group with a *filesystem* mark (`FAN_OPEN | FAN_CLOSE_WRITE`) on every
+//! filesystem of the mount table but the kernel's own (proc, sysfs, cgroup, devtmpfs…). A
+//! reader thread turns each event of a process of the application into a [`FileEvent`]:
+//! `FAN_OPEN` → opened (ReadOnly so far); `FAN_CLOSE_WRITE` → opened for writing (ReadWrite: the
+//! kernel says the file was open for writing); `FAN_MODIFY` → an update.
 //! Whose process an event is comes from the kernel's fork notices ([`crate::forks`]), read after
 //! each fanotify batch, so a process that is gone by then is still placed exactly.
 //!
@@ -15,9 +15,14 @@
 //! ([`crate::dirs`]), where the kernel and our privileges allow it: creations of paths the
 //! filter records, and deletions and renames of paths already named.
 //!
-//! Costs are kept off the application's path with *ignore* marks on the file's inode: once a
-//! file is known ReadWrite its opens and write-closes are ignored for good, and after each
-//! `FAN_MODIFY` its modifications are ignored for one window (as in [`crate::notify`]).
+//! Costs are kept off the application's path. `FAN_MODIFY` is asked per file, on the inode of
+//! each file the application opened, from the first event of it on: a filesystem mark with
+//! `FAN_MODIFY` sent every write on the filesystem, anyone's, down fsnotify's slow path. After
+//! each `FAN_MODIFY` it is taken off the file's mark for one window (as in [`crate::notify`]),
+//! so writes in the window take the fast path. Writes made between the open and the mark are
+//! not events: at first sight a file whose modification time is not older than the events read
+//! (less a margin for the kernel's coarse clock) counts as updated then. Once a file is known
+//! ReadWrite its opens and write-closes are ignored for good (an *ignore* mark on its inode).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -25,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::eventfd::EventFd;
@@ -82,6 +87,19 @@ fn filesystems() -> Vec<PathBuf> {
         }
     }
     points
+}
+
+/// How far the kernel's file times may lag the clock (they come from a coarse clock, a tick
+/// behind at most; a tick is 10 ms at the slowest `HZ`).
+const CLOCK_MARGIN: Duration = Duration::from_millis(10);
+
+/// A file's modification time.
+fn modified(stat: &libc::stat) -> SystemTime {
+    let since_epoch = Duration::new(
+        stat.st_mtime.max(0) as u64,
+        stat.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+    );
+    SystemTime::UNIX_EPOCH + since_epoch
 }
 
 /// The size of an event without information records (`FAN_EVENT_METADATA_LEN`).
@@ -147,7 +165,7 @@ impl Watch {
         filter: PathFilter,
     ) -> Result<Armed, TraceError> {
         let group = notification_group()?;
-        let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_MODIFY | MaskFlags::FAN_CLOSE_WRITE;
+        let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_CLOSE_WRITE;
         let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
         let mut marked = 0;
         let points = filesystems();
@@ -213,6 +231,8 @@ impl Armed {
             window: self.window,
             filter: self.filter,
             files: HashMap::new(),
+            // The application may have run since the watch was armed.
+            fresh_since: SystemTime::now() - self.start.elapsed() - CLOCK_MARGIN,
             dirs: self.dirs,
             named: HashSet::new(),
             held: HashMap::new(),
@@ -250,6 +270,9 @@ struct Reader {
     filter: PathFilter,
     /// (device, inode) → what the application did with it.
     files: HashMap<(u64, u64), Known>,
+    /// A file first seen in this read and modified since is taken as written between its open
+    /// and its mark: every event read now was queued after this instant.
+    fresh_since: SystemTime,
     /// Directory events, if the kernel gives them to us.
     dirs: Option<DirGroup>,
     /// The paths told so far: deletions and renames are told only of these.
@@ -309,8 +332,12 @@ impl Reader {
         let group = &self.group;
         self.held.retain(|_, (fd, until)| {
             if all || *until <= now {
-                let flags = MarkFlags::FAN_MARK_REMOVE | MarkFlags::FAN_MARK_IGNORED_MASK;
-                let _ = group.mark(flags, MaskFlags::FAN_MODIFY, &*fd, None::<&Path>);
+                let _ = group.mark(
+                    MarkFlags::FAN_MARK_ADD,
+                    MaskFlags::FAN_MODIFY,
+                    &*fd,
+                    None::<&Path>,
+                );
                 false
             } else {
                 true
@@ -333,6 +360,7 @@ impl Reader {
     /// (knowing the paths they name) and told before them (a file is created before it is
     /// opened).
     fn drain(&mut self) -> bool {
+        let began = SystemTime::now();
         let dir_events = self.dirs.as_ref().map(DirGroup::read).unwrap_or_default();
         let dirs_read = self.start.elapsed().as_secs_f64();
         let mut files = Vec::new();
@@ -365,6 +393,7 @@ impl Reader {
                 }
             }
         }
+        self.fresh_since = began - CLOCK_MARGIN;
         let mut told = Vec::new();
         for DirEvent { pid, change } in dir_events {
             if self.attributed(pid) {
@@ -475,6 +504,19 @@ impl Reader {
         let mut out = Vec::new();
         let known = self.files.get(&key).copied();
         let written = mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_MODIFY);
+        // At first sight: its writes from now on are events; one made before the mark (read
+        // after it) is told by the modification time.
+        let written_unseen = known.is_none()
+            && (self.group)
+                .mark(
+                    MarkFlags::FAN_MARK_ADD,
+                    MaskFlags::FAN_MODIFY,
+                    fd,
+                    None::<&Path>,
+                )
+                .is_ok()
+            && !mask.contains(MaskFlags::FAN_MODIFY)
+            && nix::sys::stat::fstat(fd).is_ok_and(|now| modified(&now) >= self.fresh_since);
         if known.is_none() || (written && known == Some(Known::ReadOnly)) {
             self.named.insert(path.clone());
             out.push(FileEvent::Opened {
@@ -491,7 +533,7 @@ impl Reader {
                 self.files.insert(key, Known::ReadOnly);
             }
         }
-        if mask.contains(MaskFlags::FAN_MODIFY) {
+        if mask.contains(MaskFlags::FAN_MODIFY) || written_unseen {
             out.push(FileEvent::Updated {
                 pid,
                 path,
@@ -504,7 +546,7 @@ impl Reader {
         out
     }
 
-    /// Ignores the file's modifications for one window.
+    /// Takes `FAN_MODIFY` off the file's mark for one window.
     fn hold(&mut self, fd: BorrowedFd, key: (u64, u64), now: Instant) {
         if self.window.is_zero() || self.held.contains_key(&key) {
             return;
@@ -512,7 +554,12 @@ impl Reader {
         let Ok(owned) = fd.try_clone_to_owned() else {
             return;
         };
-        if self.ignore(fd, MaskFlags::FAN_MODIFY) {
+        let flags = MarkFlags::FAN_MARK_REMOVE;
+        if (self
+            .group
+            .mark(flags, MaskFlags::FAN_MODIFY, fd, None::<&Path>))
+        .is_ok()
+        {
             self.held.insert(key, (owned, now + self.window));
         }
     }

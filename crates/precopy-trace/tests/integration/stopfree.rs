@@ -88,6 +88,36 @@ fn the_known_programs_classify_as_under_ptrace() {
     }
 }
 
+/// Files written at once after their open, before the reader can have put `FAN_MODIFY` on them
+/// (the open's event is read later): their writes are in the trace all the same, told by the
+/// modification time. A file only read, last modified long before, has none.
+#[test]
+fn a_write_before_the_files_mark_is_counted() {
+    let Some(_lock) = tracing() else { return };
+    let (_tmp, dir) = temp();
+    let input = dir.join("in.txt");
+    std::fs::write(&input, "input\n").unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    (std::fs::File::options().write(true).open(&input).unwrap())
+        .set_modified(long_ago)
+        .unwrap();
+    let script = "for i in 1 2 3 4 5 6 7 8; do printf x > once$i; done; cat in.txt > /dev/null";
+    let Some(output) = identify(&dir, script, Identify::Cgroup) else {
+        return;
+    };
+    let found = files(&dir, &output);
+    let written: Vec<_> = (found.iter())
+        .filter(|(name, kind, writes)| {
+            name.starts_with("once") && *kind == Kind::ReadWrite && *writes >= 1
+        })
+        .collect();
+    assert_eq!(written.len(), 8, "{found:?}");
+    assert!(
+        found.contains(&row("in.txt", Kind::ReadOnly, 0)),
+        "{found:?}"
+    );
+}
+
 /// A process outside the application's cgroup writes a file the application reads: the write
 /// is not the application's.
 #[test]
