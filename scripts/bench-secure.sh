@@ -211,7 +211,10 @@ for kind in "${trees[@]}"; do
         variants=(plaintext encrypted zstd auto rsync-ssh)
     fi
     for run in $(seq 1 "$runs"); do
-        for variant in "${variants[@]}"; do
+        # Each run starts one variant later: no variant always follows the same one (a run's
+        # memory freed by the next one's fresh tmpfs must not always cost the same variant).
+        local_shift=$(((run - 1) % ${#variants[@]}))
+        for variant in "${variants[@]:local_shift}" "${variants[@]:0:local_shift}"; do
             case $variant in
                 plaintext) r=$(migrate "$old" "$work/$kind") ;;
                 encrypted) r=$(migrate "$new" "$work/$kind" --compress off) ;;
