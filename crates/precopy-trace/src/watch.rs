@@ -233,6 +233,7 @@ impl Armed {
             files: HashMap::new(),
             // The application may have run since the watch was armed.
             fresh_since: SystemTime::now() - self.start.elapsed() - CLOCK_MARGIN,
+            unseen: HashSet::new(),
             dirs: self.dirs,
             named: HashSet::new(),
             held: HashMap::new(),
@@ -273,6 +274,8 @@ struct Reader {
     /// A file first seen in this read and modified since is taken as written between its open
     /// and its mark: every event read now was queued after this instant.
     fresh_since: SystemTime,
+    /// Files modified before their mark, until the application's write-close or write.
+    unseen: HashSet<(u64, u64)>,
     /// Directory events, if the kernel gives them to us.
     dirs: Option<DirGroup>,
     /// The paths told so far: deletions and renames are told only of these.
@@ -290,10 +293,6 @@ impl Wakes for Reader {
 
     fn holding(&self) -> bool {
         !self.held.is_empty()
-    }
-
-    fn window(&self) -> Duration {
-        self.window
     }
 
     fn rearm(&mut self, all: bool) {
@@ -504,9 +503,10 @@ impl Reader {
         let mut out = Vec::new();
         let known = self.files.get(&key).copied();
         let written = mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_MODIFY);
-        // At first sight: its writes from now on are events; one made before the mark (read
-        // after it) is told by the modification time.
-        let written_unseen = known.is_none()
+        // At first sight: its writes from now on are events. One made before the mark (read
+        // after it) is told by the modification time, once the application's write-close
+        // says the write may be its own (not another process's, on a file it only reads).
+        let modified_before_mark = known.is_none()
             && (self.group)
                 .mark(
                     MarkFlags::FAN_MARK_ADD,
@@ -517,6 +517,14 @@ impl Reader {
                 .is_ok()
             && !mask.contains(MaskFlags::FAN_MODIFY)
             && nix::sys::stat::fstat(fd).is_ok_and(|now| modified(&now) >= self.fresh_since);
+        if modified_before_mark {
+            self.unseen.insert(key);
+        }
+        let updated = mask.contains(MaskFlags::FAN_MODIFY)
+            || (mask.contains(MaskFlags::FAN_CLOSE_WRITE) && self.unseen.contains(&key));
+        if written {
+            self.unseen.remove(&key);
+        }
         if known.is_none() || (written && known == Some(Known::ReadOnly)) {
             self.named.insert(path.clone());
             out.push(FileEvent::Opened {
@@ -533,7 +541,7 @@ impl Reader {
                 self.files.insert(key, Known::ReadOnly);
             }
         }
-        if mask.contains(MaskFlags::FAN_MODIFY) || written_unseen {
+        if updated {
             out.push(FileEvent::Updated {
                 pid,
                 path,
