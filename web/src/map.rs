@@ -4,6 +4,10 @@
 //! ReadWrite files come first, then ReadOnly files, each section under its own label, so the two
 //! kinds are told apart by place and text, not by colour. Only cells whose state changed are
 //! redrawn, which keeps a frame's canvas work proportional to what happened in it.
+//!
+//! A replayed trace's files may appear and vanish (creations, unlinks, renames over a file): a
+//! file's cell is an empty slot until it is created and is crossed out once it is gone. Cells
+//! are indexed by data set file, and sized by the largest size the file reaches.
 
 use precopy_core::dataset::{Dataset, Kind};
 use web_sys::CanvasRenderingContext2d;
@@ -17,6 +21,8 @@ pub const MAX_CELLS: usize = 16_000;
 const TARGET_ASPECT: f64 = 0.62;
 /// Height of a section label row.
 const LABEL_HEIGHT: f64 = 16.0;
+/// How many states a cell can be in.
+pub const STATES: usize = CellState::ALL.len();
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Rect {
@@ -53,19 +59,35 @@ pub struct FileMap {
     /// Files per cell (1 unless grouped).
     files_per_cell: u32,
     /// Per cell, files in each state (only kept when grouped).
-    tallies: Vec<[u32; 4]>,
+    tallies: Vec<[u32; STATES]>,
     /// (kind, cells) in display order, for the layout.
     sections: Vec<(Kind, Vec<u64>, u32)>,
-    counts: [u32; 4],
+    counts: [u32; STATES],
     unsent_bytes: u64,
+    /// Some file appears or vanishes during the run.
+    has_lives: bool,
     layout: Option<Layout>,
     pending: Vec<u32>,
 }
 
 impl FileMap {
-    /// Every file unsent.
+    /// Every file unsent, except those a trace creates later (absent until then).
     pub fn new(dataset: &Dataset) -> FileMap {
         let n = dataset.files.len();
+        let appears = |i: usize| dataset.lives.get(i).map_or(0.0, |l| l.0);
+        let states: Vec<CellState> = (0..n)
+            .map(|i| match appears(i) > 0.0 {
+                true => CellState::Absent,
+                false => CellState::Unsent,
+            })
+            .collect();
+        // A created file is 0 bytes when it appears: its cell shows how big it gets.
+        let sizes: Vec<u64> = (dataset.files.iter().enumerate())
+            .map(|(i, f)| {
+                let later = dataset.sizes.get(i).into_iter().flatten();
+                later.map(|&(_, size)| size).fold(f.size, u64::max)
+            })
+            .collect();
         let per_cell = n.div_ceil(MAX_CELLS).max(1);
         let mut cell_of = vec![0u32; n];
         let mut file_of = Vec::new();
@@ -82,30 +104,39 @@ impl FileMap {
                 for &id in chunk {
                     cell_of[id] = cells;
                 }
-                cell_bytes.push(chunk.iter().map(|&id| dataset.files[id].size).sum());
+                cell_bytes.push(chunk.iter().map(|&id| sizes[id]).sum());
                 cells += 1;
             }
             sections.push((kind, cell_bytes, ids.len() as u32));
         }
         let tallies = if per_cell > 1 {
-            let mut t = vec![[0u32; 4]; cells as usize];
-            for &c in &cell_of {
-                t[c as usize][CellState::Unsent as usize] += 1;
+            let mut t = vec![[0u32; STATES]; cells as usize];
+            for (&c, &state) in cell_of.iter().zip(&states) {
+                t[c as usize][state as usize] += 1;
             }
             t
         } else {
             Vec::new()
         };
+        let mut counts = [0u32; STATES];
+        for &state in &states {
+            counts[state as usize] += 1;
+        }
+        let unsent_bytes = (0..n)
+            .filter(|&i| states[i] == CellState::Unsent)
+            .map(|i| sizes[i])
+            .sum();
         FileMap {
-            states: vec![CellState::Unsent; n],
-            sizes: dataset.files.iter().map(|f| f.size).collect(),
+            has_lives: dataset.lives.iter().any(|&l| l != (0.0, f64::INFINITY)),
+            states,
+            sizes,
             cell_of,
             file_of,
             files_per_cell: per_cell as u32,
             tallies,
             sections,
-            counts: [n as u32, 0, 0, 0],
-            unsent_bytes: dataset.total_bytes(),
+            counts,
+            unsent_bytes,
             layout: None,
             pending: Vec::new(),
         }
@@ -117,12 +148,17 @@ impl FileMap {
     }
 
     /// Files in each state, indexed by `CellState as usize`.
-    pub fn counts(&self) -> [u32; 4] {
+    pub fn counts(&self) -> [u32; STATES] {
         self.counts
     }
 
+    /// Whether some file appears or vanishes during the run.
+    pub fn has_lives(&self) -> bool {
+        self.has_lives
+    }
+
     /// U as shown: bytes not cleanly at the destination (a file in flight counts as clean, as
-    /// in the core's consistency rule).
+    /// in the core's consistency rule), each file at its largest size.
     pub fn unsent_bytes(&self) -> u64 {
         self.unsent_bytes
     }
@@ -280,8 +316,34 @@ impl FileMap {
     }
 }
 
-/// A second cue on cells big enough for one: a white dot on dirty files, a dark dot in flight.
+/// A second cue: an outline on a file not created yet, a cross on a gone one; and on cells big
+/// enough for one, a white dot on dirty files, a dark dot in flight.
 fn mark(ctx: &CanvasRenderingContext2d, rect: Rect, state: CellState) {
+    match state {
+        CellState::Absent => {
+            ctx.set_stroke_style_str("#9aa3b0");
+            ctx.set_line_width(1.0);
+            ctx.stroke_rect(
+                rect.x + 0.5,
+                rect.y + 0.5,
+                (rect.w - 1.0).max(0.0),
+                (rect.h - 1.0).max(0.0),
+            );
+            return;
+        }
+        CellState::Gone => {
+            ctx.set_stroke_style_str("#ffffff");
+            ctx.set_line_width(1.0);
+            ctx.begin_path();
+            ctx.move_to(rect.x, rect.y);
+            ctx.line_to(rect.x + rect.w, rect.y + rect.h);
+            ctx.move_to(rect.x + rect.w, rect.y);
+            ctx.line_to(rect.x, rect.y + rect.h);
+            ctx.stroke();
+            return;
+        }
+        _ => {}
+    }
     if rect.h < 6.0 || rect.w < 6.0 {
         return;
     }
