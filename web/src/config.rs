@@ -382,7 +382,10 @@ impl Draft {
             parse_compress_ratio(&self.compress_ratio)
                 .map_err(|e| format!("compression ratio: {e} (1 = none; e.g. 2 or 2.5x)")),
         );
+        // Only a replayed trace has an after; presets and groups keep the core's default.
+        let replays = matches!(self.source, SourceKind::Trace | SourceKind::Workload(_));
         let trace_after = match self.after.trim() {
+            _ if !replays => TraceAfter::Quiet,
             "quiet" => TraceAfter::Quiet,
             "loop" => TraceAfter::Loop { until_s: None },
             text => TraceAfter::Loop {
@@ -733,7 +736,6 @@ mod tests {
             config.sim,
             SimConfig {
                 bandwidth_bps: 20e6,
-                trace_after: catalogue::TRACE_AFTER,
                 ..SimConfig::default()
             }
         );

@@ -206,6 +206,17 @@ fn workload_results(run: &EvaluationRun, w: usize) -> Html {
     }
 }
 
+/// 10^e bytes as an axis label: `10 MB`, `1 GB`.
+fn decade(e: i32) -> String {
+    let (unit, name) = match e {
+        9.. => (9, "GB"),
+        6.. => (6, "MB"),
+        3.. => (3, "KB"),
+        _ => (0, "B"),
+    };
+    format!("{} {name}", 10u64.pow(e.max(0) as u32 - unit))
+}
+
 const W: f64 = 560.0;
 const H: f64 = 320.0;
 const LEFT: f64 = 58.0;
@@ -249,7 +260,7 @@ fn tradeoff_chart(id: &str, name: &str, lines: &[(PolicyKind, Vec<(f64, f64, f64
                     <g class="tick">
                         <line x1={x.to_string()} x2={x.to_string()} y1={TOP.to_string()} y2={(H - BOTTOM).to_string()} stroke="#e3e6ea" />
                         <text x={x.to_string()} y={(H - BOTTOM + 16.0).to_string()} text-anchor="middle" fill="#4a5361">
-                            { format::bytes(10f64.powi(e) as u64) }
+                            { decade(e) }
                         </text>
                     </g>
                 }
