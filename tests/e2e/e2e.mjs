@@ -214,8 +214,12 @@ try {
   log('a narrow window: the catalogue and the simulator still fit');
   await page.setViewportSize({ width: 390, height: 900 });
   await page.screenshot({ path: join(out, '10-catalogue-narrow.png'), fullPage: true });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow} px`);
+  const sideways = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(await sideways() <= 1, `the paper view scrolls sideways by ${await sideways()} px`);
+  await page.click('#tab-simulator');
+  await page.waitForSelector('#workload-summary, #trace-summary');
+  await page.screenshot({ path: join(out, '11-simulator-narrow.png'), fullPage: true });
+  assert.ok(await sideways() <= 1, `the simulator scrolls sideways by ${await sideways()} px`);
 
   assert.deepEqual(errors, [], 'no errors in the console');
   console.log('e2e: all checks passed; screenshots in', out);

@@ -197,7 +197,7 @@ pub fn app() -> Html {
                 </div>
                 <nav class="tabs" role="tablist">
                     { tab_button(Tab::Simulator, "tab-simulator", "Simulator") }
-                    { tab_button(Tab::Paper, "tab-paper", "Paper figures & real workloads") }
+                    { tab_button(Tab::Paper, "tab-paper", "Paper & real workloads") }
                 </nav>
             </header>
             if state.tab == Tab::Simulator {
