@@ -93,8 +93,8 @@ mod tests {
     fn the_embedded_list_is_the_cores() {
         let names: Vec<&str> = EMBEDDED.iter().map(|e| e.name).collect();
         assert_eq!(names, NAMES);
-        for i in 0..NAMES.len() {
-            assert!(!load_text(i).is_empty(), "{}: no load line", NAMES[i]);
+        for (i, name) in NAMES.iter().enumerate() {
+            assert!(!load_text(i).is_empty(), "{name}: no load line");
         }
     }
 

@@ -154,7 +154,7 @@ fn workload_results(run: &EvaluationRun, w: usize) -> Html {
         cells.map(|cells| (b, cells))
     });
     let rows: Vec<_> = rows.collect();
-    let lines: Vec<(PolicyKind, Vec<(f64, f64, f64)>)> = (settings.policies.iter().enumerate())
+    let lines: Vec<Line> = (settings.policies.iter().enumerate())
         .map(|(p, &kind)| {
             let points = rows
                 .iter()
@@ -224,9 +224,12 @@ const RIGHT: f64 = 128.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 42.0;
 
+/// One policy through its bandwidths: (Mbit/s, pre-copy bytes, downtime / stop-and-copy's).
+type Line = (PolicyKind, Vec<(f64, f64, f64)>);
+
 /// Pre-copy bytes (log) against downtime as a share of stop-and-copy's, one line per policy
 /// through its bandwidths, the first labelled: the docs' plot.
-fn tradeoff_chart(id: &str, name: &str, lines: &[(PolicyKind, Vec<(f64, f64, f64)>)]) -> Html {
+fn tradeoff_chart(id: &str, name: &str, lines: &[Line]) -> Html {
     let xs = lines
         .iter()
         .flat_map(|(_, p)| p.iter().map(|q| q.1))
