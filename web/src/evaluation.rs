@@ -34,6 +34,25 @@ impl EvaluationSettings {
         }
     }
 
+    /// Settings from the form: workloads and policies ticked, bandwidths as typed.
+    pub fn new(
+        workloads: &[usize],
+        bandwidths: &str,
+        policies: &[PolicyKind],
+    ) -> Result<EvaluationSettings, String> {
+        if workloads.is_empty() {
+            return Err("choose at least one workload".into());
+        }
+        if policies.is_empty() {
+            return Err("choose at least one policy".into());
+        }
+        Ok(EvaluationSettings {
+            workloads: workloads.to_vec(),
+            bandwidths_bps: Self::parse_bandwidths(bandwidths)?,
+            policies: policies.to_vec(),
+        })
+    }
+
     /// Reads a bandwidth list as typed (`5,10,20`: Mbit/s unless a unit is given).
     pub fn parse_bandwidths(text: &str) -> Result<Vec<f64>, String> {
         let mut list = Vec::new();
@@ -68,12 +87,6 @@ pub struct EvaluationRun {
 impl EvaluationRun {
     /// Decodes the workloads and plans every run; nothing is simulated yet.
     pub fn new(settings: EvaluationSettings) -> Result<EvaluationRun, String> {
-        if settings.workloads.is_empty() {
-            return Err("choose at least one workload".into());
-        }
-        if settings.policies.is_empty() {
-            return Err("choose at least one policy".into());
-        }
         let workloads = (settings.workloads.iter())
             .map(|&i| shipped::workload(i))
             .collect::<Result<Vec<_>, _>>()?;
@@ -213,10 +226,16 @@ mod tests {
         assert!(run
             .command_line()
             .contains("--datasets data/traces/nginx.jsonl.zst"));
-        assert!(EvaluationRun::new(EvaluationSettings {
-            workloads: vec![],
-            ..EvaluationSettings::docs()
-        })
-        .is_err());
+    }
+
+    #[wasm_bindgen_test]
+    fn settings_need_a_workload_and_a_policy() {
+        let new = EvaluationSettings::new;
+        assert!(new(&[], "5", &[PolicyKind::Baseline])
+            .unwrap_err()
+            .contains("workload"));
+        assert!(new(&[0], "5", &[]).unwrap_err().contains("policy"));
+        let settings = new(&[2], "5,1Gbps", &[PolicyKind::Qemu]).unwrap();
+        assert_eq!(settings.bandwidths_bps, [5e6, 1e9]);
     }
 }

@@ -142,17 +142,11 @@ impl State {
 
     /// The catalogue's settings, or what is wrong with them.
     pub fn eval_settings(&self) -> Result<EvaluationSettings, String> {
-        if self.eval_workloads.is_empty() {
-            return Err("choose at least one workload".into());
-        }
-        if self.eval_policies.is_empty() {
-            return Err("choose at least one policy".into());
-        }
-        Ok(EvaluationSettings {
-            workloads: self.eval_workloads.clone(),
-            bandwidths_bps: EvaluationSettings::parse_bandwidths(&self.eval_bandwidths)?,
-            policies: self.eval_policies.clone(),
-        })
+        EvaluationSettings::new(
+            &self.eval_workloads,
+            &self.eval_bandwidths,
+            &self.eval_policies,
+        )
     }
 
     /// The message for one field, if it is wrong.
