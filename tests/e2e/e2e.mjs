@@ -86,7 +86,8 @@ try {
   log('run, watch a few seconds, then run to the end');
   await page.click('#run');
   await page.selectOption('#speed', '30');
-  await page.waitForTimeout(3000);
+  // Watch it play for a while: until the shared clock passes 60 simulated seconds.
+  await page.waitForFunction(() => Number(document.querySelector('#clock')?.dataset.clock) >= 60, null, { timeout: 60_000 });
   await page.screenshot({ path: join(out, '02-playing.png'), fullPage: true });
   assert.equal(await page.locator('.lane').count(), 2);
   await runToEnd();
