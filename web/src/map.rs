@@ -66,6 +66,8 @@ pub struct FileMap {
     unsent_bytes: u64,
     /// Some file appears or vanishes during the run.
     has_lives: bool,
+    /// Per cell, whether a file of it appears or vanishes (empty when none does).
+    lived: Vec<bool>,
     layout: Option<Layout>,
     pending: Vec<u32>,
 }
@@ -126,8 +128,22 @@ impl FileMap {
             .filter(|&i| states[i] == CellState::Unsent)
             .map(|i| sizes[i])
             .sum();
+        let lives_of = |i: usize| {
+            dataset
+                .lives
+                .get(i)
+                .is_some_and(|&l| l != (0.0, f64::INFINITY))
+        };
+        let mut lived = Vec::new();
+        if (0..n).any(lives_of) {
+            lived = vec![false; cells as usize];
+            for i in (0..n).filter(|&i| lives_of(i)) {
+                lived[cell_of[i] as usize] = true;
+            }
+        }
         FileMap {
-            has_lives: dataset.lives.iter().any(|&l| l != (0.0, f64::INFINITY)),
+            has_lives: !lived.is_empty(),
+            lived,
             states,
             sizes,
             cell_of,
@@ -246,7 +262,12 @@ impl FileMap {
             y += LABEL_HEIGHT;
             let mut x = 0.0;
             for &b in cell_bytes {
-                let w = (pitch * b as f64 / mean - gap).round().max(1.0).min(width);
+                let mut w = (pitch * b as f64 / mean - gap).round().max(1.0);
+                // A file that appears or vanishes stays wide enough to show its outline or cross.
+                if self.lived.get(rects.len()).copied().unwrap_or(false) {
+                    w = w.max(h);
+                }
+                let w = w.min(width);
                 if x + w > width {
                     x = 0.0;
                     y += pitch;
@@ -360,4 +381,45 @@ fn mark(ctx: &CanvasRenderingContext2d, rect: Rect, state: CellState) {
         d,
         d,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use precopy_core::dataset::Preset;
+    use precopy_core::trace::Trace;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// docs/trace-format.md's version-2 example: `/d/data.tmp` is created (0 bytes, growing to
+    /// 3000), `/d/log` unlinked, `/d/data` replaced.
+    fn lifetimes() -> Dataset {
+        let text = include_str!("../../crates/precopy-core/tests/golden/lifetimes.jsonl");
+        Trace::parse(text).unwrap().dataset().unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn created_files_start_absent_and_stay_visible() {
+        let dataset = lifetimes();
+        let mut map = FileMap::new(&dataset);
+        let tmp = dataset
+            .files
+            .iter()
+            .position(|f| f.path == "/d/data.tmp")
+            .unwrap();
+        assert!(map.has_lives());
+        assert_eq!(map.state(tmp as u32), CellState::Absent);
+        // U counts the files there at the start (1000 + 2000 + 1000 bytes), at their largest.
+        assert_eq!(map.unsent_bytes(), 4000);
+        map.set(tmp as u32, CellState::Unsent);
+        assert_eq!(map.unsent_bytes(), 7000);
+        map.layout(2000.0);
+        let layout = map.layout.as_ref().unwrap();
+        for (cell, rect) in layout.cells.iter().enumerate() {
+            if map.lived[cell] {
+                assert!(rect.w >= rect.h, "cell {cell}: {rect:?}");
+            }
+        }
+        let plain = FileMap::new(&Preset::Fixed.dataset(0.01).unwrap());
+        assert!(!plain.has_lives() && plain.lived.is_empty());
+    }
 }
