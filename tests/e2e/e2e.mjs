@@ -1,8 +1,10 @@
 // End-to-end test of the simulator in headless Chrome/Chromium (the one browser.mjs finds),
 // driven like a user would.
-//   node e2e.mjs URL OUT_DIR EXPECTED_DIR
+//   node e2e.mjs URL OUT_DIR EXPECTED_DIR WORKLOAD
 // EXPECTED_DIR holds `migrate-native simulate --json` outputs written by run.sh:
-//   fixed-<policy>.json and trace-<policy>.json.
+//   fixed-<policy>.json, trace-<policy>.json, workload-<policy>.json (the shipped trace
+//   WORKLOAD), lifetimes-<policy>.json (a version-2 trace whose files appear and vanish), and
+//   the `sweep --format json` of the catalogue with the command that made it.
 import { chromium } from 'playwright-core';
 import { findBrowser, CHROMIUM_ARGS } from './browser.mjs';
 import { readFileSync, mkdirSync } from 'node:fs';
@@ -10,7 +12,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 
-const [url, out, expectedDir] = process.argv.slice(2);
+const [url, out, expectedDir, workload] = process.argv.slice(2);
 const here = dirname(fileURLToPath(import.meta.url));
 mkdirSync(out, { recursive: true });
 
@@ -50,6 +52,18 @@ function compare(policy, row, cli) {
   assert.equal(row.endReason, cli.end_reason.kind, `${policy} end reason`);
 }
 
+// Every line of a chart has points, and the page prints no NaN or empty figure in it.
+async function chartDrawn(id, lines) {
+  const points = await page.$$eval(`svg#${id} .series polyline`, (ps) => ps.map((p) => p.getAttribute('points').trim()));
+  assert.equal(points.length, lines, `${id}: ${points.length} lines`);
+  for (const p of points) assert.match(p, /^\d+(\.\d+)?,\d+(\.\d+)?( |$)/, `${id}: points "${p.slice(0, 40)}"`);
+  const text = await page.textContent(`svg#${id}`);
+  assert.doesNotMatch(text, /NaN|undefined|Infinity/, `${id} text`);
+}
+
+const goneCount = (policy) => page.textContent(
+  `.lane[data-policy="${policy}"] .legend li[data-state="gone (unlinked or replaced)"] .n`);
+
 async function downloadJson(selector) {
   const [download] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
   return JSON.parse(readFileSync(await download.path(), 'utf8'));
@@ -72,7 +86,8 @@ try {
   log('run, watch a few seconds, then run to the end');
   await page.click('#run');
   await page.selectOption('#speed', '30');
-  await page.waitForTimeout(3000);
+  // Watch it play for a while: until the shared clock passes 60 simulated seconds.
+  await page.waitForFunction(() => Number(document.querySelector('#clock')?.dataset.clock) >= 60, null, { timeout: 60_000 });
   await page.screenshot({ path: join(out, '02-playing.png'), fullPage: true });
   assert.equal(await page.locator('.lane').count(), 2);
   await runToEnd();
@@ -124,6 +139,42 @@ try {
   for (const policy of ['baseline', 'proposed']) compare(policy, await shown(policy), expected(`trace-${policy}`));
   await page.screenshot({ path: join(out, '05-trace.png'), fullPage: true });
 
+  log(`pick a real workload (${workload}) on a fresh page: it has a description, replays as the CLI does`);
+  await page.goto(url);
+  await page.waitForSelector('#dataset');
+  const option = await page.$eval(`#dataset option[value="${workload}"]`, (o) => o.textContent);
+  assert.match(option, new RegExp(`^${workload}: .{12,}`), 'the option says what ran');
+  await page.selectOption('#dataset', workload);
+  await page.waitForSelector('#workload-summary');
+  assert.match(await page.textContent('#workload-summary'), /· \d+ files, \d+\.\d MB · \d+ s recorded \(trace v[12]\)$/);
+  assert.equal(await page.inputValue('#after'), '20000s', 'the docs\' loop is the default');
+  assert.equal(await page.inputValue('#bandwidth'), '20');
+  await page.click('#run');
+  await runToEnd();
+  for (const policy of ['baseline', 'proposed']) compare(policy, await shown(policy), expected(`workload-${policy}`));
+  for (const id of ['chart-u', 'chart-precopy', 'chart-resent']) await chartDrawn(id, 2);
+  assert.equal(await page.locator('svg#chart-downtime g[data-policy]').count(), 2);
+  assert.match(page.url(), new RegExp(`data=${workload}`), 'the link names the workload');
+  await page.screenshot({ path: join(out, '06-workload.png'), fullPage: true });
+
+  log('a version-2 trace: files appear when created and are crossed out when unlinked or replaced');
+  await page.selectOption('#dataset', 'trace');
+  await page.setInputFiles('#import-file', join(here, 'fixtures', 'lifetimes-v2.jsonl'));
+  await page.waitForSelector('#trace-summary');
+  await page.fill('#bandwidth', '1');
+  await page.fill('#seed', '3');
+  await page.click('#run');
+  await page.selectOption('#speed', '10');
+  // Mid-run, after the unlink (3.8 s) and the rename over /d/data (6.5 s).
+  await page.waitForFunction(() => Number(document.querySelector('#clock')?.dataset.clock) >= 7, null, { timeout: 60_000 });
+  for (const policy of ['baseline', 'proposed']) assert.equal(await goneCount(policy), '2', `${policy}: gone files`);
+  await page.screenshot({ path: join(out, '07-lifetimes.png'), fullPage: true });
+  await runToEnd();
+  for (const policy of ['baseline', 'proposed']) {
+    compare(policy, await shown(policy), expected(`lifetimes-${policy}`));
+    assert.equal(await goneCount(policy), '2', `${policy}: gone files at the end`);
+  }
+
   log('the paper view computes the figures (web workers), with progress');
   await page.click('#tab-paper');
   await page.fill('#paper-seeds', '2');
@@ -134,7 +185,42 @@ try {
     null, { timeout: 300_000 });
   assert.equal(await page.locator('#claims-table tbody tr').count(), 5);
   assert.equal(await page.locator('svg[id^="figure-"]').count(), 4);
-  await page.screenshot({ path: join(out, '06-paper.png'), fullPage: true });
+  await page.screenshot({ path: join(out, '08-paper.png'), fullPage: true });
+
+  log('the paper view runs the catalogue: its cells are migrate-native sweep\'s, for the command it shows');
+  const sweep = expected('catalogue');
+  for (const box of await page.$$('input[id^="eval-workload-"]')) {
+    if ((await box.getAttribute('id')) !== 'eval-workload-sqlite' && await box.isChecked()) await box.uncheck();
+  }
+  await page.fill('#eval-bandwidths', '20,100');
+  await page.click('#eval-start');
+  await page.waitForFunction(() => document.querySelector('#eval-progress')?.dataset.finished === 'true',
+    null, { timeout: 300_000 });
+  assert.equal((await page.textContent('#eval-command')).trim(),
+    readFileSync(join(expectedDir, 'catalogue-command.txt'), 'utf8').trim());
+  const cells = await page.$$eval('.workload-results[data-workload="sqlite"] td[data-policy]', (tds) => tds.map((td) => ({
+    policy: td.dataset.policy, bandwidth: Number(td.parentElement.dataset.bandwidth),
+    precopy: Number(td.dataset.precopyBytes), downtime: Number(td.dataset.downtimeS) })));
+  assert.equal(cells.length, sweep.length);
+  for (const cli of sweep) {
+    const cell = cells.find((c) => c.policy === cli.policy && c.bandwidth === cli.bandwidth_mbps);
+    assert.ok(cell, `${cli.policy} at ${cli.bandwidth_mbps} Mbit/s on the page`);
+    assert.equal(cell.precopy, cli.precopy_bytes.mean, `${cli.policy} ${cli.bandwidth_mbps}: pre-copy bytes`);
+    assert.equal(cell.downtime, cli.downtime_s.mean, `${cli.policy} ${cli.bandwidth_mbps}: downtime`);
+  }
+  await chartDrawn('tradeoff-sqlite', 6);
+  await page.locator('#catalogue').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(out, '09-catalogue.png'), fullPage: true });
+
+  log('a narrow window: the catalogue and the simulator still fit');
+  await page.setViewportSize({ width: 390, height: 900 });
+  await page.screenshot({ path: join(out, '10-catalogue-narrow.png'), fullPage: true });
+  const sideways = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(await sideways() <= 1, `the paper view scrolls sideways by ${await sideways()} px`);
+  await page.click('#tab-simulator');
+  await page.waitForSelector('#workload-summary, #trace-summary');
+  await page.screenshot({ path: join(out, '11-simulator-narrow.png'), fullPage: true });
+  assert.ok(await sideways() <= 1, `the simulator scrolls sideways by ${await sideways()} px`);
 
   assert.deepEqual(errors, [], 'no errors in the console');
   console.log('e2e: all checks passed; screenshots in', out);

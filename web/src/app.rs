@@ -6,8 +6,8 @@ use precopy_core::units::format_bytes;
 use yew::prelude::*;
 
 use crate::components::{
-    ConfigPanel, Controls, LanePanel, LaneSeries, LaneView, LiveCharts, PaperHandle, PaperView,
-    ResultsTable,
+    ConfigPanel, Controls, EvaluationHandle, EvaluationView, LanePanel, LaneSeries, LaneView,
+    LiveCharts, PaperHandle, PaperView, ResultsTable,
 };
 use crate::state::{measure, now_ms, Action, State, Tab};
 
@@ -197,7 +197,7 @@ pub fn app() -> Html {
                 </div>
                 <nav class="tabs" role="tablist">
                     { tab_button(Tab::Simulator, "tab-simulator", "Simulator") }
-                    { tab_button(Tab::Paper, "tab-paper", "Paper figures") }
+                    { tab_button(Tab::Paper, "tab-paper", "Paper & real workloads") }
                 </nav>
             </header>
             if state.tab == Tab::Simulator {
@@ -209,6 +209,11 @@ pub fn app() -> Html {
                         run={state.paper.clone().map(PaperHandle)} running={state.paper_running}
                         workers={state.paper_workers}
                         timing={state.paper_timing} frame={state.paper_frame} on_action={on_action.clone()} />
+                    <EvaluationView workloads={state.eval_workloads.clone()} policies={state.eval_policies.clone()}
+                        bandwidths={state.eval_bandwidths.clone()}
+                        error={state.eval_failure.clone().or_else(|| state.eval_settings().err())}
+                        run={state.eval.clone().map(EvaluationHandle)} running={state.eval_running}
+                        frame={state.eval_frame} on_action={on_action.clone()} />
                 </main>
             }
         </div>

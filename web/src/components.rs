@@ -3,6 +3,7 @@
 mod charts;
 mod config_panel;
 mod controls;
+mod evaluation_view;
 mod field;
 mod file_map;
 mod groups_editor;
@@ -14,6 +15,7 @@ mod results;
 pub use charts::{marker, Bar, BarChart, ChartBand, LineChart, Series};
 pub use config_panel::ConfigPanel;
 pub use controls::Controls;
+pub use evaluation_view::{EvaluationHandle, EvaluationView};
 pub use field::TextField;
 pub use file_map::{FileMapCanvas, MapHandle};
 pub use groups_editor::GroupsEditor;

@@ -5,12 +5,15 @@
 
 use std::rc::Rc;
 
+use precopy_core::catalogue::{self, Workload, NAMES};
 use precopy_core::dataset::{Dataset, DatasetError, Group, GroupsFile, Kind, Preset, SizeSpec};
 use precopy_core::trace::{Trace, FORMAT as TRACE_FORMAT};
 use precopy_core::units::{
     parse_bandwidth, parse_compress_ratio, parse_duration, parse_size, parse_write_bytes,
 };
-use precopy_core::{Estimator, PolicyKind, PolicyParams, SimConfig, WriteModel};
+use precopy_core::{Estimator, PolicyKind, PolicyParams, SimConfig, TraceAfter, WriteModel};
+
+use crate::catalogue as shipped;
 
 /// The largest data set the page accepts, in files (memory and frame time stay reasonable).
 pub const MAX_FILES: u64 = 250_000;
@@ -24,6 +27,8 @@ pub enum SourceKind {
     Custom,
     /// A trace recorded by `migrate-native trace`, replayed.
     Trace,
+    /// A shipped workload of the catalogue, by index into `precopy_core::catalogue::NAMES`.
+    Workload(usize),
 }
 
 impl SourceKind {
@@ -33,6 +38,7 @@ impl SourceKind {
             SourceKind::Preset(p) => p.name(),
             SourceKind::Custom => "custom",
             SourceKind::Trace => "trace",
+            SourceKind::Workload(i) => NAMES[i],
         }
     }
 
@@ -41,7 +47,9 @@ impl SourceKind {
         match name {
             "custom" => Some(SourceKind::Custom),
             "trace" => Some(SourceKind::Trace),
-            other => Preset::from_name(other).map(SourceKind::Preset),
+            other => Preset::from_name(other)
+                .map(SourceKind::Preset)
+                .or_else(|| shipped::index_of(other).map(SourceKind::Workload)),
         }
     }
 }
@@ -119,6 +127,8 @@ pub enum Field {
     WriteBytes,
     /// Compression ratio of the link.
     CompressRatio,
+    /// What a replayed trace does after its end.
+    After,
     /// Which policies run (not a text field; only carries errors).
     Policies,
     /// The data set as a whole (not a text field; only carries errors).
@@ -169,6 +179,9 @@ pub struct Draft {
     pub write_bytes: String,
     /// Compression ratio R ≥ 1 of the link (1: none, the paper's model).
     pub compress_ratio: String,
+    /// What a replayed trace does after its end: `quiet`, `loop`, or a time to loop its writes
+    /// to (`20000s`, the docs' choice and the default).
+    pub after: String,
     /// Policies to compare, in [`PolicyKind::ALL`] order.
     pub policies: Vec<PolicyKind>,
     /// The custom groups table.
@@ -195,6 +208,7 @@ impl Default for Draft {
             delta: false,
             write_bytes: "whole".into(),
             compress_ratio: sim.compress_ratio.to_string(),
+            after: format!("{}s", catalogue::LOOP_UNTIL_S),
             policies: vec![PolicyKind::Baseline, PolicyKind::Proposed],
             groups: Preset::Variable
                 .groups()
@@ -228,6 +242,8 @@ pub enum Source {
     Groups(Vec<Group>),
     /// A replayed trace.
     Trace(Rc<Trace>),
+    /// A shipped workload.
+    Workload(Rc<Workload>),
 }
 
 impl Config {
@@ -237,6 +253,7 @@ impl Config {
             Source::Preset(preset) => preset.dataset(self.scale),
             Source::Groups(groups) => Dataset::from_groups("custom", groups, self.scale),
             Source::Trace(trace) => trace.dataset(),
+            Source::Workload(w) => Ok((*w.dataset).clone()),
         }
     }
 }
@@ -365,6 +382,22 @@ impl Draft {
             parse_compress_ratio(&self.compress_ratio)
                 .map_err(|e| format!("compression ratio: {e} (1 = none; e.g. 2 or 2.5x)")),
         );
+        // Only a replayed trace has an after; presets and groups keep the core's default.
+        let replays = matches!(self.source, SourceKind::Trace | SourceKind::Workload(_));
+        let trace_after = match self.after.trim() {
+            _ if !replays => TraceAfter::Quiet,
+            "quiet" => TraceAfter::Quiet,
+            "loop" => TraceAfter::Loop { until_s: None },
+            text => TraceAfter::Loop {
+                until_s: Some(take(
+                    errs,
+                    Field::After,
+                    parse_duration(text).map_err(|e| {
+                        format!("after the trace: {e} (quiet, loop, or a time such as 20000s)")
+                    }),
+                )),
+            },
+        };
         if self.policies.is_empty() {
             errs.push((Field::Policies, "choose at least one policy".into()));
         }
@@ -382,6 +415,7 @@ impl Draft {
             },
             delta: self.delta,
             compress_ratio,
+            trace_after,
             params: PolicyParams {
                 beta: beta as u32,
                 estimator,
@@ -403,6 +437,13 @@ impl Draft {
     fn validate_source(&self, scale: f64, errors: &mut Errors) -> Option<Source> {
         match self.source {
             SourceKind::Preset(preset) => Some(Source::Preset(preset)),
+            SourceKind::Workload(i) => match shipped::workload(i) {
+                Ok(w) => Some(Source::Workload(w)),
+                Err(e) => {
+                    errors.push((Field::Dataset, e));
+                    None
+                }
+            },
             SourceKind::Trace => match &self.trace {
                 Some(t) => Some(Source::Trace(t.trace.clone())),
                 None => {
@@ -541,6 +582,9 @@ impl Draft {
         if self.compress_ratio != Draft::default().compress_ratio {
             pairs.push(("compress", &self.compress_ratio));
         }
+        if self.after != Draft::default().after {
+            pairs.push(("after", &self.after));
+        }
         let policies: Vec<&str> = self.policies.iter().map(|p| p.name()).collect();
         let policies = policies.join(",");
         pairs.push(("policies", &policies));
@@ -592,6 +636,7 @@ impl Draft {
                 "delta" => draft.delta = value == "1",
                 "wbytes" => draft.write_bytes = value,
                 "compress" => draft.compress_ratio = value,
+                "after" => draft.after = value,
                 "policies" => {
                     let named: Vec<PolicyKind> =
                         value.split(',').filter_map(PolicyKind::from_name).collect();
@@ -806,8 +851,37 @@ mod tests {
         assert_eq!(Draft::from_query(&format!("?{query}")), draft);
     }
 
+    /// A shipped workload opens from its link with the docs' settings: the page's figures are
+    /// `migrate-native sweep`'s for the same bandwidth (tests/catalogue.rs checks the core's
+    /// `catalogue::config` against the CLI).
+    #[wasm_bindgen_test]
+    fn a_workload_link_replays_it_as_the_docs_do() {
+        let draft = Draft::from_query("data=sqlite&bw=20&policies=proposed");
+        assert_eq!(draft.source, SourceKind::from_name("sqlite").unwrap());
+        assert_eq!(Draft::from_query(&draft.to_query()), draft);
+        let config = draft.validate().unwrap();
+        assert_eq!(config.sim, catalogue::config(20e6));
+        assert!(matches!(config.source, Source::Workload(ref w) if w.name == "sqlite"));
+        let quiet = Draft {
+            after: "quiet".into(),
+            ..draft.clone()
+        };
+        assert!(quiet.to_query().contains("after=quiet"));
+        assert_eq!(quiet.validate().unwrap().sim.trace_after, TraceAfter::Quiet);
+        let bad = Draft {
+            after: "forever".into(),
+            ..draft
+        };
+        assert!(error_of(&bad, Field::After)
+            .unwrap()
+            .contains("quiet, loop"));
+    }
+
     /// Query pieces a hand-edited or mangled link may hold.
-    const PIECES: [&str; 35] = [
+    const PIECES: [&str; 38] = [
+        "after=",
+        "postgres",
+        "20000s",
         "delta=",
         "compress=",
         "1",

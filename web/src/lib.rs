@@ -18,8 +18,10 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod catalogue;
 pub mod components;
 pub mod config;
+pub mod evaluation;
 pub mod export;
 pub mod format;
 pub mod hooks;

@@ -4,6 +4,10 @@
 //! ReadWrite files come first, then ReadOnly files, each section under its own label, so the two
 //! kinds are told apart by place and text, not by colour. Only cells whose state changed are
 //! redrawn, which keeps a frame's canvas work proportional to what happened in it.
+//!
+//! A replayed trace's files may appear and vanish (creations, unlinks, renames over a file): a
+//! file's cell is an empty slot until it is created and is crossed out once it is gone. Cells
+//! are indexed by data set file, and sized by the largest size the file reaches.
 
 use precopy_core::dataset::{Dataset, Kind};
 use web_sys::CanvasRenderingContext2d;
@@ -17,6 +21,8 @@ pub const MAX_CELLS: usize = 16_000;
 const TARGET_ASPECT: f64 = 0.62;
 /// Height of a section label row.
 const LABEL_HEIGHT: f64 = 16.0;
+/// How many states a cell can be in.
+pub const STATES: usize = CellState::ALL.len();
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Rect {
@@ -53,19 +59,37 @@ pub struct FileMap {
     /// Files per cell (1 unless grouped).
     files_per_cell: u32,
     /// Per cell, files in each state (only kept when grouped).
-    tallies: Vec<[u32; 4]>,
+    tallies: Vec<[u32; STATES]>,
     /// (kind, cells) in display order, for the layout.
     sections: Vec<(Kind, Vec<u64>, u32)>,
-    counts: [u32; 4],
+    counts: [u32; STATES],
     unsent_bytes: u64,
+    /// Some file appears or vanishes during the run.
+    has_lives: bool,
+    /// Per cell, whether a file of it appears or vanishes (empty when none does).
+    lived: Vec<bool>,
     layout: Option<Layout>,
     pending: Vec<u32>,
 }
 
 impl FileMap {
-    /// Every file unsent.
+    /// Every file unsent, except those a trace creates later (absent until then).
     pub fn new(dataset: &Dataset) -> FileMap {
         let n = dataset.files.len();
+        let appears = |i: usize| dataset.lives.get(i).map_or(0.0, |l| l.0);
+        let states: Vec<CellState> = (0..n)
+            .map(|i| match appears(i) > 0.0 {
+                true => CellState::Absent,
+                false => CellState::Unsent,
+            })
+            .collect();
+        // A created file is 0 bytes when it appears: its cell shows how big it gets.
+        let sizes: Vec<u64> = (dataset.files.iter().enumerate())
+            .map(|(i, f)| {
+                let later = dataset.sizes.get(i).into_iter().flatten();
+                later.map(|&(_, size)| size).fold(f.size, u64::max)
+            })
+            .collect();
         let per_cell = n.div_ceil(MAX_CELLS).max(1);
         let mut cell_of = vec![0u32; n];
         let mut file_of = Vec::new();
@@ -82,30 +106,53 @@ impl FileMap {
                 for &id in chunk {
                     cell_of[id] = cells;
                 }
-                cell_bytes.push(chunk.iter().map(|&id| dataset.files[id].size).sum());
+                cell_bytes.push(chunk.iter().map(|&id| sizes[id]).sum());
                 cells += 1;
             }
             sections.push((kind, cell_bytes, ids.len() as u32));
         }
         let tallies = if per_cell > 1 {
-            let mut t = vec![[0u32; 4]; cells as usize];
-            for &c in &cell_of {
-                t[c as usize][CellState::Unsent as usize] += 1;
+            let mut t = vec![[0u32; STATES]; cells as usize];
+            for (&c, &state) in cell_of.iter().zip(&states) {
+                t[c as usize][state as usize] += 1;
             }
             t
         } else {
             Vec::new()
         };
+        let mut counts = [0u32; STATES];
+        for &state in &states {
+            counts[state as usize] += 1;
+        }
+        let unsent_bytes = (0..n)
+            .filter(|&i| states[i] == CellState::Unsent)
+            .map(|i| sizes[i])
+            .sum();
+        let lives_of = |i: usize| {
+            dataset
+                .lives
+                .get(i)
+                .is_some_and(|&l| l != (0.0, f64::INFINITY))
+        };
+        let mut lived = Vec::new();
+        if (0..n).any(lives_of) {
+            lived = vec![false; cells as usize];
+            for i in (0..n).filter(|&i| lives_of(i)) {
+                lived[cell_of[i] as usize] = true;
+            }
+        }
         FileMap {
-            states: vec![CellState::Unsent; n],
-            sizes: dataset.files.iter().map(|f| f.size).collect(),
+            has_lives: !lived.is_empty(),
+            lived,
+            states,
+            sizes,
             cell_of,
             file_of,
             files_per_cell: per_cell as u32,
             tallies,
             sections,
-            counts: [n as u32, 0, 0, 0],
-            unsent_bytes: dataset.total_bytes(),
+            counts,
+            unsent_bytes,
             layout: None,
             pending: Vec::new(),
         }
@@ -117,12 +164,17 @@ impl FileMap {
     }
 
     /// Files in each state, indexed by `CellState as usize`.
-    pub fn counts(&self) -> [u32; 4] {
+    pub fn counts(&self) -> [u32; STATES] {
         self.counts
     }
 
+    /// Whether some file appears or vanishes during the run.
+    pub fn has_lives(&self) -> bool {
+        self.has_lives
+    }
+
     /// U as shown: bytes not cleanly at the destination (a file in flight counts as clean, as
-    /// in the core's consistency rule).
+    /// in the core's consistency rule), each file at its largest size.
     pub fn unsent_bytes(&self) -> u64 {
         self.unsent_bytes
     }
@@ -210,7 +262,12 @@ impl FileMap {
             y += LABEL_HEIGHT;
             let mut x = 0.0;
             for &b in cell_bytes {
-                let w = (pitch * b as f64 / mean - gap).round().max(1.0).min(width);
+                let mut w = (pitch * b as f64 / mean - gap).round().max(1.0);
+                // A file that appears or vanishes stays wide enough to show its outline or cross.
+                if self.lived.get(rects.len()).copied().unwrap_or(false) {
+                    w = w.max(h);
+                }
+                let w = w.min(width);
                 if x + w > width {
                     x = 0.0;
                     y += pitch;
@@ -280,8 +337,34 @@ impl FileMap {
     }
 }
 
-/// A second cue on cells big enough for one: a white dot on dirty files, a dark dot in flight.
+/// A second cue: an outline on a file not created yet, a cross on a gone one; and on cells big
+/// enough for one, a white dot on dirty files, a dark dot in flight.
 fn mark(ctx: &CanvasRenderingContext2d, rect: Rect, state: CellState) {
+    match state {
+        CellState::Absent => {
+            ctx.set_stroke_style_str("#9aa3b0");
+            ctx.set_line_width(1.0);
+            ctx.stroke_rect(
+                rect.x + 0.5,
+                rect.y + 0.5,
+                (rect.w - 1.0).max(0.0),
+                (rect.h - 1.0).max(0.0),
+            );
+            return;
+        }
+        CellState::Gone => {
+            ctx.set_stroke_style_str("#ffffff");
+            ctx.set_line_width(1.0);
+            ctx.begin_path();
+            ctx.move_to(rect.x, rect.y);
+            ctx.line_to(rect.x + rect.w, rect.y + rect.h);
+            ctx.move_to(rect.x + rect.w, rect.y);
+            ctx.line_to(rect.x, rect.y + rect.h);
+            ctx.stroke();
+            return;
+        }
+        _ => {}
+    }
     if rect.h < 6.0 || rect.w < 6.0 {
         return;
     }
@@ -298,4 +381,45 @@ fn mark(ctx: &CanvasRenderingContext2d, rect: Rect, state: CellState) {
         d,
         d,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use precopy_core::dataset::Preset;
+    use precopy_core::trace::Trace;
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    /// docs/trace-format.md's version-2 example: `/d/data.tmp` is created (0 bytes, growing to
+    /// 3000), `/d/log` unlinked, `/d/data` replaced.
+    fn lifetimes() -> Dataset {
+        let text = include_str!("../../crates/precopy-core/tests/golden/lifetimes.jsonl");
+        Trace::parse(text).unwrap().dataset().unwrap()
+    }
+
+    #[wasm_bindgen_test]
+    fn created_files_start_absent_and_stay_visible() {
+        let dataset = lifetimes();
+        let mut map = FileMap::new(&dataset);
+        let tmp = dataset
+            .files
+            .iter()
+            .position(|f| f.path == "/d/data.tmp")
+            .unwrap();
+        assert!(map.has_lives());
+        assert_eq!(map.state(tmp as u32), CellState::Absent);
+        // U counts the files there at the start (1000 + 2000 + 1000 bytes), at their largest.
+        assert_eq!(map.unsent_bytes(), 4000);
+        map.set(tmp as u32, CellState::Unsent);
+        assert_eq!(map.unsent_bytes(), 7000);
+        map.layout(2000.0);
+        let layout = map.layout.as_ref().unwrap();
+        for (cell, rect) in layout.cells.iter().enumerate() {
+            if map.lived[cell] {
+                assert!(rect.w >= rect.h, "cell {cell}: {rect:?}");
+            }
+        }
+        let plain = FileMap::new(&Preset::Fixed.dataset(0.01).unwrap());
+        assert!(!plain.has_lives() && plain.lived.is_empty());
+    }
 }

@@ -72,25 +72,33 @@ pub enum CellState {
     Clean = 2,
     /// Written after its copy started: waiting to be resent.
     Dirty = 3,
+    /// Not created yet (a trace's file that appears while the application runs).
+    Absent = 4,
+    /// Unlinked, or replaced by a rename or a create at its path: nothing left to migrate.
+    Gone = 5,
 }
 
 impl CellState {
     /// Every state, in legend order.
-    pub const ALL: [CellState; 4] = [
+    pub const ALL: [CellState; 6] = [
         CellState::Unsent,
         CellState::InFlight,
         CellState::Clean,
         CellState::Dirty,
+        CellState::Absent,
+        CellState::Gone,
     ];
 
     /// Fill colour: light grey, yellow, dark blue and vermillion differ in brightness as well as
-    /// hue.
+    /// hue; a file not created yet is an empty outlined slot, a gone one mid-grey with a cross.
     pub fn color(self) -> &'static str {
         match self {
             CellState::Unsent => "#D3D8DF",
             CellState::InFlight => "#F0E442",
             CellState::Clean => "#0072B2",
             CellState::Dirty => "#D55E00",
+            CellState::Absent => "#FFFFFF",
+            CellState::Gone => "#8C8C8C",
         }
     }
 
@@ -101,6 +109,8 @@ impl CellState {
             CellState::InFlight => "in flight",
             CellState::Clean => "clean at D",
             CellState::Dirty => "dirty, to resend",
+            CellState::Absent => "not created yet",
+            CellState::Gone => "gone (unlinked or replaced)",
         }
     }
 }

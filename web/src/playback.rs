@@ -4,6 +4,11 @@
 //! events (transfer starts and ends, writes that dirty a clean copy) in time order as the clock
 //! passes them, which gives every file's state at any instant. Rounds of different policies need
 //! not line up (the baseline's iterations are self-timed), hence one clock for all lanes.
+//!
+//! A replayed trace's files appear and vanish at the times the trace says (the application's
+//! view): the map shows a file from its creation and marks it gone from its unlink or
+//! replacement on, whenever the migration's walks notice. Events name data set files (the
+//! engine's ids differ once files join mid-run).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -50,20 +55,41 @@ pub struct NextUp {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum What {
-    // Order at equal times: a write before a transfer that starts then (the core applies writes
-    // due by a transfer's start first), and an end before the next start.
-    Dirty = 0,
-    End = 1,
-    Start = 2,
+    // Order at equal times: a file is there before anything happens to it, a write before a
+    // transfer that starts then (the core applies writes due by a transfer's start first), an
+    // end before the next start, and a file vanishes last.
+    Appear = 0,
+    Dirty = 1,
+    End = 2,
+    Start = 3,
+    Vanish = 4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Event {
     t: f64,
     what: What,
+    /// Data set index.
     file: u32,
-    /// Index of the transfer in its round (starts only).
+    /// Index of the transfer in its round (transfers only).
     transfer: u32,
+}
+
+impl Event {
+    fn at(t: f64, what: What, file: u32) -> Event {
+        Event {
+            t,
+            what,
+            file,
+            transfer: 0,
+        }
+    }
+
+    fn order(a: &Event, b: &Event) -> std::cmp::Ordering {
+        a.t.total_cmp(&b.t)
+            .then((a.what as u8).cmp(&(b.what as u8)))
+            .then(a.transfer.cmp(&b.transfer))
+    }
 }
 
 /// The round being played back.
@@ -83,6 +109,9 @@ pub struct Lane {
     map: Rc<RefCell<FileMap>>,
     events: Vec<Event>,
     next_event: usize,
+    /// Files appearing and vanishing, by time (the whole run's, from the data set).
+    lives: Vec<Event>,
+    next_life: usize,
     round: Option<Round>,
     points: Rc<Vec<Point>>,
     precopy_bytes: u64,
@@ -95,12 +124,25 @@ pub struct Lane {
 impl Lane {
     fn new(kind: PolicyKind, sim: Simulation) -> Lane {
         let map = FileMap::new(sim.dataset());
+        let mut lives = Vec::new();
+        for (file, &(appears, vanishes)) in sim.dataset().lives.iter().enumerate() {
+            let file = file as u32;
+            if appears > 0.0 {
+                lives.push(Event::at(appears, What::Appear, file));
+            }
+            if vanishes.is_finite() {
+                lives.push(Event::at(vanishes, What::Vanish, file));
+            }
+        }
+        lives.sort_by(Event::order);
         Lane {
             kind,
             sim,
             map: Rc::new(RefCell::new(map)),
             events: Vec::new(),
             next_event: 0,
+            lives,
+            next_life: 0,
             round: None,
             points: Rc::new(Vec::new()),
             precopy_bytes: 0,
@@ -185,7 +227,7 @@ impl Lane {
             .skip(round.started)
             .take(n)
             .map(|(t, &key)| {
-                let f = &files[t.file as usize];
+                let f = &files[self.sim.dataset_index(t.file)];
                 NextUp {
                     path: f.path.clone(),
                     size: f.size,
@@ -228,33 +270,24 @@ impl Lane {
         }
         self.events.drain(..self.next_event);
         self.next_event = 0;
+        let index = |file: u32| self.sim.dataset_index(file) as u32;
         for (i, t) in report.transfers.iter().enumerate() {
+            let file = index(t.file);
+            let transfer = i as u32;
             self.events.push(Event {
-                t: t.start,
-                what: What::Start,
-                file: t.file,
-                transfer: i as u32,
+                transfer,
+                ..Event::at(t.start, What::Start, file)
             });
             self.events.push(Event {
-                t: t.end,
-                what: What::End,
-                file: t.file,
-                transfer: i as u32,
+                transfer,
+                ..Event::at(t.end, What::End, file)
             });
         }
         for d in &report.dirtied {
-            self.events.push(Event {
-                t: d.at,
-                what: What::Dirty,
-                file: d.file,
-                transfer: 0,
-            });
+            self.events
+                .push(Event::at(d.at, What::Dirty, index(d.file)));
         }
-        self.events.sort_by(|a, b| {
-            a.t.total_cmp(&b.t)
-                .then((a.what as u8).cmp(&(b.what as u8)))
-                .then(a.transfer.cmp(&b.transfer))
-        });
+        self.events.sort_by(Event::order);
         self.round = Some(Round {
             report,
             keys,
@@ -263,14 +296,30 @@ impl Lane {
         true
     }
 
-    /// Applies the events due by `t`.
+    /// Applies the events due by `t`, the round's and the files' lives in time order.
     fn apply_until(&mut self, t: f64) {
         let mut map = self.map.borrow_mut();
-        while let Some(e) = self.events.get(self.next_event) {
-            if e.t > t {
-                break;
+        loop {
+            let round = self.events.get(self.next_event).filter(|e| e.t <= t);
+            let life = self.lives.get(self.next_life).filter(|e| e.t <= t);
+            let e = match (round, life) {
+                (Some(r), Some(l)) if Event::order(l, r).is_le() => *l,
+                (Some(r), _) => *r,
+                (None, Some(l)) => *l,
+                (None, None) => break,
+            };
+            if matches!(e.what, What::Appear | What::Vanish) {
+                self.next_life += 1;
+            } else {
+                self.next_event += 1;
+            }
+            // Nothing more happens to a file once it is gone.
+            if map.state(e.file) == CellState::Gone {
+                continue;
             }
             match e.what {
+                What::Appear => map.set(e.file, CellState::Unsent),
+                What::Vanish => map.set(e.file, CellState::Gone),
                 What::Start => {
                     map.set(e.file, CellState::InFlight);
                     if let Some(round) = &mut self.round {
@@ -284,7 +333,6 @@ impl Lane {
                 What::End => {}
                 What::Dirty => map.set(e.file, CellState::Dirty),
             }
-            self.next_event += 1;
         }
     }
 
@@ -317,6 +365,9 @@ impl Lane {
         if let Some(reason) = r.ended {
             self.ended = Some(reason);
             self.stopped_at = Some(r.end);
+            // The application is stopped: no file appears or vanishes any more.
+            let due = self.lives.partition_point(|e| e.t <= r.end);
+            self.lives.truncate(due);
         }
         Rc::make_mut(&mut self.points).push(Point {
             time: r.end,
@@ -445,10 +496,10 @@ mod tests {
         .unwrap()
     }
 
-    /// At every round end the map agrees with the core: clean (or in flight) iff clean.
-    #[wasm_bindgen_test]
-    fn playback_matches_the_core_at_round_ends() {
-        let mut cmp = Comparison::new(&small()).unwrap();
+    /// Plays `config` round by round: at every round end the map agrees with the core (clean
+    /// or in flight iff clean, for every file not gone), and the figures are the core's.
+    fn plays_back_as_the_core_runs(config: &Config) -> Comparison {
+        let mut cmp = Comparison::new(config).unwrap();
         let mut steps = 0;
         while !cmp.is_done() {
             cmp.step_round();
@@ -456,14 +507,14 @@ mod tests {
             assert!(steps < 10_000);
             for lane in &cmp.lanes {
                 let map = lane.map.borrow();
-                if let Some(p) = lane.points.last() {
+                if let (false, Some(p)) = (map.has_lives(), lane.points.last()) {
                     if lane.round.is_none() || lane.is_finished() {
                         assert_eq!(map.unsent_bytes(), p.unsent_bytes);
                     }
                 }
                 for (id, f) in lane.sim.files().iter().enumerate() {
-                    let shown = map.state(id as u32);
-                    if lane.round.is_none() {
+                    let shown = map.state(lane.sim.dataset_index(id as u32) as u32);
+                    if lane.round.is_none() && shown != CellState::Gone {
                         let clean = matches!(shown, CellState::Clean | CellState::InFlight);
                         assert_eq!(clean, f.status == Status::Clean, "file {id}");
                     }
@@ -472,14 +523,77 @@ mod tests {
         }
         for lane in &cmp.lanes {
             let m = lane.metrics().unwrap();
-            let again = SimBuilder::new(small().dataset().unwrap(), lane.kind)
-                .config(small().sim)
+            let again = SimBuilder::new(config.dataset().unwrap(), lane.kind)
+                .config(config.sim)
                 .build()
                 .unwrap()
                 .run();
             assert_eq!(*m, again);
-            assert_eq!(lane.map.borrow().counts()[CellState::Clean as usize], 550);
             assert_eq!(lane.points.last().unwrap().precopy_bytes, m.precopy_bytes);
+        }
+        cmp
+    }
+
+    #[wasm_bindgen_test]
+    fn playback_matches_the_core_at_round_ends() {
+        let cmp = plays_back_as_the_core_runs(&small());
+        for lane in cmp.lanes() {
+            assert_eq!(lane.map.borrow().counts()[CellState::Clean as usize], 550);
+        }
+    }
+
+    /// The hand-written version-2 trace of docs/trace-format.md at 2000 bit/s (a 1000-byte
+    /// file takes 4 s): `/d/data.tmp` is created at 0.5 s, `/d/log` unlinked at 3.8 s, and
+    /// `/d/data` replaced by the rename of `/d/data.tmp` over it at 6.5 s.
+    fn lifetimes() -> Config {
+        let mut draft = Draft {
+            after: "quiet".into(),
+            policies: vec![PolicyKind::Baseline, PolicyKind::Proposed],
+            ..Draft::default()
+        };
+        let text = include_str!("../../crates/precopy-core/tests/golden/lifetimes.jsonl");
+        draft.import("lifetimes.jsonl", text).unwrap();
+        let mut config = draft.validate().unwrap();
+        config.sim.bandwidth_bps = 2000.0;
+        config.sim.period_s = 2.0;
+        config
+    }
+
+    #[wasm_bindgen_test]
+    fn files_appear_and_vanish_in_the_lanes() {
+        let config = lifetimes();
+        let dataset = config.dataset().unwrap();
+        let index = |path: &str| dataset.files.iter().position(|f| f.path == path).unwrap() as u32;
+        let (data, tmp, log) = (index("/d/data"), index("/d/data.tmp"), index("/d/log"));
+        let mut cmp = Comparison::new(&config).unwrap();
+        let states = |cmp: &Comparison, file: u32| -> Vec<CellState> {
+            cmp.lanes()
+                .iter()
+                .map(|l| l.map.borrow().state(file))
+                .collect()
+        };
+        assert_eq!(states(&cmp, tmp), [CellState::Absent; 2]);
+        cmp.advance_by(0.55);
+        assert_eq!(states(&cmp, tmp), [CellState::Unsent; 2]);
+        assert!(!states(&cmp, log).contains(&CellState::Gone));
+        cmp.advance_by(3.5);
+        assert_eq!(states(&cmp, log), [CellState::Gone; 2]);
+        assert!(!states(&cmp, data).contains(&CellState::Gone));
+        cmp.advance_by(3.0);
+        assert_eq!(states(&cmp, data), [CellState::Gone; 2]);
+        for lane in cmp.lanes() {
+            let map = lane.map.borrow();
+            assert!(map.has_lives());
+            assert_eq!(map.counts()[CellState::Gone as usize], 2);
+            assert_eq!(map.counts()[CellState::Absent as usize], 0);
+        }
+
+        let cmp = plays_back_as_the_core_runs(&config);
+        for lane in cmp.lanes() {
+            // The renamed file and the ReadOnly one arrive; the two that went never come back.
+            let counts = lane.map.borrow().counts();
+            assert_eq!(counts[CellState::Clean as usize], 2, "{:?}", lane.kind());
+            assert_eq!(counts[CellState::Gone as usize], 2, "{:?}", lane.kind());
         }
     }
 

@@ -11,6 +11,7 @@ use precopy_core::PolicyKind;
 use yew::Reducible;
 
 use crate::config::{Config, Draft, Errors, Field, GroupField, GroupRow, SourceKind};
+use crate::evaluation::{EvaluationRun, EvaluationSettings};
 use crate::paper::{PaperRun, PaperSettings};
 use crate::playback::Comparison;
 
@@ -77,6 +78,20 @@ pub struct State {
     pub paper_timing: (f64, Option<f64>),
     /// Bumped whenever the paper sweep moves.
     pub paper_frame: u64,
+    /// Catalogue: the workloads (indices), policies and bandwidths chosen.
+    pub eval_workloads: Vec<usize>,
+    /// Catalogue: the policies chosen, in `PolicyKind::ALL` order.
+    pub eval_policies: Vec<PolicyKind>,
+    /// Catalogue: the bandwidths as typed (Mbit/s).
+    pub eval_bandwidths: String,
+    /// Catalogue: the evaluation (running or done).
+    pub eval: Option<Rc<RefCell<EvaluationRun>>>,
+    /// Catalogue: slices keep coming.
+    pub eval_running: bool,
+    /// Catalogue: why the evaluation stopped, if it failed.
+    pub eval_failure: Option<String>,
+    /// Bumped whenever the evaluation moves.
+    pub eval_frame: u64,
 }
 
 impl State {
@@ -113,7 +128,25 @@ impl State {
                 .and_then(|n| n.parse().ok()),
             paper_timing: (0.0, None),
             paper_frame: 0,
+            eval_workloads: EvaluationSettings::docs().workloads,
+            eval_policies: EvaluationSettings::docs().policies,
+            eval_bandwidths: (precopy_core::catalogue::BANDWIDTHS_MBPS
+                .map(crate::format::trim_number))
+            .join(","),
+            eval: None,
+            eval_running: false,
+            eval_failure: None,
+            eval_frame: 0,
         }
+    }
+
+    /// The catalogue's settings, or what is wrong with them.
+    pub fn eval_settings(&self) -> Result<EvaluationSettings, String> {
+        EvaluationSettings::new(
+            &self.eval_workloads,
+            &self.eval_bandwidths,
+            &self.eval_policies,
+        )
     }
 
     /// The message for one field, if it is wrong.
@@ -238,6 +271,18 @@ pub enum Action {
     PaperReply(String),
     /// Paper view: the workers could not start; compute on the page instead.
     PaperWorkersFailed,
+    /// Catalogue: a workload was ticked or unticked.
+    EvalToggleWorkload(usize),
+    /// Catalogue: a policy was ticked or unticked.
+    EvalTogglePolicy(PolicyKind),
+    /// Catalogue: the bandwidths changed.
+    EvalBandwidths(String),
+    /// Catalogue: start (or restart) the evaluation.
+    EvalStart,
+    /// Catalogue: stop it.
+    EvalStop,
+    /// Catalogue: one slice of work.
+    EvalWork,
 }
 
 impl Reducible for State {
@@ -263,16 +308,7 @@ impl Reducible for State {
                 s.checked = check(&s.draft);
             }
             Action::TogglePolicy(kind) => {
-                let mut chosen: Vec<PolicyKind> = s.draft.policies.clone();
-                if chosen.contains(&kind) {
-                    chosen.retain(|p| *p != kind);
-                } else {
-                    chosen.push(kind);
-                }
-                s.draft.policies = PolicyKind::ALL
-                    .into_iter()
-                    .filter(|p| chosen.contains(p))
-                    .collect();
+                toggle_policy(&mut s.draft.policies, kind);
                 s.checked = check(&s.draft);
             }
             Action::SetGroupKind(row, kind) => {
@@ -360,6 +396,38 @@ impl Reducible for State {
                 }
             }
             Action::PaperStop => s.paper_running = false,
+            Action::EvalToggleWorkload(i) => {
+                toggle(&mut s.eval_workloads, i);
+                s.eval_workloads.sort_unstable();
+            }
+            Action::EvalTogglePolicy(kind) => toggle_policy(&mut s.eval_policies, kind),
+            Action::EvalBandwidths(text) => s.eval_bandwidths = text,
+            Action::EvalStart => {
+                let run = s.eval_settings().and_then(EvaluationRun::new);
+                match run {
+                    Ok(run) => {
+                        s.eval = Some(Rc::new(RefCell::new(run)));
+                        s.eval_running = true;
+                        s.eval_failure = None;
+                    }
+                    Err(e) => s.eval_failure = Some(e),
+                }
+                s.eval_frame += 1;
+            }
+            Action::EvalStop => s.eval_running = false,
+            Action::EvalWork => {
+                if let (true, Some(run)) = (s.eval_running, &s.eval) {
+                    let mut run = run.borrow_mut();
+                    if let Err(e) = run.work(WORK_BUDGET_MS, &now_ms) {
+                        s.eval_failure = Some(e);
+                        s.eval_running = false;
+                    }
+                    if run.is_done() {
+                        s.eval_running = false;
+                    }
+                    s.eval_frame += 1;
+                }
+            }
             Action::PaperWork => {
                 if let (true, 0, Some(run)) = (s.paper_running, s.paper_workers, &s.paper) {
                     let mut run = run.borrow_mut();
@@ -374,6 +442,25 @@ impl Reducible for State {
         }
         Rc::new(s)
     }
+}
+
+/// Adds `item` if missing, removes it if there.
+fn toggle<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    match list.iter().position(|x| *x == item) {
+        Some(at) => {
+            list.remove(at);
+        }
+        None => list.push(item),
+    }
+}
+
+/// Ticks or unticks a policy, keeping the display order.
+fn toggle_policy(chosen: &mut Vec<PolicyKind>, kind: PolicyKind) {
+    toggle(chosen, kind);
+    let ticked = std::mem::take(chosen);
+    *chosen = (PolicyKind::ALL.into_iter())
+        .filter(|p| ticked.contains(p))
+        .collect();
 }
 
 /// Web workers for the paper view: one per core, up to 4; none on a single core (the page's
@@ -412,6 +499,7 @@ fn edit(draft: &mut Draft, field: Field, value: String) {
         Field::Overhead => &mut draft.overhead_ms,
         Field::WriteBytes => &mut draft.write_bytes,
         Field::CompressRatio => &mut draft.compress_ratio,
+        Field::After => &mut draft.after,
         Field::Group(row, column) => {
             let Some(g) = draft.groups.get_mut(row) else {
                 return;

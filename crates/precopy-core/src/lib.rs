@@ -21,6 +21,7 @@
 //! - [`sim`]: the simulator: [`SimBuilder`] → [`Simulation::step`] / [`Simulation::run`].
 //! - [`metrics`]: round reports and run metrics.
 //! - [`trace`] (feature `serde`): the JSON Lines trace format.
+//! - [`catalogue`] (feature `serde`): the shipped workloads and how the docs replay them.
 //!
 //! The core has no I/O, no clock and no `std` unless asked: the browser and the native binary
 //! are two drivers of the same code, and the same seed gives bit-identical results on both.
@@ -47,6 +48,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "serde")]
+pub mod catalogue;
 pub mod dataset;
 pub mod delta;
 pub mod engine;

@@ -1,5 +1,6 @@
 use std::rc::Rc;
 
+use precopy_core::catalogue::NAMES;
 use precopy_core::dataset::Preset;
 use precopy_core::units::parse_bandwidth;
 use precopy_core::PolicyKind;
@@ -7,6 +8,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::{marker, GroupsEditor, TextField};
+use crate::catalogue as shipped;
 use crate::config::{Draft, Errors, Field, SourceKind};
 use crate::format;
 use crate::palette::{policy_label, policy_style};
@@ -127,6 +129,10 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
         (SourceKind::Custom, "Custom groups"),
         (SourceKind::Trace, "Imported trace"),
     ];
+    let option = |kind: SourceKind, label: String| {
+        html! { <option value={kind.name()} selected={draft.source == kind}>{ label }</option> }
+    };
+    let is_trace = matches!(draft.source, SourceKind::Trace | SourceKind::Workload(_));
     let dataset_error = error_of(errors, Field::Dataset);
     let policy_error = error_of(errors, Field::Policies);
     let problems = errors.len();
@@ -138,15 +144,22 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                 <div class="field">
                     <label for="dataset">{ "Files to migrate" }</label>
                     <select id="dataset" onchange={on_source}>
-                        { for sources.iter().map(|(kind, label)| html! {
-                            <option value={kind.name()} selected={draft.source == *kind}>{ *label }</option>
-                        }) }
+                        { for sources.iter().map(|&(kind, label)| option(kind, label.into())) }
+                        <optgroup label="Real applications (recorded traces)">
+                            { for (0..NAMES.len()).map(|i| option(SourceKind::Workload(i),
+                                format!("{}: {}", NAMES[i], shipped::load_text(i)))) }
+                        </optgroup>
                     </select>
                     if let SourceKind::Preset(preset) = draft.source {
                         <p class="msg hint">{ preset_text(preset) }</p>
                     }
+                    if let SourceKind::Workload(i) = draft.source {
+                        <p class="msg hint" id="workload-summary">
+                            { shipped::workload(i).map_or_else(|e| e, |w| w.describe()) }
+                        </p>
+                    }
                 </div>
-                if draft.source != SourceKind::Trace {
+                if !is_trace {
                     <TextField id="scale" label="Scale" value={draft.scale.clone()}
                         error={error_of(errors, Field::Scale)} unit="× files"
                         hint="1 = the paper's size; 0.1 keeps a tenth of each group"
@@ -166,6 +179,12 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                                 format::seconds(trace.trace.duration_s)) }
                         </p>
                     }
+                }
+                if is_trace {
+                    <TextField id="after" label="After the trace" value={draft.after.clone()}
+                        error={error_of(errors, Field::After)}
+                        hint="quiet (nothing more), loop (its writes repeat), or a time to loop to; 20000s as in docs/real-apps.md"
+                        on_input={edit(Field::After)} />
                 }
                 if matches!(draft.source, SourceKind::Custom | SourceKind::Trace) {
                     <div class="field">

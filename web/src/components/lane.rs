@@ -4,6 +4,7 @@ use yew::prelude::*;
 
 use super::{marker, FileMapCanvas, MapHandle};
 use crate::format;
+use crate::map::STATES;
 use crate::palette::{policy_label, policy_style, CellState};
 use crate::playback::{Lane, NextUp};
 
@@ -19,7 +20,9 @@ pub struct LaneView {
     /// Bytes of the data set.
     pub total: u64,
     /// Files per state.
-    pub counts: [u32; 4],
+    pub counts: [u32; STATES],
+    /// Files appear or vanish in this run (the legend then has their states).
+    pub has_lives: bool,
     /// The next files of the round.
     pub next: Vec<NextUp>,
     /// Transfers left in the round.
@@ -44,9 +47,14 @@ impl LaneView {
     /// The view of a lane now.
     pub fn of(lane: &Lane, total: u64, period_s: f64) -> LaneView {
         let map = lane.map();
-        let (unsent, counts, files_per_cell) = {
+        let (unsent, counts, files_per_cell, has_lives) = {
             let m = map.borrow();
-            (m.unsent_bytes(), m.counts(), m.files_per_cell())
+            (
+                m.unsent_bytes(),
+                m.counts(),
+                m.files_per_cell(),
+                m.has_lives(),
+            )
         };
         LaneView {
             kind: lane.kind(),
@@ -54,6 +62,7 @@ impl LaneView {
             unsent,
             total,
             counts,
+            has_lives,
             next: lane.next_up(5),
             remaining: lane.remaining_in_round(),
             ended: lane.ended().map(|e| e.to_string()),
@@ -215,9 +224,11 @@ pub fn lane_panel(props: &LanePanelProps) -> Html {
             <FileMapCanvas map={v.map.clone()} frame={props.frame}
                 label={format!("file map of {}", v.kind.name())} />
             <ul class="legend states" aria-label="file states">
-                { for CellState::ALL.iter().map(|s| html! {
-                    <li>
-                        <span class={classes!("chip", format!("chip-{}", *s as u8))} style={format!("background:{}", s.color())}></span>
+                { for CellState::ALL.iter()
+                    .filter(|s| v.has_lives || !matches!(s, CellState::Absent | CellState::Gone))
+                    .map(|s| html! {
+                    <li data-state={s.label()}>
+                        <span class={classes!("chip", format!("chip-{}", *s as u8))} style={format!("background-color:{}", s.color())}></span>
                         { s.label() }{ " " }<span class="n">{ format::count(u64::from(v.counts[*s as usize])) }</span>
                     </li>
                 }) }

@@ -162,6 +162,7 @@ pub fn paper_view(props: &PaperViewProps) -> Html {
                 </div>
                 <section class="card">
                     <h2>{ "The paper's claims and ours (proposed vs baseline)" }</h2>
+                    <div class="table-scroll">
                     <table id="claims-table">
                         <thead><tr>
                             <th>{ "data set" }</th><th>{ "quantity" }</th><th>{ "bandwidths" }</th>
@@ -182,6 +183,7 @@ pub fn paper_view(props: &PaperViewProps) -> Html {
                             }) }
                         </tbody>
                     </table>
+                    </div>
                     <p class="msg hint">
                         { format!("Ours: the smallest and largest change of the proposed method against the \
                                    baseline over the band, means of {} seed(s), data sets at scale {}. A reduction \

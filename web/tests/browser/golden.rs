@@ -41,3 +41,24 @@ fn trace_runs_match_the_native_golden_file() {
         "browser results differ from crates/precopy-core/tests/golden/trace.json"
     );
 }
+
+const GOLDEN_CATALOGUE: &str =
+    include_str!("../../../crates/precopy-core/tests/golden/catalogue.json");
+
+/// Every shipped trace, decoded from the bundle by ruzstd and replayed here, gives the figures
+/// the native test wrote (`UPDATE_GOLDEN=1 cargo test -p migrate-native --test catalogue`).
+#[wasm_bindgen_test]
+fn shipped_traces_match_the_native_golden_file() {
+    let runs: Vec<Vec<precopy_core::catalogue::Figures>> = (0..precopy_core::catalogue::NAMES
+        .len())
+        .map(|i| {
+            let workload = precopy_web::catalogue::workload(i).expect("a shipped trace decodes");
+            precopy_core::catalogue::golden_runs(&workload).expect("the golden settings are valid")
+        })
+        .collect();
+    let json = serde_json::to_string_pretty(&runs).expect("figures serialise") + "\n";
+    assert!(
+        json == GOLDEN_CATALOGUE,
+        "browser replays of data/traces differ from crates/precopy-core/tests/golden/catalogue.json"
+    );
+}
