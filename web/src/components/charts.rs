@@ -111,14 +111,24 @@ fn legend(kinds: &[PolicyKind]) -> Html {
     }
 }
 
+/// An axis's extent: before there is any (a run's first instant, nothing sent yet), 0 to 1, so
+/// that the tick labels, shown to 4 decimals, do not all read 0.
+fn span(max: f64) -> f64 {
+    if max > 1e-3 {
+        max
+    } else {
+        1.0
+    }
+}
+
 /// A line chart with axes, units, a legend and per-policy dash and marker.
 #[function_component(LineChart)]
 pub fn line_chart(props: &LineChartProps) -> Html {
     let all = props.series.iter().flat_map(|s| s.points.iter());
     let (x_data, y_data) = all.fold((0.0f64, 0.0f64), |(x, y), p| (x.max(p.0), y.max(p.1)));
-    let x_ticks = format::ticks(props.x_max.unwrap_or(x_data).max(1e-9));
+    let x_ticks = format::ticks(span(props.x_max.unwrap_or(x_data)));
     let (unit, unit_name) = format::byte_unit(y_data);
-    let y_ticks = format::ticks((y_data / unit).max(1e-9));
+    let y_ticks = format::ticks(span(y_data / unit));
     let x_max = *x_ticks.last().unwrap_or(&1.0);
     let y_max = *y_ticks.last().unwrap_or(&1.0) * unit;
     let px = move |x: f64| LEFT + (W - LEFT - RIGHT) * x / x_max;
