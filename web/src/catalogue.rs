@@ -79,7 +79,13 @@ pub fn file(index: usize) -> String {
 /// What the page says while workloads `indices` load: which files, how big.
 pub fn loading_text(indices: &[usize]) -> String {
     let files: Vec<String> = (indices.iter())
-        .map(|&i| format!("{} ({})", file(i), crate::format::bytes(packed_bytes(i) as u64)))
+        .map(|&i| {
+            format!(
+                "{} ({})",
+                file(i),
+                crate::format::bytes(packed_bytes(i) as u64)
+            )
+        })
         .collect();
     format!("Loading {}…", files.join(", "))
 }
@@ -134,7 +140,12 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     // A rejected fetch is a network failure (offline, server gone), not an HTTP status.
     let response = JsFuture::from(window.fetch_with_str(url))
         .await
-        .map_err(|e| format!("network error ({}): offline, or the server stopped?", js_text(&e)))?;
+        .map_err(|e| {
+            format!(
+                "network error ({}): offline, or the server stopped?",
+                js_text(&e)
+            )
+        })?;
     let response: web_sys::Response = response.dyn_into().map_err(|e| js_text(&e))?;
     if !response.ok() {
         return Err(format!(
@@ -151,9 +162,10 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn js_text(value: &wasm_bindgen::JsValue) -> String {
-    js_sys::Error::try_from(value.clone())
-        .map(|e| String::from(e.to_string()))
-        .unwrap_or_else(|_| format!("{value:?}"))
+    match value.dyn_ref::<js_sys::Error>() {
+        Some(e) => String::from(e.to_string()),
+        None => value.as_string().unwrap_or_else(|| format!("{value:?}")),
+    }
 }
 
 /// Workload `index` from its compressed trace, if these are the bytes the build described.
@@ -263,6 +275,9 @@ mod tests {
         let Status::Failed(e) = status(i) else {
             panic!("the fetch did not fail");
         };
-        assert!(e.starts_with("redis: could not load traces/redis.jsonl.zst: HTTP 404"), "{e}");
+        assert!(
+            e.starts_with("redis: could not load traces/redis.jsonl.zst: HTTP 404"),
+            "{e}"
+        );
     }
 }

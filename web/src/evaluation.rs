@@ -11,7 +11,6 @@ use precopy_core::catalogue::{self, Figures, Workload, NAMES};
 use precopy_core::units::parse_bandwidth;
 use precopy_core::{PolicyKind, SimBuilder, Simulation};
 
-
 /// What to compute: indices into `catalogue::NAMES`, bandwidths (bit/s) and policies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvaluationSettings {

@@ -160,7 +160,10 @@ impl State {
             SourceKind::Workload(i) => Some(i),
             _ => None,
         };
-        let pending = self.eval_pending.iter().flat_map(|p| p.workloads.iter().copied());
+        let pending = self
+            .eval_pending
+            .iter()
+            .flat_map(|p| p.workloads.iter().copied());
         let mut wanted: Vec<usize> = (source.into_iter().chain(pending))
             .filter(|&i| matches!(shipped::status(i), Status::Absent))
             .collect();
@@ -498,7 +501,9 @@ fn start_eval_when_loaded(s: &mut State) {
         }
     }
     let settings = s.eval_pending.take().expect("checked above");
-    s.eval = Some(Rc::new(RefCell::new(EvaluationRun::new(settings, workloads))));
+    s.eval = Some(Rc::new(RefCell::new(EvaluationRun::new(
+        settings, workloads,
+    ))));
     s.eval_running = true;
 }
 

@@ -52,7 +52,9 @@ fn preset_text(preset: Preset) -> &'static str {
 fn workload_summary(i: usize) -> Html {
     let (state, class, text) = match shipped::status(i) {
         Status::Ready(w) => ("ready", "hint", w.describe()),
-        Status::Absent | Status::Loading => ("loading", "hint loading", shipped::loading_text(&[i])),
+        Status::Absent | Status::Loading => {
+            ("loading", "hint loading", shipped::loading_text(&[i]))
+        }
         Status::Failed(e) => ("failed", "error", e),
     };
     let role = (state == "failed").then_some("alert");
