@@ -260,6 +260,7 @@ try {
   await page.click('#eval-start');
   await page.waitForSelector('#eval-error');
   assert.match(await page.textContent('#eval-error'), /^nginx: could not load traces\/nginx\.jsonl\.zst: network error/);
+  assert.ok(await page.isEnabled('#eval-start'), 'the catalogue can be run again (and tries again)');
   assert.equal(await page.locator('.workload-results[data-workload="sqlite"] td[data-policy]').count(), sweep.length);
 
   log('a narrow window: the catalogue and the simulator still fit');

@@ -223,6 +223,7 @@ pub fn app() -> Html {
                     <EvaluationView workloads={state.eval_workloads.clone()} policies={state.eval_policies.clone()}
                         bandwidths={state.eval_bandwidths.clone()}
                         error={state.eval_failure.clone().or_else(|| state.eval_settings().err())}
+                        startable={state.eval_settings().is_ok()}
                         pending={state.eval_pending.as_ref().map(|p| p.workloads.clone())}
                         run={state.eval.clone().map(EvaluationHandle)} running={state.eval_running}
                         frame={state.eval_frame} on_action={on_action.clone()} />

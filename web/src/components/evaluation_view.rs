@@ -35,6 +35,8 @@ pub struct EvaluationViewProps {
     pub bandwidths: String,
     /// What is wrong with the settings, or why the last run failed.
     pub error: Option<String>,
+    /// The settings are valid (a failed run, e.g. a trace that did not load, can be retried).
+    pub startable: bool,
     /// Workloads of a run waiting for their traces (indices into `NAMES`).
     pub pending: Option<Vec<usize>>,
     /// The evaluation, once started.
@@ -113,7 +115,7 @@ pub fn evaluation_view(props: &EvaluationViewProps) -> Html {
                         <button id="eval-stop" type="button" onclick={send(&act, Action::EvalStop)}>{ "Stop" }</button>
                     } else {
                         <button id="eval-start" type="button" class="primary"
-                            disabled={props.error.is_some() && run.is_none()}
+                            disabled={!props.startable}
                             onclick={send(&act, Action::EvalStart)}>{ "Run the catalogue" }</button>
                     }
                 </div>
