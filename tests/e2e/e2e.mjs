@@ -235,7 +235,16 @@ try {
     if ((await box.getAttribute('id')) !== 'eval-workload-sqlite' && await box.isChecked()) await box.uncheck();
   }
   await page.fill('#eval-bandwidths', '20,100');
+  // Its trace is fetched only now: hold the response to see the catalogue wait for it.
+  let releaseSqlite;
+  const sqliteHeld = new Promise((resolve) => { releaseSqlite = resolve; });
+  await page.route(traceUrl('sqlite'), async (route) => { await sqliteHeld; await route.continue(); });
   await page.click('#eval-start');
+  await page.waitForSelector('#eval-loading');
+  assert.match(await page.textContent('#eval-loading'), /^Loading traces\/sqlite\.jsonl\.zst \([\d.]+ [KM]B\)…$/);
+  await page.locator('#catalogue').screenshot({ path: join(out, '09-catalogue-loading.png') });
+  releaseSqlite();
+  await page.unroute(traceUrl('sqlite'));
   await page.waitForFunction(() => document.querySelector('#eval-progress')?.dataset.finished === 'true',
     null, { timeout: 300_000 });
   assert.equal((await page.textContent('#eval-command')).trim(),
