@@ -24,14 +24,21 @@ const browser = await chromium.launch({ executablePath: findBrowser(), args: CHR
 const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
 const page = await context.newPage();
 const errors = [];
+// Requests this test fails on purpose (a trace's 404, going offline): Chromium logs them.
+const failedOnPurpose = [];
 page.on('pageerror', (e) => errors.push(String(e)));
-page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+page.on('console', (m) => {
+  if (m.type() === 'error' && !failedOnPurpose.some((re) => re.test(m.location().url ?? ''))) errors.push(m.text());
+});
 
 async function runToEnd() {
   if (await page.textContent('#play-status') !== 'finished') await page.click('#finish');
   await page.waitForFunction(() => document.querySelector('#play-status')?.textContent === 'finished',
     null, { timeout: 120_000 });
 }
+
+// A shipped trace's URL in dist/ (versioned by its digest: web/src/catalogue.rs).
+const traceUrl = (name) => new RegExp(`/traces/${name}\\.jsonl\\.zst\\?v=[0-9a-f]{16}$`);
 
 // The figures the page shows for one policy, from the results table's data attributes.
 async function shown(policy) {
@@ -144,8 +151,20 @@ try {
   await page.waitForSelector('#dataset');
   const option = await page.$eval(`#dataset option[value="${workload}"]`, (o) => o.textContent);
   assert.match(option, new RegExp(`^${workload}: .{12,}`), 'the option says what ran');
+  // The trace is fetched only now: hold its response to see the loading state.
+  const trace = traceUrl(workload);
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route(trace, async (route) => { await held; await route.continue(); });
   await page.selectOption('#dataset', workload);
-  await page.waitForSelector('#workload-summary');
+  await page.waitForSelector('#workload-summary[data-state="loading"]');
+  assert.match(await page.textContent('#workload-summary'), new RegExp(`^Loading traces/${workload}\\.jsonl\\.zst \\([\\d.]+ [KM]B\\)…$`));
+  assert.ok(await page.isDisabled('#run'), 'no run before the trace is there');
+  assert.equal(await page.textContent('#run-blocked'), 'Waiting for the trace');
+  await page.screenshot({ path: join(out, '06-workload-loading.png') });
+  release();
+  await page.waitForSelector('#workload-summary[data-state="ready"]');
+  await page.unroute(trace);
   assert.match(await page.textContent('#workload-summary'), /· \d+ files, \d+\.\d MB · \d+ s recorded \(trace v[12]\)$/);
   assert.equal(await page.inputValue('#after'), '20000s', 'the docs\' loop is the default');
   assert.equal(await page.inputValue('#bandwidth'), '20');
@@ -156,6 +175,29 @@ try {
   assert.equal(await page.locator('svg#chart-downtime g[data-policy]').count(), 2);
   assert.match(page.url(), new RegExp(`data=${workload}`), 'the link names the workload');
   await page.screenshot({ path: join(out, '06-workload.png'), fullPage: true });
+
+  log('the link to that run on a fresh page: the trace is fetched, then the run gives the same figures');
+  await page.goto(page.url());
+  await page.waitForSelector('#workload-summary[data-state="ready"]');
+  await page.click('#run');
+  await runToEnd();
+  for (const policy of ['baseline', 'proposed']) compare(policy, await shown(policy), expected(`workload-${policy}`));
+
+  log('a trace that cannot be fetched (404, offline): the data-set line says which and why; the rest works');
+  failedOnPurpose.push(traceUrl('redis'), traceUrl('nginx'));
+  await page.route(traceUrl('redis'), (route) => route.fulfill({ status: 404, body: 'gone' }));
+  await page.goto(`${url}?data=redis`);
+  await page.waitForSelector('#workload-summary[data-state="failed"]');
+  assert.match(await page.textContent('#workload-summary'), /^redis: could not load traces\/redis\.jsonl\.zst: HTTP 404\b/);
+  assert.ok(await page.isDisabled('#run'));
+  await page.screenshot({ path: join(out, '06-workload-404.png') });
+  await page.route(traceUrl('nginx'), (route) => route.abort('internetdisconnected'));
+  await page.selectOption('#dataset', 'nginx');
+  await page.waitForSelector('#workload-summary[data-state="failed"]');
+  assert.match(await page.textContent('#workload-summary'),
+    /^nginx: could not load traces\/nginx\.jsonl\.zst: network error \(.+\): offline, or the server stopped\?$/);
+  await page.selectOption('#dataset', 'fixed');
+  assert.ok(await page.isEnabled('#run'), 'the presets still run');
 
   log('a version-2 trace: files appear when created and are crossed out when unlinked or replaced');
   await page.selectOption('#dataset', 'trace');
@@ -193,7 +235,16 @@ try {
     if ((await box.getAttribute('id')) !== 'eval-workload-sqlite' && await box.isChecked()) await box.uncheck();
   }
   await page.fill('#eval-bandwidths', '20,100');
+  // Its trace is fetched only now: hold the response to see the catalogue wait for it.
+  let releaseSqlite;
+  const sqliteHeld = new Promise((resolve) => { releaseSqlite = resolve; });
+  await page.route(traceUrl('sqlite'), async (route) => { await sqliteHeld; await route.continue(); });
   await page.click('#eval-start');
+  await page.waitForSelector('#eval-loading');
+  assert.match(await page.textContent('#eval-loading'), /^Loading traces\/sqlite\.jsonl\.zst \([\d.]+ [KM]B\)…$/);
+  await page.locator('#catalogue').screenshot({ path: join(out, '09-catalogue-loading.png') });
+  releaseSqlite();
+  await page.unroute(traceUrl('sqlite'));
   await page.waitForFunction(() => document.querySelector('#eval-progress')?.dataset.finished === 'true',
     null, { timeout: 300_000 });
   assert.equal((await page.textContent('#eval-command')).trim(),
@@ -211,6 +262,15 @@ try {
   await chartDrawn('tradeoff-sqlite', 6);
   await page.locator('#catalogue').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(out, '09-catalogue.png'), fullPage: true });
+
+  log('the catalogue with a trace that cannot be fetched: it says which, and keeps the last results');
+  await page.uncheck('#eval-workload-sqlite');
+  await page.check('#eval-workload-nginx');
+  await page.click('#eval-start');
+  await page.waitForSelector('#eval-error');
+  assert.match(await page.textContent('#eval-error'), /^nginx: could not load traces\/nginx\.jsonl\.zst: network error/);
+  assert.ok(await page.isEnabled('#eval-start'), 'the catalogue can be run again (and tries again)');
+  assert.equal(await page.locator('.workload-results[data-workload="sqlite"] td[data-policy]').count(), sweep.length);
 
   log('a narrow window: the catalogue and the simulator still fit');
   await page.setViewportSize({ width: 390, height: 900 });

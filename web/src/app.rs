@@ -78,6 +78,17 @@ pub fn app() -> Html {
             set_query(query);
         }
     });
+    // Traces are fetched only when needed: the workload picked (also from the URL) and those of
+    // a catalogue run. Each arrival re-checks the form and may start the catalogue.
+    use_effect_with(state.workloads_to_fetch(), {
+        let on_action = on_action.clone();
+        move |wanted| {
+            for &i in wanted {
+                let on_action = on_action.clone();
+                crate::catalogue::request(i, move || on_action.emit(Action::WorkloadLoaded));
+            }
+        }
+    });
     // Closes the frame opened by the last tick: the measure covers the reducer, the render and
     // the canvas drawing (children's effects run before this one).
     use_effect_with(state.frame, |_| measure("frame", "tick"));
@@ -212,6 +223,8 @@ pub fn app() -> Html {
                     <EvaluationView workloads={state.eval_workloads.clone()} policies={state.eval_policies.clone()}
                         bandwidths={state.eval_bandwidths.clone()}
                         error={state.eval_failure.clone().or_else(|| state.eval_settings().err())}
+                        startable={state.eval_settings().is_ok()}
+                        pending={state.eval_pending.as_ref().map(|p| p.workloads.clone())}
                         run={state.eval.clone().map(EvaluationHandle)} running={state.eval_running}
                         frame={state.eval_frame} on_action={on_action.clone()} />
                 </main>

@@ -13,7 +13,7 @@ use precopy_core::units::{
 };
 use precopy_core::{Estimator, PolicyKind, PolicyParams, SimConfig, TraceAfter, WriteModel};
 
-use crate::catalogue as shipped;
+use crate::catalogue::{self as shipped, Status};
 
 /// The largest data set the page accepts, in files (memory and frame time stay reasonable).
 pub const MAX_FILES: u64 = 250_000;
@@ -437,9 +437,14 @@ impl Draft {
     fn validate_source(&self, scale: f64, errors: &mut Errors) -> Option<Source> {
         match self.source {
             SourceKind::Preset(preset) => Some(Source::Preset(preset)),
-            SourceKind::Workload(i) => match shipped::workload(i) {
-                Ok(w) => Some(Source::Workload(w)),
-                Err(e) => {
+            SourceKind::Workload(i) => match shipped::status(i) {
+                Status::Ready(w) => Some(Source::Workload(w)),
+                // Absent only until the page's effect asks for it (app.rs), in the same frame.
+                Status::Absent | Status::Loading => {
+                    errors.push((Field::Dataset, shipped::loading_text(&[i])));
+                    None
+                }
+                Status::Failed(e) => {
                     errors.push((Field::Dataset, e));
                     None
                 }
@@ -858,6 +863,12 @@ mod tests {
     fn a_workload_link_replays_it_as_the_docs_do() {
         let draft = Draft::from_query("data=sqlite&bw=20&policies=proposed");
         assert_eq!(draft.source, SourceKind::from_name("sqlite").unwrap());
+        // Until its trace is loaded, the form waits for it and says so.
+        let sqlite = shipped::index_of("sqlite").unwrap();
+        assert!(error_of(&draft, Field::Dataset)
+            .unwrap()
+            .starts_with("Loading traces/sqlite.jsonl.zst ("));
+        shipped::load_for_test(sqlite);
         assert_eq!(Draft::from_query(&draft.to_query()), draft);
         let config = draft.validate().unwrap();
         assert_eq!(config.sim, catalogue::config(20e6));

@@ -11,8 +11,6 @@ use precopy_core::catalogue::{self, Figures, Workload, NAMES};
 use precopy_core::units::parse_bandwidth;
 use precopy_core::{PolicyKind, SimBuilder, Simulation};
 
-use crate::catalogue as shipped;
-
 /// What to compute: indices into `catalogue::NAMES`, bandwidths (bit/s) and policies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvaluationSettings {
@@ -85,11 +83,9 @@ pub struct EvaluationRun {
 }
 
 impl EvaluationRun {
-    /// Decodes the workloads and plans every run; nothing is simulated yet.
-    pub fn new(settings: EvaluationSettings) -> Result<EvaluationRun, String> {
-        let workloads = (settings.workloads.iter())
-            .map(|&i| shipped::workload(i))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Plans every run of `settings` on `workloads` (loaded, in the settings' order); nothing is
+    /// simulated yet.
+    pub fn new(settings: EvaluationSettings, workloads: Vec<Rc<Workload>>) -> EvaluationRun {
         let mut jobs = Vec::new();
         for w in 0..workloads.len() {
             for b in 0..settings.bandwidths_bps.len() {
@@ -98,14 +94,14 @@ impl EvaluationRun {
                 }
             }
         }
-        Ok(EvaluationRun {
+        EvaluationRun {
             results: vec![None; jobs.len()],
             settings,
             workloads,
             jobs,
             next: 0,
             current: None,
-        })
+        }
     }
 
     /// The settings.
@@ -183,6 +179,7 @@ impl EvaluationRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalogue as shipped;
     use std::cell::Cell;
     use wasm_bindgen_test::wasm_bindgen_test;
 
@@ -211,7 +208,8 @@ mod tests {
             bandwidths_bps: vec![50e6, 100e6],
             policies: vec![PolicyKind::Baseline, PolicyKind::Converge],
         };
-        let mut run = EvaluationRun::new(settings).unwrap();
+        let w = shipped::load_for_test(nginx);
+        let mut run = EvaluationRun::new(settings, vec![w.clone()]);
         let tick = Cell::new(0.0);
         let now = || {
             tick.set(tick.get() + 1.0);
@@ -220,7 +218,6 @@ mod tests {
         while !run.is_done() {
             run.work(5.0, &now).unwrap();
         }
-        let w = shipped::workload(nginx).unwrap();
         let figures = run.cell(0, 1, 1).unwrap();
         assert_eq!(*figures, w.run(PolicyKind::Converge, 100e6).unwrap());
         assert!(run

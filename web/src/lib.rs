@@ -21,6 +21,7 @@ pub mod app;
 pub mod catalogue;
 pub mod components;
 pub mod config;
+pub mod digest;
 pub mod evaluation;
 pub mod export;
 pub mod format;

@@ -10,6 +10,7 @@ use precopy_core::dataset::Kind;
 use precopy_core::PolicyKind;
 use yew::Reducible;
 
+use crate::catalogue::{self as shipped, Status};
 use crate::config::{Config, Draft, Errors, Field, GroupField, GroupRow, SourceKind};
 use crate::evaluation::{EvaluationRun, EvaluationSettings};
 use crate::paper::{PaperRun, PaperSettings};
@@ -84,6 +85,8 @@ pub struct State {
     pub eval_policies: Vec<PolicyKind>,
     /// Catalogue: the bandwidths as typed (Mbit/s).
     pub eval_bandwidths: String,
+    /// Catalogue: the settings of a run waiting for its traces to load.
+    pub eval_pending: Option<EvaluationSettings>,
     /// Catalogue: the evaluation (running or done).
     pub eval: Option<Rc<RefCell<EvaluationRun>>>,
     /// Catalogue: slices keep coming.
@@ -133,6 +136,7 @@ impl State {
             eval_bandwidths: (precopy_core::catalogue::BANDWIDTHS_MBPS
                 .map(crate::format::trim_number))
             .join(","),
+            eval_pending: None,
             eval: None,
             eval_running: false,
             eval_failure: None,
@@ -147,6 +151,25 @@ impl State {
             &self.eval_bandwidths,
             &self.eval_policies,
         )
+    }
+
+    /// The shipped workloads the page needs and has not asked for: the data set picked and those
+    /// of a catalogue run waiting to start. The page fetches them (app.rs).
+    pub fn workloads_to_fetch(&self) -> Vec<usize> {
+        let source = match self.draft.source {
+            SourceKind::Workload(i) => Some(i),
+            _ => None,
+        };
+        let pending = self
+            .eval_pending
+            .iter()
+            .flat_map(|p| p.workloads.iter().copied());
+        let mut wanted: Vec<usize> = (source.into_iter().chain(pending))
+            .filter(|&i| matches!(shipped::status(i), Status::Absent))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
     }
 
     /// The message for one field, if it is wrong.
@@ -283,6 +306,8 @@ pub enum Action {
     EvalStop,
     /// Catalogue: one slice of work.
     EvalWork,
+    /// A shipped workload's trace loaded or failed to (`catalogue::status` says which).
+    WorkloadLoaded,
 }
 
 impl Reducible for State {
@@ -296,6 +321,9 @@ impl Reducible for State {
                 s.checked = check(&s.draft);
             }
             Action::SetSource(source) => {
+                if let SourceKind::Workload(i) = source {
+                    shipped::retry(i);
+                }
                 s.draft.source = source;
                 s.checked = check(&s.draft);
             }
@@ -403,18 +431,26 @@ impl Reducible for State {
             Action::EvalTogglePolicy(kind) => toggle_policy(&mut s.eval_policies, kind),
             Action::EvalBandwidths(text) => s.eval_bandwidths = text,
             Action::EvalStart => {
-                let run = s.eval_settings().and_then(EvaluationRun::new);
-                match run {
-                    Ok(run) => {
-                        s.eval = Some(Rc::new(RefCell::new(run)));
-                        s.eval_running = true;
+                match s.eval_settings() {
+                    Ok(settings) => {
+                        settings.workloads.iter().for_each(|&i| shipped::retry(i));
+                        s.eval_pending = Some(settings);
+                        s.eval_running = false;
                         s.eval_failure = None;
+                        start_eval_when_loaded(&mut s);
                     }
                     Err(e) => s.eval_failure = Some(e),
                 }
                 s.eval_frame += 1;
             }
-            Action::EvalStop => s.eval_running = false,
+            Action::WorkloadLoaded => {
+                s.checked = check(&s.draft);
+                start_eval_when_loaded(&mut s);
+            }
+            Action::EvalStop => {
+                s.eval_running = false;
+                s.eval_pending = None;
+            }
             Action::EvalWork => {
                 if let (true, Some(run)) = (s.eval_running, &s.eval) {
                     let mut run = run.borrow_mut();
@@ -442,6 +478,33 @@ impl Reducible for State {
         }
         Rc::new(s)
     }
+}
+
+/// Starts the catalogue run waiting for its traces once all have loaded; if one failed, says why
+/// instead.
+fn start_eval_when_loaded(s: &mut State) {
+    let Some(settings) = &s.eval_pending else {
+        return;
+    };
+    // The view's list of traces still loading changes too.
+    s.eval_frame += 1;
+    let mut workloads = Vec::new();
+    for &i in &settings.workloads {
+        match shipped::status(i) {
+            Status::Ready(w) => workloads.push(w),
+            Status::Absent | Status::Loading => return,
+            Status::Failed(e) => {
+                s.eval_failure = Some(e);
+                s.eval_pending = None;
+                return;
+            }
+        }
+    }
+    let settings = s.eval_pending.take().expect("checked above");
+    s.eval = Some(Rc::new(RefCell::new(EvaluationRun::new(
+        settings, workloads,
+    ))));
+    s.eval_running = true;
 }
 
 /// Adds `item` if missing, removes it if there.

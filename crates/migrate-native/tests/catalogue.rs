@@ -17,7 +17,7 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A shipped workload, read the way the web app reads its embedded copy.
+/// A shipped workload, read the way the web app reads the copy it fetches (ruzstd).
 fn workload(name: &str) -> Workload {
     let dir = repo().join("data/traces");
     let packed = std::fs::read(dir.join(format!("{name}.jsonl.zst"))).unwrap();

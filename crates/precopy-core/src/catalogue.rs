@@ -3,7 +3,7 @@
 //! way `docs/real-apps.md` replays them, so that the browser, the CLI and the docs agree.
 //!
 //! The core reads no file: callers decompress the trace and pass its text (the CLI with the
-//! `zstd` library, the web app with a pure-Rust decoder of the bytes embedded in its bundle).
+//! `zstd` library, the web app with a pure-Rust decoder of the bytes it fetches from its server).
 //!
 //! ```
 //! use precopy_core::catalogue::{self, Recording};

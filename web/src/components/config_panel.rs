@@ -8,7 +8,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use super::{marker, GroupsEditor, TextField};
-use crate::catalogue as shipped;
+use crate::catalogue::{self as shipped, Status};
 use crate::config::{Draft, Errors, Field, SourceKind};
 use crate::format;
 use crate::palette::{policy_label, policy_style};
@@ -44,6 +44,23 @@ fn preset_text(preset: Preset) -> &'static str {
             "Sizes 100 KB to 1,000 KB; per size 100 ReadOnly and 1,000 ReadWrite files \
              (half at 0.2, half at 0.8)."
         }
+    }
+}
+
+/// The line under the menu for workload `i`: what ran and its size once loaded, else that it
+/// is loading or why it failed. `data-state` (loading, ready, failed) is for the tests.
+fn workload_summary(i: usize) -> Html {
+    let (state, class, text) = match shipped::status(i) {
+        Status::Ready(w) => ("ready", "hint", w.describe()),
+        Status::Absent | Status::Loading => {
+            ("loading", "hint loading", shipped::loading_text(&[i]))
+        }
+        Status::Failed(e) => ("failed", "error", e),
+    };
+    let role = (state == "failed").then_some("alert");
+    html! {
+        <p class={classes!("msg", class)} id="workload-summary" data-state={state} {role}
+            aria-busy={(state == "loading").to_string()}>{ text }</p>
     }
 }
 
@@ -133,6 +150,9 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
         html! { <option value={kind.name()} selected={draft.source == kind}>{ label }</option> }
     };
     let is_trace = matches!(draft.source, SourceKind::Trace | SourceKind::Workload(_));
+    let is_workload = matches!(draft.source, SourceKind::Workload(_));
+    let loading = matches!(draft.source, SourceKind::Workload(i)
+        if matches!(shipped::status(i), Status::Absent | Status::Loading));
     let dataset_error = error_of(errors, Field::Dataset);
     let policy_error = error_of(errors, Field::Policies);
     let problems = errors.len();
@@ -154,9 +174,7 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                         <p class="msg hint">{ preset_text(preset) }</p>
                     }
                     if let SourceKind::Workload(i) = draft.source {
-                        <p class="msg hint" id="workload-summary">
-                            { shipped::workload(i).map_or_else(|e| e, |w| w.describe()) }
-                        </p>
+                        { workload_summary(i) }
                     }
                 </div>
                 if !is_trace {
@@ -196,7 +214,8 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                 if let Some(e) = &props.import_error {
                     <p class="msg error" id="import-error" role="alert">{ e }</p>
                 }
-                if let Some(e) = dataset_error {
+                // A workload's loading or failure is its summary's (above), not repeated here.
+                if let (Some(e), false) = (dataset_error, is_workload) {
                     <p class="msg error" id="dataset-error" role="alert">{ e }</p>
                 }
             </section>
@@ -314,7 +333,11 @@ pub fn config_panel(props: &ConfigPanelProps) -> Html {
                 </button>
                 if problems > 0 {
                     <span class="msg error" id="run-blocked">
-                        { if problems == 1 { "Fix 1 field to run".to_string() } else { format!("Fix {problems} fields to run") } }
+                        { match problems {
+                            1 if loading => "Waiting for the trace".to_string(),
+                            1 => "Fix 1 field to run".to_string(),
+                            _ => format!("Fix {problems} fields to run"),
+                        } }
                     </span>
                 }
             </div>

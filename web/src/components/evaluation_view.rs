@@ -7,7 +7,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::{marker, SvgButton};
-use crate::catalogue as shipped;
+use crate::catalogue::{self as shipped, Status};
 use crate::evaluation::EvaluationRun;
 use crate::format;
 use crate::hooks::use_interval;
@@ -35,6 +35,10 @@ pub struct EvaluationViewProps {
     pub bandwidths: String,
     /// What is wrong with the settings, or why the last run failed.
     pub error: Option<String>,
+    /// The settings are valid (a failed run, e.g. a trace that did not load, can be retried).
+    pub startable: bool,
+    /// Workloads of a run waiting for their traces (indices into `NAMES`).
+    pub pending: Option<Vec<usize>>,
     /// The evaluation, once started.
     pub run: Option<EvaluationHandle>,
     /// Slices keep coming.
@@ -107,14 +111,21 @@ pub fn evaluation_view(props: &EvaluationViewProps) -> Html {
                         <label for="eval-bandwidths">{ "Bandwidths (Mbps)" }</label>
                         <input id="eval-bandwidths" type="text" value={props.bandwidths.clone()} oninput={on_bandwidths} />
                     </div>
-                    if props.running {
+                    if props.running || props.pending.is_some() {
                         <button id="eval-stop" type="button" onclick={send(&act, Action::EvalStop)}>{ "Stop" }</button>
                     } else {
                         <button id="eval-start" type="button" class="primary"
-                            disabled={props.error.is_some() && run.is_none()}
+                            disabled={!props.startable}
                             onclick={send(&act, Action::EvalStart)}>{ "Run the catalogue" }</button>
                     }
                 </div>
+                if let Some(pending) = &props.pending {
+                    <p class="msg hint loading" id="eval-loading" aria-busy="true">
+                        { shipped::loading_text(&pending.iter().copied()
+                            .filter(|&i| !matches!(shipped::status(i), Status::Ready(_)))
+                            .collect::<Vec<_>>()) }
+                    </p>
+                }
                 if let Some(e) = &props.error {
                     <p class="msg error" id="eval-error" role="alert">{ e }</p>
                 }

@@ -45,14 +45,21 @@ fn trace_runs_match_the_native_golden_file() {
 const GOLDEN_CATALOGUE: &str =
     include_str!("../../../crates/precopy-core/tests/golden/catalogue.json");
 
-/// Every shipped trace, decoded from the bundle by ruzstd and replayed here, gives the figures
-/// the native test wrote (`UPDATE_GOLDEN=1 cargo test -p migrate-native --test catalogue`).
+/// The shipped traces, the very files Trunk copies to dist/traces/ (build.rs lists them): the
+/// bundle does not embed them, so this test does.
+const PACKED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/packed.rs"));
+
+/// Every shipped trace, taken as the page takes a fetched one (checked against the build's
+/// digest, decoded by ruzstd) and replayed here, gives the figures the native test wrote
+/// (`UPDATE_GOLDEN=1 cargo test -p migrate-native --test catalogue`).
 #[wasm_bindgen_test]
 fn shipped_traces_match_the_native_golden_file() {
-    let runs: Vec<Vec<precopy_core::catalogue::Figures>> = (0..precopy_core::catalogue::NAMES
-        .len())
-        .map(|i| {
-            let workload = precopy_web::catalogue::workload(i).expect("a shipped trace decodes");
+    let runs: Vec<Vec<precopy_core::catalogue::Figures>> = (precopy_core::catalogue::NAMES.iter())
+        .enumerate()
+        .map(|(i, name)| {
+            let (_, bytes) = PACKED.iter().find(|(n, _)| n == name).expect("shipped");
+            let workload =
+                precopy_web::catalogue::accept(i, bytes).expect("a shipped trace decodes");
             precopy_core::catalogue::golden_runs(&workload).expect("the golden settings are valid")
         })
         .collect();
