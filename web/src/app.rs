@@ -46,7 +46,7 @@ fn intro() -> Html {
                 <li><strong>{ "proposed" }</strong>{ " (the paper): ReadOnly files first, then ReadWrite files in ascending update expectation E = p̂ × size; pre-copy stops when U, the bytes not yet clean at D, levels off (the β test)." }</li>
             </ul>
             <p>{ "Press " }<strong>{ "Run" }</strong>{ " to watch the chosen policies side by side on the chosen data set, or open " }
-               <strong>{ "Paper figures" }</strong>{ " to reproduce the paper's comparison across bandwidths." }</p>
+               <strong>{ "Paper & real workloads" }</strong>{ " to reproduce the paper's comparison across bandwidths, or to run the workloads recorded from real applications." }</p>
         </section>
     }
 }
