@@ -7,6 +7,7 @@
 #   POLICIES=baseline,proposed,sweep,converge,qemu,clairvoyant  BIN=… (default: cargo build --release)
 #   FIGURES=docs/figures/real-apps   where the pre-copy-vs-downtime plots go (NAME.svg)
 #   MODEL_ARGS="--stall-passes 3"     more `sweep` options (the model's and policies' parameters)
+#   CSV=FILE                          also keep sweep's CSV there (to compare two sets of traces)
 #
 # Traces record 45 s; a migration at 5 Mbit/s lasts far longer, so every trace's writes are
 # looped up to LOOP (`--loop-trace`), else the application falls quiet and every policy ends
@@ -28,8 +29,8 @@ if [[ -z $BIN ]]; then
 fi
 # shellcheck disable=SC2206 # the glob is meant to expand
 traces=($TRACES)
-csv=$(mktemp)
-trap 'rm -f "$csv"' EXIT
+csv=${CSV:-$(mktemp)}
+[[ -n ${CSV:-} ]] || trap 'rm -f "$csv"' EXIT
 read -r -a model_args <<<"${MODEL_ARGS:-}"
 "$BIN" sweep --policies "$POLICIES" --bandwidths "$BANDWIDTHS" --seeds 1 --period "$PERIOD" \
     --loop-trace "$LOOP" "${model_args[@]}" --format csv --datasets "$(IFS=,; echo "${traces[*]}")" >"$csv"

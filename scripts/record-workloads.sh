@@ -166,7 +166,7 @@ opened = {r["id"] for r in records if r["type"] == "open"}
 types = Counter(r["type"] for r in records)
 print(f"version: {records[0]['version']}  files: {len(files)} "
       f"({sum(not f.get('new') for f in files)} there at the start, "
-      f"{sum(f['id'] not in opened for f in files)} never opened, "
+      f"{sum(not f.get('new') and f['id'] not in opened for f in files)} of them never opened, "
       f"{sum(bool(f.get('new')) for f in files)} made while tracing)  records: "
       + ", ".join(f"{t} {types[t]}" for t in ("write", "create", "unlink", "rename", "size")))
 PY
