@@ -3,8 +3,10 @@
 # `migrate-native trace`, shipped as data/traces/NAME.jsonl.zst and analysed in docs/real-apps.md.
 #
 #   sudo scripts/record-workloads.sh [NAME...]     all workloads by default, in this order:
-#     postgres  PostgreSQL 15 under pgbench (TPC-B, 4 clients, throttled), run as `postgres`
-#     redis     Redis 7 with an append-only file and AOF rewrites, under redis-benchmark
+#     postgres  PostgreSQL 15 under pgbench (TPC-B, 4 clients, throttled), run as `postgres`,
+#               checkpoints every 30 s
+#     redis     Redis 7 with an append-only file and AOF rewrites, under redis-benchmark (its
+#               data set made by one untraced round first)
 #     sqlite    SQLite in WAL mode: a Python writer with transactions and checkpoints
 #     build     `make -j2` of Lua 5.4 from Debian's source package (apt-get source)
 #     git       commits to a clone of this repository, with `git gc` every 20 commits
@@ -178,7 +180,9 @@ record_postgres() {
     mkdir -p "$dir"
     chown postgres:postgres "$dir"
     (cd / && as_pg "$PG/initdb" -k -A trust -U postgres -D "$dir/pgdata" >"$dir/initdb.log")
-    local opts=(-p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories=)
+    # Checkpoints at PostgreSQL's shortest timeout, so that one (and its WAL recycling) happens
+    # within a short recording, as every 5 minutes in production.
+    local opts=(-p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c checkpoint_timeout=30s)
     # The data set is made before tracing (as a cluster being migrated would already hold it).
     (cd / && as_pg "$PG/pg_ctl" -D "$dir/pgdata" -l "$dir/init-server.log" -w -o "${opts[*]}" start >/dev/null)
     "$PG/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$port" -U postgres postgres 2>"$dir/pgbench-init.log"
@@ -186,7 +190,7 @@ record_postgres() {
     start_trace postgres / "$dir/pgdata" setpriv --reuid=postgres --regid=postgres --init-groups \
         "$PG/postgres" -D "$dir/pgdata" "${opts[@]}"
     wait_for postgres "$PG/pg_isready" -q -h 127.0.0.1 -p "$port"
-    load="pgbench -i -s $SCALE, then pgbench -n -c 4 -j 2 -R 200 -T $DURATION"
+    load="pgbench -i -s $SCALE, then pgbench -n -c 4 -j 2 -R 200 -T $DURATION; checkpoint_timeout=30s"
     "$PG/pgbench" -n -c 4 -j 2 -R 200 -T "$DURATION" -h 127.0.0.1 -p "$port" -U postgres postgres \
         >"$dir/pgbench.log" 2>&1
     (cd / && as_pg "$PG/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null)
@@ -210,13 +214,23 @@ auto-aof-rewrite-percentage 50
 auto-aof-rewrite-min-size 4mb
 save 20 10000
 EOF
+    local keys=$((SCALE * 10000))
+    local bench=(redis-benchmark -p "$port" -q -t set,incr,lpush,hset -r "$keys" -d 256 -c 4 -n $((keys * 2)))
+    # The data set is made before tracing, as for PostgreSQL: one round of the load, untraced,
+    # then a shutdown that leaves the AOF and the snapshot on disk for the traced server to load.
+    redis-server "$dir/redis.conf" >"$dir/preload.log" 2>&1 </dev/null &
+    trace_pid=$!
+    pids+=("$trace_pid")
+    wait_for redis-preload redis-cli -p "$port" ping
+    "${bench[@]}" >>"$dir/benchmark.log" 2>&1
+    redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
+    wait "$trace_pid" || true
     start_trace redis "$dir" "$dir/data" redis-server "$dir/redis.conf"
     wait_for redis redis-cli -p "$port" ping
-    local keys=$((SCALE * 10000)) deadline=$((SECONDS + DURATION))
-    load="redis-benchmark -t set,incr,lpush,hset -r $keys -d 256 -c 4 in rounds of $((keys * 2)) requests for ${DURATION}s"
+    local deadline=$((SECONDS + DURATION))
+    load="a data set from one untraced round, then redis-benchmark -t set,incr,lpush,hset -r $keys -d 256 -c 4 in rounds of $((keys * 2)) requests for ${DURATION}s"
     while ((SECONDS < deadline)); do
-        timeout $((deadline - SECONDS)) redis-benchmark -p "$port" -q -t set,incr,lpush,hset -r "$keys" -d 256 -c 4 \
-            -n $((keys * 2)) >>"$dir/benchmark.log" 2>&1 || true
+        timeout $((deadline - SECONDS)) "${bench[@]}" >>"$dir/benchmark.log" 2>&1 || true
     done
     redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
     finish_trace redis
