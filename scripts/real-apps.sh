@@ -7,6 +7,7 @@
 #   POLICIES=baseline,proposed,sweep,converge,qemu,clairvoyant  BIN=… (default: cargo build --release)
 #   FIGURES=docs/figures/real-apps   where the pre-copy-vs-downtime plots go (NAME.svg)
 #   MODEL_ARGS="--stall-passes 3"     more `sweep` options (the model's and policies' parameters)
+#   CSV=FILE                          also keep sweep's CSV there (to compare two sets of traces)
 #
 # Traces record 45 s; a migration at 5 Mbit/s lasts far longer, so every trace's writes are
 # looped up to LOOP (`--loop-trace`), else the application falls quiet and every policy ends
@@ -28,8 +29,8 @@ if [[ -z $BIN ]]; then
 fi
 # shellcheck disable=SC2206 # the glob is meant to expand
 traces=($TRACES)
-csv=$(mktemp)
-trap 'rm -f "$csv"' EXIT
+csv=${CSV:-$(mktemp)}
+[[ -n ${CSV:-} ]] || trap 'rm -f "$csv"' EXIT
 read -r -a model_args <<<"${MODEL_ARGS:-}"
 "$BIN" sweep --policies "$POLICIES" --bandwidths "$BANDWIDTHS" --seeds 1 --period "$PERIOD" \
     --loop-trace "$LOOP" "${model_args[@]}" --format csv --datasets "$(IFS=,; echo "${traces[*]}")" >"$csv"
@@ -42,29 +43,48 @@ csv_path, period, loop, figures, traces = sys.argv[1], sys.argv[2], sys.argv[3],
 name = lambda path: os.path.basename(path).split(".")[0]
 
 def population(path):
+    """What the trace says of its files. Sizes are at the start (a version-2 trace's `file`
+    size; a version-1 trace has only the final ones); lifecycle records are version 2's
+    `create`/`unlink`/`rename` (version 1's rename/unlink updates are counted the same)."""
     text = subprocess.run(["zstd", "-dc", path], capture_output=True, check=True, text=True).stdout
-    files, writes, ops, end = [], defaultdict(list), defaultdict(int), 0.0
+    files, writes, ops, end, version = [], defaultdict(list), defaultdict(int), 0.0, 1
+    opened = set()
     for line in text.splitlines():
         r = json.loads(line)
-        if r["type"] == "file":
+        kind = r["type"]
+        if kind == "header":
+            version = r["version"]
+        elif kind == "file":
             files.append(r)
-        elif r["type"] == "write":
-            writes[r["id"]].append(r["t"])
-            ops[r.get("op", "write")] += 1
-        elif r["type"] == "end":
+        elif kind == "open":
+            opened.add(r["id"])
+        elif kind == "write":
+            op = r.get("op", "write")
+            if op in ("rename", "unlink"):
+                ops[op] += 1
+            else:
+                writes[r["id"]].append(r["t"])
+                ops[op] += 1
+        elif kind in ("create", "unlink", "rename", "size"):
+            ops[kind] += 1
+        elif kind == "end":
             end = r["t"]
-    sizes = sorted(f["size"] for f in files)
+    there = [f for f in files if not f.get("new")]
+    sizes = sorted(f["size"] for f in there)
     total = sum(sizes)
     q = lambda p: sizes[min(len(sizes) - 1, int(p * len(sizes)))]
-    ro = [f for f in files if f["kind"] == "ro"]
+    ro = [f for f in there if f["kind"] == "ro"]
+    unopened = [f for f in there if f["id"] not in opened]
     counts = sorted((len(w) for w in writes.values()), reverse=True)
     top = max(1, round(0.05 * len(files)))
     hottest = max(writes, key=lambda i: len(writes[i]))
     spans = sorted((max(w) - min(w)) / end for w in writes.values()) if end else [0]
     return {
-        "files": len(files), "bytes": total, "zero": sum(1 for s in sizes if s == 0),
+        "version": version, "files": len(there), "bytes": total, "zero": sum(1 for s in sizes if s == 0),
         "median": q(0.5), "p90": q(0.9), "max": sizes[-1],
         "ro_files": len(ro), "ro_bytes": sum(f["size"] for f in ro),
+        "unopened": len(unopened), "unopened_bytes": sum(f["size"] for f in unopened),
+        "new": len(files) - len(there),
         "written": len(writes), "records": sum(counts),
         "top5": sum(counts[:top]) / max(1, sum(counts)), "top_n": top,
         "hottest": (os.path.basename(files[hottest]["path"]), files[hottest]["size"],
@@ -81,16 +101,20 @@ def size(b):
     return f"{b} B"
 
 print("### File populations\n")
-print("| workload | files | bytes | size median / p90 / max | 0-byte | RO files (bytes) | written files | writes in top 5 % of files | hottest file (size, write records) | median active span | renames / unlinks / truncates | trace (zstd) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("Sizes, read-only share and never-opened files are of the files there when tracing began "
+      "(the data set a migration starting then moves); paths made while tracing are counted apart.\n")
+print("| workload | format | files at the start | bytes | size median / p90 / max | 0-byte | RO files (bytes) | never opened (bytes) | paths made while tracing | written files | writes in top 5 % of files | hottest file (size at start, write records) | median active span | creates / unlinks / renames / sizes / truncates | trace (zstd) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 pops = {}
 for path in traces:
     p = pops[name(path)] = population(path)
     ops = p["ops"]
-    print(f"| {name(path)} | {p['files']} | {size(p['bytes'])} | {size(p['median'])} / {size(p['p90'])} / {size(p['max'])} "
-          f"| {p['zero']} | {p['ro_files']} ({100 * p['ro_bytes'] / max(1, p['bytes']):.0f} %) | {p['written']} "
+    print(f"| {name(path)} | v{p['version']} | {p['files']} | {size(p['bytes'])} | {size(p['median'])} / {size(p['p90'])} / {size(p['max'])} "
+          f"| {p['zero']} | {p['ro_files']} ({100 * p['ro_bytes'] / max(1, p['bytes']):.0f} %) "
+          f"| {p['unopened']} ({size(p['unopened_bytes'])}) | {p['new']} | {p['written']} "
           f"| {100 * p['top5']:.0f} % ({p['top_n']} files) | `{p['hottest'][0]}` ({size(p['hottest'][1])}, {p['hottest'][2]}) "
-          f"| {100 * p['span']:.0f} % of {p['duration']:.0f} s | {ops.get('rename', 0)} / {ops.get('unlink', 0)} / {ops.get('truncate', 0)} "
+          f"| {100 * p['span']:.0f} % of {p['duration']:.0f} s "
+          f"| {ops.get('create', 0)} / {ops.get('unlink', 0)} / {ops.get('rename', 0)} / {ops.get('size', 0)} / {ops.get('truncate', 0)} "
           f"| {size(p['packed'])} |")
 
 rows = list(csv.DictReader(open(csv_path)))

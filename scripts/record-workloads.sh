@@ -3,8 +3,10 @@
 # `migrate-native trace`, shipped as data/traces/NAME.jsonl.zst and analysed in docs/real-apps.md.
 #
 #   sudo scripts/record-workloads.sh [NAME...]     all workloads by default, in this order:
-#     postgres  PostgreSQL 15 under pgbench (TPC-B, 4 clients, throttled), run as `postgres`
-#     redis     Redis 7 with an append-only file and AOF rewrites, under redis-benchmark
+#     postgres  PostgreSQL 15 under pgbench (TPC-B, 4 clients, throttled), run as `postgres`,
+#               checkpoints every 30 s
+#     redis     Redis 7 with an append-only file and AOF rewrites, under redis-benchmark (its
+#               data set made by one untraced round first)
 #     sqlite    SQLite in WAL mode: a Python writer with transactions and checkpoints
 #     build     `make -j2` of Lua 5.4 from Debian's source package (apt-get source)
 #     git       commits to a clone of this repository, with `git gc` every 20 commits
@@ -22,6 +24,8 @@
 #
 # Needs root: the tracer's fanotify write monitor, and PostgreSQL runs as its own user. Each
 # application's process tree is what is traced; the load generators run outside the trace.
+# Each application's data directory is traced with `--tree`: its files are in the data set from
+# the start, whether the application opens them or not (a migration moves them all).
 # CI runs every part at DURATION=3 SCALE=1 (scripts/test, stage record-workloads) so it does not rot.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -118,11 +122,12 @@ wait_for() { # what check...
     die "$what never became ready"
 }
 
-# Starts `migrate-native trace` on a command, in a directory, in the background; sets trace_pid.
-start_trace() { # name dir command...
-    local name=$1 dir=$2
-    shift 2
-    (cd "$dir" && exec "$bin" trace --period "$PERIOD" --out "$WORK/$name.jsonl" \
+# Starts `migrate-native trace` on a command, in a directory, with the application's data
+# directory as its `--tree`, in the background; sets trace_pid.
+start_trace() { # name dir tree command...
+    local name=$1 dir=$2 tree=$3
+    shift 3
+    (cd "$dir" && exec "$bin" trace --period "$PERIOD" --out "$WORK/$name.jsonl" --tree "$tree" \
         --exclude "$WORK/*.trace.log" "${trace_args[@]}" -- "$@") \
         >"$WORK/$name.trace.log" 2>&1 </dev/null &
     trace_pid=$!
@@ -137,18 +142,36 @@ finish_trace() { # name
     [[ -s $WORK/$name.jsonl ]] || die "$name: no trace written"
     zstd -19 -q -f "$WORK/$name.jsonl" -o "$OUT/$name.jsonl.zst"
     chmod 644 "$OUT/$name.jsonl.zst"
-    local files writes raw packed
-    files=$(grep -c '"type":"file"' "$WORK/$name.jsonl" || true)
-    writes=$(grep -c '"type":"write"' "$WORK/$name.jsonl" || true)
+    local records raw packed
+    records=$(census "$WORK/$name.jsonl")
     raw=$(stat -c %s "$WORK/$name.jsonl")
     packed=$(stat -c %s "$OUT/$name.jsonl.zst")
     {
         echo "workload: $name"
         echo "recorded: $(date -u +%Y-%m-%dT%H:%M:%SZ) DURATION=$DURATION SCALE=$SCALE PERIOD=$PERIOD ${TRACE_ARGS:-}"
-        echo "files: $files  write records: $writes  trace: $raw bytes, zstd -19: $packed bytes"
+        echo "$records"
+        echo "trace: $raw bytes, zstd -19: $packed bytes"
         echo "load: $load"
     } >"$OUT/$name.log"
-    log "$name: $files files, $writes write records, $raw bytes -> $packed bytes ($OUT/$name.jsonl.zst)"
+    log "$name: $records; $raw bytes -> $packed bytes ($OUT/$name.jsonl.zst)"
+}
+
+# What a trace holds, in one line: its version, its files (there at the start, never opened,
+# made while tracing) and its records by type.
+census() { # trace.jsonl
+    python3 - "$1" <<'PY'
+import json, sys
+from collections import Counter
+records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+files = [r for r in records if r["type"] == "file"]
+opened = {r["id"] for r in records if r["type"] == "open"}
+types = Counter(r["type"] for r in records)
+print(f"version: {records[0]['version']}  files: {len(files)} "
+      f"({sum(not f.get('new') for f in files)} there at the start, "
+      f"{sum(not f.get('new') and f['id'] not in opened for f in files)} of them never opened, "
+      f"{sum(bool(f.get('new')) for f in files)} made while tracing)  records: "
+      + ", ".join(f"{t} {types[t]}" for t in ("write", "create", "unlink", "rename", "size")))
+PY
 }
 
 record_postgres() {
@@ -157,15 +180,17 @@ record_postgres() {
     mkdir -p "$dir"
     chown postgres:postgres "$dir"
     (cd / && as_pg "$PG/initdb" -k -A trust -U postgres -D "$dir/pgdata" >"$dir/initdb.log")
-    local opts=(-p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories=)
+    # Checkpoints at PostgreSQL's shortest timeout, so that one (and its WAL recycling) happens
+    # within a short recording, as every 5 minutes in production.
+    local opts=(-p "$port" -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c checkpoint_timeout=30s)
     # The data set is made before tracing (as a cluster being migrated would already hold it).
     (cd / && as_pg "$PG/pg_ctl" -D "$dir/pgdata" -l "$dir/init-server.log" -w -o "${opts[*]}" start >/dev/null)
     "$PG/pgbench" -q -i -s "$SCALE" -h 127.0.0.1 -p "$port" -U postgres postgres 2>"$dir/pgbench-init.log"
     (cd / && as_pg "$PG/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null)
-    start_trace postgres / setpriv --reuid=postgres --regid=postgres --init-groups \
+    start_trace postgres / "$dir/pgdata" setpriv --reuid=postgres --regid=postgres --init-groups \
         "$PG/postgres" -D "$dir/pgdata" "${opts[@]}"
     wait_for postgres "$PG/pg_isready" -q -h 127.0.0.1 -p "$port"
-    load="pgbench -i -s $SCALE, then pgbench -n -c 4 -j 2 -R 200 -T $DURATION"
+    load="pgbench -i -s $SCALE, then pgbench -n -c 4 -j 2 -R 200 -T $DURATION; checkpoint_timeout=30s"
     "$PG/pgbench" -n -c 4 -j 2 -R 200 -T "$DURATION" -h 127.0.0.1 -p "$port" -U postgres postgres \
         >"$dir/pgbench.log" 2>&1
     (cd / && as_pg "$PG/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null)
@@ -175,13 +200,13 @@ record_postgres() {
 record_redis() {
     need redis-server redis-tools
     local dir=$WORK/redis port=63799
-    mkdir -p "$dir"
+    mkdir -p "$dir/data"
     # Small rewrite thresholds and a short save rule, so that rewrites and snapshots happen
     # within a short recording, as they do over hours in production.
     cat >"$dir/redis.conf" <<EOF
 port $port
 bind 127.0.0.1
-dir $dir
+dir $dir/data
 daemonize no
 appendonly yes
 appendfsync everysec
@@ -189,13 +214,23 @@ auto-aof-rewrite-percentage 50
 auto-aof-rewrite-min-size 4mb
 save 20 10000
 EOF
-    start_trace redis "$dir" redis-server "$dir/redis.conf"
+    local keys=$((SCALE * 10000))
+    local bench=(redis-benchmark -p "$port" -q -t set,incr,lpush,hset -r "$keys" -d 256 -c 4 -n $((keys * 2)))
+    # The data set is made before tracing, as for PostgreSQL: one round of the load, untraced,
+    # then a shutdown that leaves the AOF and the snapshot on disk for the traced server to load.
+    redis-server "$dir/redis.conf" >"$dir/preload.log" 2>&1 </dev/null &
+    trace_pid=$!
+    pids+=("$trace_pid")
+    wait_for redis-preload redis-cli -p "$port" ping
+    "${bench[@]}" >>"$dir/benchmark.log" 2>&1
+    redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
+    wait "$trace_pid" || true
+    start_trace redis "$dir" "$dir/data" redis-server "$dir/redis.conf"
     wait_for redis redis-cli -p "$port" ping
-    local keys=$((SCALE * 10000)) deadline=$((SECONDS + DURATION))
-    load="redis-benchmark -t set,incr,lpush,hset -r $keys -d 256 -c 4 in rounds of $((keys * 2)) requests for ${DURATION}s"
+    local deadline=$((SECONDS + DURATION))
+    load="a data set from one untraced round, then redis-benchmark -t set,incr,lpush,hset -r $keys -d 256 -c 4 in rounds of $((keys * 2)) requests for ${DURATION}s"
     while ((SECONDS < deadline)); do
-        timeout $((deadline - SECONDS)) redis-benchmark -p "$port" -q -t set,incr,lpush,hset -r "$keys" -d 256 -c 4 \
-            -n $((keys * 2)) >>"$dir/benchmark.log" 2>&1 || true
+        timeout $((deadline - SECONDS)) "${bench[@]}" >>"$dir/benchmark.log" 2>&1 || true
     done
     redis-cli -p "$port" shutdown >/dev/null 2>&1 || true
     finish_trace redis
@@ -206,8 +241,10 @@ record_sqlite() {
     local dir=$WORK/sqlite
     mkdir -p "$dir"
     cp "$repo/scripts/sqlite-wal-writer.py" "$dir/writer.py"
-    load="writer.py: WAL, $((SCALE * 1000)) rows, transactions of 20 updates/inserts, checkpoint every 2 s, ${DURATION}s"
-    start_trace sqlite "$dir" python3 "$dir/writer.py" "$dir/app.db" "$DURATION" $((SCALE * 1000))
+    load="writer.py: WAL, $((SCALE * 1000)) rows (inserted before tracing), transactions of 20 updates/inserts, checkpoint every 2 s, ${DURATION}s"
+    # The data set is made before tracing, as for PostgreSQL.
+    (cd "$dir" && python3 "$dir/writer.py" "$dir/app.db" 0 $((SCALE * 1000)))
+    start_trace sqlite "$dir" "$dir" python3 "$dir/writer.py" "$dir/app.db" "$DURATION" $((SCALE * 1000))
     finish_trace sqlite
 }
 
@@ -243,7 +280,7 @@ record_build() {
     load="make -j2 linux of $(basename "$src") (upstream sources of Debian's $LUA_SOURCE), at most ${DURATION}s"
     # `timeout` ends a build longer than DURATION (exit 124): the trace up to then is kept.
     ok_status=124
-    start_trace build "$src" timeout "$DURATION" make -j2 linux
+    start_trace build "$src" "$src" timeout "$DURATION" make -j2 linux
     finish_trace build
 }
 
@@ -274,7 +311,7 @@ while ((SECONDS < end)); do
 done
 EOF
     load="commits.sh: a commit of 3 edits + 1 file, git gc every 20 commits, ${DURATION}s"
-    start_trace git "$dir" bash "$dir/commits.sh" "$dir/repo" "$DURATION"
+    start_trace git "$dir" "$dir/repo" bash "$dir/commits.sh" "$dir/repo" "$DURATION"
     finish_trace git
 }
 
@@ -303,7 +340,7 @@ http {
     }
 }
 EOF
-    start_trace nginx "$dir" nginx -c "$dir/nginx.conf" -p "$dir"
+    start_trace nginx "$dir" "$dir" nginx -c "$dir/nginx.conf" -p "$dir"
     wait_for nginx curl -sf "http://127.0.0.1:$port/page-1k.bin" -o /dev/null
     local master
     master=$(cat "$dir/nginx.pid")

@@ -131,6 +131,12 @@ impl Decoder {
         }
     }
 
+    /// Paths recorded before the application opens them (`--tree`): their unlinks and renames
+    /// are followed like those of opened files.
+    pub fn know(&mut self, paths: impl IntoIterator<Item = String>) {
+        self.recorded.extend(paths);
+    }
+
     /// Every process id seen so far (the traced tree, for the sharing scan to skip).
     pub fn processes(&self) -> &BTreeSet<i32> {
         &self.processes

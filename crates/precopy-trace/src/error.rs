@@ -61,6 +61,14 @@ pub enum TraceError {
         /// Why.
         message: String,
     },
+    /// A `--tree` directory, or a directory in it, could not be listed.
+    #[error("tree {path}: {message}")]
+    Tree {
+        /// The directory.
+        path: String,
+        /// Why.
+        message: String,
+    },
 }
 
 impl TraceError {

@@ -68,6 +68,51 @@ impl Default for PathFilter {
     }
 }
 
+/// The regular files under `trees` that `filter` records, with their sizes, sorted by path: a
+/// directory's files the application may never open are still part of what a migration moves
+/// (`--tree`). Symlinks are not followed; an unreadable directory or a tree that is not there
+/// is an error that names it.
+pub fn walk(
+    trees: &[std::path::PathBuf],
+    filter: &PathFilter,
+) -> Result<Vec<(String, u64)>, TraceError> {
+    let mut files = Vec::new();
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    for tree in trees {
+        let tree_error = |e: std::io::Error| TraceError::Tree {
+            path: tree.display().to_string(),
+            message: e.to_string(),
+        };
+        // Canonical, as the kernel names the files the application opens.
+        dirs.push(std::fs::canonicalize(tree).map_err(tree_error)?);
+        while let Some(dir) = dirs.pop() {
+            let dir_error = |e: std::io::Error| TraceError::Tree {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            };
+            for entry in std::fs::read_dir(&dir).map_err(dir_error)? {
+                let entry = entry.map_err(dir_error)?;
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let path = entry.path();
+                if kind.is_dir() {
+                    dirs.push(path);
+                } else if kind.is_file() {
+                    let name = path.to_string_lossy().into_owned();
+                    // A file gone since it was listed is not part of the tree.
+                    if let (true, Ok(meta)) = (filter.allows(&name), entry.metadata()) {
+                        files.push((name, meta.len()));
+                    }
+                }
+            }
+        }
+    }
+    files.sort();
+    files.dedup_by(|a, b| a.0 == b.0);
+    Ok(files)
+}
+
 /// Makes a path argument absolute and removes `.`, `..` and repeated slashes, without touching
 /// the file system (symlinks in the base are already resolved by the kernel; symlinks inside a
 /// relative path are not). `None` if a relative path's base is unknown.
@@ -128,5 +173,26 @@ mod tests {
         assert!(!some.allows("/data/a/b.log"));
         assert!(!some.allows("/etc/passwd"));
         assert!(PathFilter::new(&["a[".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn a_walk_lists_the_trees_regular_files_the_filter_records() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        std::fs::create_dir_all(root.join("d/e")).unwrap();
+        std::fs::write(root.join("b"), "12345").unwrap();
+        std::fs::write(root.join("d/e/a"), "").unwrap();
+        std::fs::write(root.join("skip.log"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("b"), root.join("link")).unwrap();
+        let filter = PathFilter::new(&[], &["*.log".to_string()]).unwrap();
+        // The same tree twice, once through a relative-looking detour: each file once.
+        let trees = [root.clone(), root.join("d/../d")];
+        let name = |rel: &str| root.join(rel).display().to_string();
+        assert_eq!(
+            walk(&trees, &filter).unwrap(),
+            [(name("b"), 5), (name("d/e/a"), 0)]
+        );
+        let missing = walk(&[root.join("nowhere")], &filter).unwrap_err();
+        assert!(missing.to_string().contains("nowhere"), "{missing}");
     }
 }

@@ -236,6 +236,17 @@ impl Recording {
         }
     }
 
+    /// A file that was at `path` when tracing began, with its size then, whether or not the
+    /// application ever opens it (`--tree`: it is part of what a migration moves).
+    pub fn declare(&mut self, path: &str, size: u64) {
+        let id = self.touch(path, 0.0);
+        let file = &mut self.files[id as usize];
+        if file.now == AtPath::Unsized {
+            file.first_size = Some(size);
+            file.now = AtPath::Sized(size);
+        }
+    }
+
     /// The size of the file at `path` after an event at `t` (`None`: nothing is there).
     pub fn sized(&mut self, t: f64, path: &str, size: Option<u64>) {
         let (Some(&id), Some(size)) = (self.ids.get(path), size) else {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use crate::decode::Decoder;
 use crate::decode::FileEvent;
 use crate::error::TraceError;
 use crate::notify::{Monitor, WriteEvent};
-use crate::paths::PathFilter;
+use crate::paths::{self, PathFilter};
 use crate::record::{Manifest, ManifestFile, Origin, Recording, RecordingInfo};
 use crate::sharing;
 use crate::stop::{Exit, Stop};
@@ -117,6 +118,10 @@ pub struct TraceConfig {
     /// The cgroup a spawned application joins before exec (`None`: the stop-free mode makes
     /// one of its own, the ptrace mode leaves it where we are).
     pub cgroup: Option<Join>,
+    /// Directories whose files (those `filter` records) are in the trace from its start,
+    /// opened or not: a database never opens many of its files, and a migration moves them
+    /// all ([`crate::paths::walk`]).
+    pub trees: Vec<PathBuf>,
 }
 
 impl TraceConfig {
@@ -133,6 +138,7 @@ impl TraceConfig {
             output: None,
             identify: Identify::default(),
             cgroup: None,
+            trees: Vec::new(),
         }
     }
 }
@@ -185,7 +191,20 @@ struct Sink<'a> {
     observer: &'a mut dyn FnMut(Observed<'_>),
 }
 
-impl Sink<'_> {
+impl<'a> Sink<'a> {
+    /// A recording that starts with the files of the trees as they were before the
+    /// application started (`declared`, from [`paths::walk`]).
+    fn new(declared: &[(String, u64)], observer: &'a mut dyn FnMut(Observed<'_>)) -> Sink<'a> {
+        let mut recording = Recording::default();
+        for (path, size) in declared {
+            recording.declare(path, *size);
+        }
+        Sink {
+            recording,
+            observer,
+        }
+    }
+
     /// Records the event and the size it leaves its path with, read now: a sample (the
     /// application may have gone on since; see `docs/trace-format.md`).
     fn push(&mut self, t: f64, event: FileEvent) {
@@ -237,8 +256,10 @@ pub fn record_observed(
         Identify::Auto => config.write_monitor != WriteMonitor::Ptrace,
         Identify::Ptrace => false,
     };
+    // Before the application starts: the trees as a migration would find them.
+    let declared = paths::walk(&config.trees, &config.filter)?;
     if let (Target::Command(command), true) = (&config.target, stop_free) {
-        match StopFree::prepare(config) {
+        match StopFree::prepare(config, declared.clone()) {
             Ok(prepared) => return prepared.record(config, command, observer),
             Err(why) if config.identify == Identify::Auto => {
                 observer(Observed::IdentifyFallback { why: &why });
@@ -290,10 +311,8 @@ pub fn record_observed(
         pid: root.as_raw() as u32,
     });
     let mut decoder = Decoder::new(config.filter.clone());
-    let mut sink = Sink {
-        recording: Recording::default(),
-        observer,
-    };
+    decoder.know(declared.iter().map(|(path, _)| path.clone()));
+    let mut sink = Sink::new(&declared, observer);
     let mut exit = None;
     while let Some(stop) = tracer.next_stop()? {
         let t = start.elapsed().as_secs_f64();
@@ -388,10 +407,12 @@ struct StopFree {
     _own: Option<Cgroup>,
     join: Join,
     armed: Armed,
+    /// The trees' files when the session began.
+    declared: Vec<(String, u64)>,
 }
 
 impl StopFree {
-    fn prepare(config: &TraceConfig) -> Result<StopFree, TraceError> {
+    fn prepare(config: &TraceConfig, declared: Vec<(String, u64)>) -> Result<StopFree, TraceError> {
         let start = Instant::now();
         let no_cgroup = |e: std::io::Error| TraceError::Cgroup(e.to_string());
         let (own, join) = match &config.cgroup {
@@ -409,6 +430,7 @@ impl StopFree {
             _own: own,
             join,
             armed,
+            declared,
         })
     }
 
@@ -448,7 +470,8 @@ impl StopFree {
         for sig in [Signal::SIGINT, Signal::SIGQUIT] {
             let _ = unsafe { signal::signal(sig, SigHandler::SigIgn) };
         }
-        let watch = match self.armed.follow(child.id()) {
+        let named = self.declared.iter().map(|(path, _)| path.clone());
+        let watch = match self.armed.naming(named).follow(child.id()) {
             Ok(watch) => watch,
             Err(e) => {
                 // Not left running unwatched.
@@ -466,10 +489,7 @@ impl StopFree {
             let _ = cgroup::wait_empty(&dir);
             let _ = done.send(status);
         });
-        let mut sink = Sink {
-            recording: Recording::default(),
-            observer,
-        };
+        let mut sink = Sink::new(&self.declared, observer);
         let status = loop {
             let status = ended.recv_timeout(Duration::from_millis(20));
             for (t, event) in watch.take() {

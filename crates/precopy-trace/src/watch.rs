@@ -151,6 +151,7 @@ pub struct Armed {
     start: Instant,
     window: Duration,
     filter: PathFilter,
+    named: HashSet<String>,
 }
 
 impl Watch {
@@ -187,6 +188,7 @@ impl Watch {
             start,
             window,
             filter,
+            named: HashSet::new(),
         })
     }
 
@@ -218,6 +220,13 @@ impl Drop for Watch {
 }
 
 impl Armed {
+    /// Paths recorded before the application opens them (`--tree`): their unlinks and renames
+    /// are told like those of files it opened.
+    pub fn naming(mut self, paths: impl IntoIterator<Item = String>) -> Armed {
+        self.named.extend(paths);
+        self
+    }
+
     /// Starts the reader for the application whose root process is `root`: it, and every
     /// process forked from it since the watch was armed.
     pub fn follow(self, root: u32) -> Result<Watch, TraceError> {
@@ -235,7 +244,7 @@ impl Armed {
             fresh_since: SystemTime::now() - self.start.elapsed() - CLOCK_MARGIN,
             unseen: HashSet::new(),
             dirs: self.dirs,
-            named: HashSet::new(),
+            named: self.named,
             held: HashMap::new(),
             tally: Tally::default(),
             tx,
@@ -395,11 +404,12 @@ impl Reader {
         self.fresh_since = began - CLOCK_MARGIN;
         let mut told = Vec::new();
         for DirEvent { pid, change } in dir_events {
-            if self.attributed(pid) {
-                for file_event in self.decode_dir(pid, change) {
+            let ours = self.attributed(pid);
+            for file_event in self.decode_dir(pid, change, ours) {
+                if ours {
                     self.tally.processes.insert(pid);
-                    told.push((dirs_read, file_event));
                 }
+                told.push((dirs_read, file_event));
             }
         }
         told.into_iter()
@@ -416,15 +426,17 @@ impl Reader {
         ours
     }
 
-    /// A directory event of the application's process `pid`, as file events: creations of
-    /// paths the filter records, deletions and renames of paths already told.
-    fn decode_dir(&mut self, pid: u32, change: DirChange) -> Vec<FileEvent> {
+    /// A directory event of process `pid`, as file events: creations of paths the filter
+    /// records by the application's processes (`ours`), and deletions and renames of paths
+    /// already told by any process: what happens to the application's files counts whoever
+    /// does it (logrotate renames a service's log).
+    fn decode_dir(&mut self, pid: u32, change: DirChange, ours: bool) -> Vec<FileEvent> {
         let Some(dirs) = self.dirs.as_ref() else {
             return Vec::new();
         };
         match change {
             DirChange::Created(name) => match dirs.path(&name) {
-                Some(path) if self.filter.allows(&path) => {
+                Some(path) if ours && self.filter.allows(&path) => {
                     self.named.insert(path.clone());
                     vec![FileEvent::Created { pid, path }]
                 }
@@ -449,7 +461,7 @@ impl Reader {
                 };
                 order
                     .into_iter()
-                    .flat_map(|change| self.decode_dir(pid, change))
+                    .flat_map(|change| self.decode_dir(pid, change, ours))
                     .collect()
             }
             DirChange::Renamed { from, to } => {

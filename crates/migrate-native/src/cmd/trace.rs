@@ -33,6 +33,11 @@ pub struct TraceArgs {
     /// Add the other files of processes sharing ours to the manifest (transitively).
     #[arg(long)]
     pub follow_sharing: bool,
+    /// Also record every file under DIR as it is when tracing starts, opened or not (the
+    /// filters apply): a migration of the application's data moves the files it never opens
+    /// too. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub tree: Vec<PathBuf>,
     /// How writes are observed: `fanotify` stops the application only on opens and fd-table,
     /// path and process-tree changes and counts writes from kernel file events (windows with
     /// writes, no offsets; needs root); `ptrace` stops it on every write call (exact counts,
@@ -136,6 +141,7 @@ pub fn run(args: TraceArgs) -> Result<ExitCode> {
         output: None,
         identify: args.identify_with.identify(),
         cgroup: None,
+        trees: args.tree,
     };
     let output = precopy_trace::record_observed(&config, &mut |observed| match observed {
         Observed::Fallback { why } => eprintln!(

@@ -1,10 +1,12 @@
 //! Replays the fuzz corpora and every kept regression through the parsers on stable Rust, with
-//! the same checks as the fuzz targets (`fuzz/fuzz_targets/`).
+//! the same checks as the fuzz targets (`fuzz/fuzz_targets/`; the trace target's are
+//! `fuzz/checks.rs`, compiled into both).
+
+#[path = "../../fuzz/checks.rs"]
+mod checks;
 
 use std::path::Path;
 
-use precopy_core::dataset::GroupsFile;
-use precopy_core::trace::Trace;
 use precopy_core::units::{parse_bandwidth, parse_compress_ratio, parse_duration, parse_size};
 
 /// Every input kept for `target` (its corpus and its regressions) that is UTF-8, and how many
@@ -27,17 +29,11 @@ fn inputs(target: &str) -> (Vec<String>, usize) {
 }
 
 #[test]
-fn trace_corpus_and_regressions_parse_without_panicking() {
+fn trace_corpus_and_regressions_parse_and_replay() {
     let (texts, seen) = inputs("trace");
     assert!(seen >= 3, "the corpus is missing ({seen} files)");
     for text in texts {
-        if let Ok(trace) = Trace::parse(&text) {
-            assert_eq!(Trace::parse(&trace.to_jsonl()).unwrap(), trace);
-            let _ = trace.dataset();
-        }
-        if let Ok(groups) = GroupsFile::parse(&text) {
-            let _ = groups.dataset(1e-6);
-        }
+        checks::trace_text(&text);
     }
 }
 

@@ -177,7 +177,7 @@ fn short_lived_processes_are_all_placed() {
 /// until the unlink is seen, so it is alive when its events are attributed.
 #[test]
 fn creations_renames_and_unlinks_are_told_without_stops() {
-    use precopy_core::trace::{Change, Trace};
+    use precopy_core::trace::Trace;
     use precopy_trace::decode::FileEvent;
     use precopy_trace::{record_observed, Observed};
 
@@ -225,21 +225,158 @@ fn creations_renames_and_unlinks_are_told_without_stops() {
     };
     assert_eq!(output.exit, Some(precopy_trace::stop::Exit::Code(0)));
     let trace = Trace::parse(&output.trace).unwrap();
-    let name = |id: u32| trace.files[id as usize].path.rsplit('/').next().unwrap();
-    let lifecycle: Vec<String> = (trace.changes.iter())
-        .filter_map(|c| match *c {
-            Change::Create { id, .. } => Some(format!("create {}", name(id))),
-            Change::Unlink { id, .. } => Some(format!("unlink {}", name(id))),
-            Change::Rename { from, to, .. } => Some(format!("rename {} {}", name(from), name(to))),
-            Change::Size { .. } => None,
-        })
-        .collect();
     assert_eq!(
-        lifecycle,
+        lifecycle(&trace),
         ["create a.tmp", "rename a.tmp b", "create log", "unlink log"],
         "{}",
         output.trace
     );
     let b = trace.files.iter().find(|f| f.path.ends_with("/b")).unwrap();
     assert!(!b.new, "b was there when tracing began\n{}", output.trace);
+}
+
+/// The lifecycle records of a trace, by file name: "create a", "rename a b", "unlink a".
+fn lifecycle(trace: &precopy_core::trace::Trace) -> Vec<String> {
+    use precopy_core::trace::Change;
+    let name = |id: u32| trace.files[id as usize].path.rsplit('/').next().unwrap();
+    (trace.changes.iter())
+        .filter_map(|c| match *c {
+            Change::Create { id, .. } => Some(format!("create {}", name(id))),
+            Change::Unlink { id, .. } => Some(format!("unlink {}", name(id))),
+            Change::Rename { from, to, .. } => Some(format!("rename {} {}", name(from), name(to))),
+            Change::Size { .. } => None,
+        })
+        .collect()
+}
+
+/// A service's log rotated as logrotate does it: another process renames the log the
+/// application writes, then the application opens a new one. The rename is the application's
+/// file moving, whoever made it, so the trace has it (it was dropped as an outsider's event,
+/// and the rotated log replayed as a file written from nowhere). The application waits on
+/// FIFOs, so each step happens after the one before is seen.
+#[test]
+fn a_rename_of_the_applications_file_by_another_process_is_told() {
+    use precopy_core::trace::Trace;
+    use precopy_trace::decode::FileEvent;
+    use precopy_trace::{record_observed, Observed};
+
+    let Some(_lock) = tracing() else { return };
+    let (_tmp, dir) = temp();
+    for fifo in ["rotated", "done"] {
+        nix::unistd::mkfifo(&dir.join(fifo), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    }
+    let script = format!(
+        "cd '{}' && printf a >> log && read x < rotated && printf b >> log && read x < done",
+        dir.display()
+    );
+    let config = TraceConfig {
+        filter: PathFilter::new(&[format!("{}/**", dir.display())], &[]).unwrap(),
+        identify: Identify::Cgroup,
+        ..TraceConfig::new(Target::Command(
+            ["sh", "-c", &script].map(OsString::from).to_vec(),
+        ))
+    };
+    let (log, rotated) = (dir.join("log"), dir.join("log.1"));
+    let mut created = 0;
+    let output = record_observed(&config, &mut |observed| {
+        if let Observed::File {
+            event: FileEvent::Created { path, .. },
+            ..
+        } = observed
+        {
+            if *path == log.display().to_string() {
+                created += 1;
+                // FIFO writes block until the program opens them: on threads of their own.
+                let (log, rotated, dir) = (log.clone(), rotated.clone(), dir.clone());
+                std::thread::spawn(move || match created {
+                    1 => {
+                        std::fs::rename(log, rotated).unwrap();
+                        std::fs::write(dir.join("rotated"), "go\n").unwrap();
+                    }
+                    _ => std::fs::write(dir.join("done"), "go\n").unwrap(),
+                });
+            }
+        }
+    });
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if !root() && std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: stop-free identification needs root: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(output.exit, Some(precopy_trace::stop::Exit::Code(0)));
+    let trace = Trace::parse(&output.trace).unwrap();
+    assert_eq!(
+        lifecycle(&trace),
+        ["create log", "rename log log.1", "create log"],
+        "{}",
+        output.trace
+    );
+    assert!(output.manifest.outside_events > 0);
+}
+
+/// `--tree`: the files of a directory are in the trace from its start, opened or not, and
+/// the unlink of one the application never opened is followed, in both identification modes.
+#[test]
+fn a_trees_files_are_in_the_trace_opened_or_not() {
+    use precopy_core::trace::Trace;
+
+    let Some(_lock) = tracing() else { return };
+    for mode in [Identify::Ptrace, Identify::Cgroup] {
+        let (_tmp, dir) = temp();
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("read"), "r").unwrap();
+        std::fs::write(dir.join("sub/cold"), "never opened").unwrap();
+        std::fs::write(dir.join("stale"), "removed unopened").unwrap();
+        let script = format!(
+            "cd '{}' && cat read > /dev/null && rm stale && printf n > new",
+            dir.display()
+        );
+        let config = TraceConfig {
+            filter: PathFilter::new(&[format!("{}/**", dir.display())], &[]).unwrap(),
+            identify: mode,
+            trees: vec![dir.clone()],
+            ..TraceConfig::new(Target::Command(
+                ["sh", "-c", &script].map(OsString::from).to_vec(),
+            ))
+        };
+        let output = match precopy_trace::record(&config) {
+            Ok(output) => output,
+            Err(e) if mode == Identify::Cgroup && !root() => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "under CI: {e}"
+                );
+                eprintln!("SKIPPED: stop-free identification needs root: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let trace = Trace::parse(&output.trace).unwrap();
+        let files: Vec<(String, u64, Kind, bool)> = (trace.files.iter())
+            .map(|f| {
+                let name = f.path.strip_prefix(&format!("{}/", dir.display())).unwrap();
+                (name.to_string(), f.size, f.kind, f.new)
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("read".to_string(), 1, Kind::ReadOnly, false),
+                ("stale".to_string(), 16, Kind::ReadOnly, false),
+                ("sub/cold".to_string(), 12, Kind::ReadOnly, false),
+                ("new".to_string(), 0, Kind::ReadWrite, true),
+            ],
+            "{mode:?}\n{}",
+            output.trace
+        );
+        assert_eq!(
+            lifecycle(&trace),
+            ["unlink stale", "create new"],
+            "{mode:?}\n{}",
+            output.trace
+        );
+    }
 }
