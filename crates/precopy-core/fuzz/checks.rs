@@ -39,7 +39,10 @@ fn replay(dataset: Dataset, duration_s: f64) {
             ..SimConfig::default()
         };
         // A data set the simulation refuses says why; that is not a failure here.
-        let Ok(simulation) = SimBuilder::new(dataset.clone(), policy).config(config).build() else {
+        let Ok(simulation) = SimBuilder::new(dataset.clone(), policy)
+            .config(config)
+            .build()
+        else {
             continue;
         };
         let m = simulation.run();

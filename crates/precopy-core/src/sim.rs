@@ -500,7 +500,6 @@ impl Simulation {
         let (engine, world) = (&mut self.engine, &mut self.world);
         let start = world.now;
         engine.begin_round(start);
-        world.walk(engine);
         engine.plan(world.context());
         loop {
             let begin = world.link_free_at.max(start);
@@ -522,6 +521,10 @@ impl Simulation {
         });
         world.resize_all(engine, end);
         world.now = end;
+        // The walk comes before the end test: files made during the round are pending for it
+        // (walked at the next round's start instead, a round that sent all it knew ended with
+        // "nothing left" and every file made meanwhile went in the final copy).
+        world.walk(engine);
         engine.end_round(world.context())
     }
 

@@ -502,8 +502,6 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
     fn precopy_round(&mut self) -> Result<RoundReport> {
         let start = self.now();
         self.engine.begin_round(start);
-        let scan = self.scan()?;
-        self.follow(&scan, false);
         let bandwidth = self.bandwidth();
         self.engine.plan(context(&*self.monitor, start, bandwidth));
         loop {
@@ -531,6 +529,10 @@ impl<'m, L: Link, C: Clock> Migration<'m, L, C> {
             self.observe(false)?;
         }
         self.observe(true)?;
+        // The walk comes before the end test, as in the simulator: files made during the round
+        // are pending for it.
+        let scan = self.scan()?;
+        self.follow(&scan, false);
         let (now, bandwidth) = (self.now(), self.bandwidth());
         Ok(self
             .engine

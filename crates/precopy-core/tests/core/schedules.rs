@@ -134,22 +134,24 @@ fn comings_and_goings() -> precopy_core::Simulation {
 fn files_join_and_leave_when_a_walk_or_a_transfer_finds_them() {
     let mut sim = comings_and_goings();
     // Period 0: /a goes at 0 and its write at 0.5 dirties it; /c's turn comes at 1, it is gone:
-    // it leaves, sent never. /b appeared at 1.2, unseen until the next walk.
+    // it leaves, sent never. /b appeared at 1.2: the walk at the round's end, at 2, finds it
+    // (1000 bytes joined, unsent; its writes before that are not seen), so U counts it.
     let r0 = sim.step().unwrap();
     assert_eq!(transfers(&r0), [(0, 0.0, 1.0)]);
-    assert_eq!((r0.unsent_bytes, r0.writes), (1000, 1));
-    // Period 1: the walk at 2 finds /b (1000 bytes joined, unsent). Its writes before that
-    // are not seen. p̂(/a) = 1 puts /a (E = 1000) after /b (E = 0); /b's write at 2.5 dirties it.
+    assert_eq!((r0.unsent_bytes, r0.writes), (2000, 1));
+    assert_eq!(r0.ended, None);
+    // Period 1: p̂(/a) = 1 puts /a (E = 1000) after /b (E = 0); /b's write at 2.5 dirties it.
     let r1 = sim.step().unwrap();
     assert_eq!(transfers(&r1), [(2, 2.0, 3.0), (0, 3.0, 4.0)]);
-    assert_eq!(
-        (r1.writes, r1.bytes_dirtied, r1.unsent_bytes),
-        (1, 2000, 1000)
-    );
-    // U was 1000 twice: the β test (β = 2) ends pre-copy; /b is the final copy.
-    assert!(matches!(r1.ended, Some(EndReason::Beta { .. })));
+    assert_eq!((r1.writes, r1.unsent_bytes), (1, 1000));
+    // U went 2000, 1000: no plateau for the β test (β = 2); period 2 sends /b again, and nothing
+    // is left.
+    assert_eq!(r1.ended, None);
+    let r2 = sim.step().unwrap();
+    assert_eq!(transfers(&r2), [(2, 4.0, 5.0)]);
+    assert_eq!(r2.ended, Some(EndReason::NothingLeft));
     let last = sim.step().unwrap();
-    assert_eq!(transfers(&last), [(2, 4.0, 5.0)]);
+    assert!(last.transfers.is_empty());
     assert_eq!(sim.dataset_index(2), 1);
     assert_eq!(sim.files()[1].size, 0, "/c left");
 }
