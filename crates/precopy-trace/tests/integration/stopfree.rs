@@ -38,6 +38,18 @@ fn identify(dir: &Path, script: &str, identify: Identify) -> Option<TraceOutput>
     }
 }
 
+/// The trace of a stop-free run, or `None` (with a note) where it is not permitted and not CI.
+fn permitted(output: Result<TraceOutput, precopy_trace::TraceError>) -> Option<TraceOutput> {
+    match output {
+        Ok(output) => Some(output),
+        Err(e) if !root() && std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("SKIPPED: stop-free identification needs root: {e}");
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn root() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -215,13 +227,8 @@ fn creations_renames_and_unlinks_are_told_without_stops() {
             }
         }
     });
-    let output = match output {
-        Ok(output) => output,
-        Err(e) if !root() && std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED: stop-free identification needs root: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(output) = permitted(output) else {
+        return;
     };
     assert_eq!(output.exit, Some(precopy_trace::stop::Exit::Code(0)));
     let trace = Trace::parse(&output.trace).unwrap();
@@ -298,13 +305,8 @@ fn a_rename_of_the_applications_file_by_another_process_is_told() {
             }
         }
     });
-    let output = match output {
-        Ok(output) => output,
-        Err(e) if !root() && std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("SKIPPED: stop-free identification needs root: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let Some(output) = permitted(output) else {
+        return;
     };
     assert_eq!(output.exit, Some(precopy_trace::stop::Exit::Code(0)));
     let trace = Trace::parse(&output.trace).unwrap();
