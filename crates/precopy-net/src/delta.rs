@@ -165,17 +165,14 @@ impl FileHasher {
                 _ => return (*blake3::hash(&[]).as_bytes(), self.digests),
             }
         };
-        // Two blocks or more: the stack holds the subtrees left of the last block.
-        let mut right = last;
-        while self.stack.len() > 1 {
-            let left = self.stack.pop().unwrap_or_default();
-            right = merge_subtrees_non_root(&left, &right, Mode::Hash);
-        }
-        let left = self
-            .stack
-            .pop()
-            .expect("block 0 is on the stack once block 1 began");
-        let hash = merge_subtrees_root(&left, &right, Mode::Hash);
+        // Two blocks or more: the stack holds the subtrees left of the last block, merged from
+        // the right; the leftmost merge is the root.
+        let (first, rest) =
+            (self.stack.split_first()).expect("block 0 is on the stack once block 1 began");
+        let right = (rest.iter().rev()).fold(last, |right, left| {
+            merge_subtrees_non_root(left, &right, Mode::Hash)
+        });
+        let hash = merge_subtrees_root(first, &right, Mode::Hash);
         (*hash.as_bytes(), self.digests)
     }
 

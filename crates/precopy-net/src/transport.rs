@@ -484,7 +484,9 @@ impl Transport {
             let n = link
                 .writer
                 .queue_chunk_from(&mut content, CHUNK, &mut |data| match &mut hasher {
-                    Hashing::Whole(whole) => drop(whole.update(data)),
+                    Hashing::Whole(whole) => {
+                        whole.update(data);
+                    }
                     Hashing::Blocks(blocks) => blocks.update(data),
                 })
                 .map_err(Failure::Read)?;

@@ -20,9 +20,11 @@
 //! `FAN_MODIFY` sent every write on the filesystem, anyone's, down fsnotify's slow path. After
 //! each `FAN_MODIFY` it is taken off the file's mark for one window (as in [`crate::notify`]),
 //! so writes in the window take the fast path. Writes made between the open and the mark are
-//! not events: at first sight a file whose modification time is not older than the events read
-//! (less a margin for the kernel's coarse clock) counts as updated then. Once a file is known
-//! ReadWrite its opens and write-closes are ignored for good (an *ignore* mark on its inode).
+//! not events: a file whose modification time at first sight is not older than the events read
+//! (less a margin for the kernel's coarse clock) counts as updated at the application's
+//! write-close of it (not at all if it only read it: the write was someone else's). Once a file
+//! is known ReadWrite its opens and write-closes are ignored for good (an *ignore* mark on its
+//! inode).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -100,6 +102,12 @@ fn modified(stat: &libc::stat) -> SystemTime {
         stat.st_mtime_nsec.clamp(0, 999_999_999) as u32,
     );
     SystemTime::UNIX_EPOCH + since_epoch
+}
+
+/// Asks (`FAN_MARK_ADD`) or stops asking (`FAN_MARK_REMOVE`) `FAN_MODIFY` on the file's inode
+/// mark; whether the kernel took it.
+fn modify_events(group: &Fanotify, fd: BorrowedFd, how: MarkFlags) -> bool {
+    (group.mark(how, MaskFlags::FAN_MODIFY, fd, None::<&Path>)).is_ok()
 }
 
 /// The size of an event without information records (`FAN_EVENT_METADATA_LEN`).
@@ -340,12 +348,7 @@ impl Reader {
         let group = &self.group;
         self.held.retain(|_, (fd, until)| {
             if all || *until <= now {
-                let _ = group.mark(
-                    MarkFlags::FAN_MARK_ADD,
-                    MaskFlags::FAN_MODIFY,
-                    &*fd,
-                    None::<&Path>,
-                );
+                let _ = modify_events(group, fd.as_fd(), MarkFlags::FAN_MARK_ADD);
                 false
             } else {
                 true
@@ -519,14 +522,7 @@ impl Reader {
         // after it) is told by the modification time, once the application's write-close
         // says the write may be its own (not another process's, on a file it only reads).
         let modified_before_mark = known.is_none()
-            && (self.group)
-                .mark(
-                    MarkFlags::FAN_MARK_ADD,
-                    MaskFlags::FAN_MODIFY,
-                    fd,
-                    None::<&Path>,
-                )
-                .is_ok()
+            && modify_events(&self.group, fd, MarkFlags::FAN_MARK_ADD)
             && !mask.contains(MaskFlags::FAN_MODIFY)
             && nix::sys::stat::fstat(fd).is_ok_and(|now| modified(&now) >= self.fresh_since);
         if modified_before_mark {
@@ -574,12 +570,7 @@ impl Reader {
         let Ok(owned) = fd.try_clone_to_owned() else {
             return;
         };
-        let flags = MarkFlags::FAN_MARK_REMOVE;
-        if (self
-            .group
-            .mark(flags, MaskFlags::FAN_MODIFY, fd, None::<&Path>))
-        .is_ok()
-        {
+        if modify_events(&self.group, fd, MarkFlags::FAN_MARK_REMOVE) {
             self.held.insert(key, (owned, now + self.window));
         }
     }
