@@ -80,22 +80,14 @@ impl SizeSpec {
         }
     }
 
-    fn sizes(&self) -> Vec<u64> {
-        match *self {
-            SizeSpec::Fixed(size) => alloc::vec![size],
-            SizeSpec::Range { min, max, step } => {
-                let mut sizes = Vec::new();
-                let mut size = min;
-                while size <= max {
-                    sizes.push(size);
-                    match size.checked_add(step) {
-                        Some(next) => size = next,
-                        None => break,
-                    }
-                }
-                sizes
-            }
-        }
+    /// The sizes in ascending order, computed one at a time (`min + i × step` for the `i`-th;
+    /// never above `max`, so never overflowing) rather than listed.
+    fn sizes(&self) -> impl Iterator<Item = u64> {
+        let (first, step) = match *self {
+            SizeSpec::Fixed(size) => (size, 0),
+            SizeSpec::Range { min, step, .. } => (min, step),
+        };
+        (0..self.count()).map(move |i| first + i * step)
     }
 }
 
@@ -332,25 +324,8 @@ impl Dataset {
     /// Builds a synthetic data set from groups; `scale` multiplies every group's count (rounded,
     /// at least one file per non-empty group).
     pub fn from_groups(name: &str, groups: &[Group], scale: f64) -> Result<Dataset, DatasetError> {
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(DatasetError::Scale(scale));
-        }
-        let mut files = Vec::new();
-        let mut total: u64 = 0;
-        let mut counts = Vec::with_capacity(groups.len());
-        for group in groups {
-            group.validate()?;
-            let count = if group.count == 0 {
-                0
-            } else {
-                libm::round(f64::from(group.count) * scale).max(1.0) as u64
-            };
-            total = total.saturating_add(count.saturating_mul(group.size.count()));
-            if total > MAX_FILES {
-                return Err(DatasetError::TooManyFiles);
-            }
-            counts.push(count);
-        }
+        let (total, counts) = count_files(groups, scale)?;
+        let mut files = Vec::with_capacity(total as usize);
         for (group, count) in groups.iter().zip(counts) {
             for size in group.size.sizes() {
                 for index in 0..count {
@@ -364,6 +339,13 @@ impl Dataset {
             }
         }
         Dataset::new(name.into(), files, Writes::Synthetic)
+    }
+
+    /// How many files [`Dataset::from_groups`] would build from these groups at this scale,
+    /// after the same checks, without building them (a range gives each of its sizes the
+    /// group's scaled count, so the files can far outnumber `scale × count`).
+    pub fn count_files(groups: &[Group], scale: f64) -> Result<u64, DatasetError> {
+        count_files(groups, scale).map(|(total, _)| total)
     }
 
     /// Validates and sorts files by path (recorded write lists are permuted alongside).
@@ -397,23 +379,29 @@ impl Dataset {
                 });
             }
         }
-        let mut order: Vec<usize> = (0..files.len()).collect();
-        order.sort_by(|&a, &b| files[a].path.cmp(&files[b].path));
-        let files_sorted = order.iter().map(|&i| files[i].clone()).collect();
+        // A stable sort by path; the lists are moved into that order, not copied (and left as
+        // they are when already in it, as generated data sets are).
+        let order = if files.windows(2).all(|w| w[0].path <= w[1].path) {
+            None
+        } else {
+            let mut order: Vec<usize> = (0..files.len()).collect();
+            order.sort_by(|&a, &b| files[a].path.cmp(&files[b].path));
+            Some(order)
+        };
+        let len = files.len();
+        let files = permuted(files, order.as_deref(), len);
         let writes = match writes {
             Writes::Synthetic => Writes::Synthetic,
-            Writes::Recorded(times) => {
-                Writes::Recorded(order.iter().map(|&i| times[i].clone()).collect())
-            }
+            Writes::Recorded(times) => Writes::Recorded(permuted(times, order.as_deref(), len)),
         };
         let extents = if extents.is_empty() {
             extents
         } else {
-            order.iter().map(|&i| extents[i].clone()).collect()
+            permuted(extents, order.as_deref(), len)
         };
         Ok(Dataset {
             name,
-            files: files_sorted,
+            files,
             writes,
             extents,
             lives: Vec::new(),
@@ -467,6 +455,48 @@ impl Dataset {
             .filter(|f| f.kind == kind)
             .map(|f| f.size)
             .sum()
+    }
+}
+
+/// Checks the groups and counts their files at this scale: the total, and each group's files
+/// per size.
+fn count_files(groups: &[Group], scale: f64) -> Result<(u64, Vec<u64>), DatasetError> {
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(DatasetError::Scale(scale));
+    }
+    let mut total: u64 = 0;
+    let mut counts = Vec::with_capacity(groups.len());
+    for group in groups {
+        group.validate()?;
+        let count = if group.count == 0 {
+            0
+        } else {
+            libm::round(f64::from(group.count) * scale).max(1.0) as u64
+        };
+        total = total.saturating_add(count.saturating_mul(group.size.count()));
+        if total > MAX_FILES {
+            return Err(DatasetError::TooManyFiles);
+        }
+        counts.push(count);
+    }
+    Ok((total, counts))
+}
+
+/// The first `len` of `items` in `order` (`None`: as they are), moved rather than cloned.
+fn permuted<T>(mut items: Vec<T>, order: Option<&[usize]>, len: usize) -> Vec<T> {
+    match order {
+        None => {
+            assert!(items.len() >= len, "one entry per file");
+            items.truncate(len);
+            items
+        }
+        Some(order) => {
+            let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+            order
+                .iter()
+                .map(|&i| slots[i].take().expect("a permutation"))
+                .collect()
+        }
     }
 }
 
@@ -576,6 +606,68 @@ mod tests {
             Preset::Fixed.dataset(f64::NAN),
             Err(DatasetError::Scale(_))
         ));
+    }
+
+    #[test]
+    fn a_range_of_sizes_is_computed_not_listed() {
+        // The fuzzer's timeout: 7,996,830 sizes, a file each even at scale 1e-6.
+        let many = SizeSpec::Range {
+            min: 10,
+            max: 7_996_839,
+            step: 1,
+        };
+        let wide = group("a", 2, many, Kind::ReadWrite, 0.5);
+        assert_eq!(Dataset::count_files(&[wide.clone()], 1e-6), Ok(7_996_830));
+        assert_eq!(many.sizes().nth(7_996_829), Some(7_996_839));
+        // Twice as many at full scale: too many, said before anything is built.
+        assert_eq!(
+            Dataset::from_groups("x", &[wide], 1.0),
+            Err(DatasetError::TooManyFiles)
+        );
+        // As listed by stepping from `min` while ≤ `max`, up to the top of u64.
+        for (min, max, step) in [(1, 1, 1), (3, 10, 3), (3, 9, 3), (u64::MAX - 10, u64::MAX, 4)] {
+            let mut listed = Vec::new();
+            let mut size = Some(min);
+            while let Some(s) = size.filter(|&s| s <= max) {
+                listed.push(s);
+                size = s.checked_add(step);
+            }
+            let range = SizeSpec::Range { min, max, step };
+            assert_eq!(range.sizes().collect::<Vec<_>>(), listed);
+        }
+        assert_eq!(SizeSpec::Fixed(7).sizes().collect::<Vec<_>>(), [7]);
+    }
+
+    #[test]
+    fn files_out_of_path_order_are_sorted_with_their_writes() {
+        // Sizes of 11 digits sort before 10-digit ones; group `b` comes first.
+        let range = SizeSpec::Range {
+            min: 9_999_999_999,
+            max: 10_000_000_000,
+            step: 1,
+        };
+        let groups = [
+            group("b", 1, SizeSpec::Fixed(5), Kind::ReadOnly, 0.0),
+            group("a", 2, range, Kind::ReadWrite, 0.5),
+        ];
+        let data = Dataset::from_groups("x", &groups, 1.0).unwrap();
+        let paths: Vec<&str> = data.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/a/10000000000/00000000",
+                "/a/10000000000/00000001",
+                "/a/9999999999/00000000",
+                "/a/9999999999/00000001",
+                "/b/0000000005/00000000",
+            ]
+        );
+        let files = data.files.iter().rev().cloned().collect();
+        let times = (0..5).map(|i| alloc::vec![f64::from(i)]).rev().collect();
+        let again = Dataset::new("x".into(), files, Writes::Recorded(times)).unwrap();
+        assert_eq!(again.files, data.files);
+        let expected = (0..5).map(|i| alloc::vec![f64::from(i)]).collect();
+        assert_eq!(again.writes, Writes::Recorded(expected));
     }
 
     #[cfg(feature = "serde")]
