@@ -625,7 +625,12 @@ mod tests {
             Err(DatasetError::TooManyFiles)
         );
         // As listed by stepping from `min` while ≤ `max`, up to the top of u64.
-        for (min, max, step) in [(1, 1, 1), (3, 10, 3), (3, 9, 3), (u64::MAX - 10, u64::MAX, 4)] {
+        for (min, max, step) in [
+            (1, 1, 1),
+            (3, 10, 3),
+            (3, 9, 3),
+            (u64::MAX - 10, u64::MAX, 4),
+        ] {
             let mut listed = Vec::new();
             let mut size = Some(min);
             while let Some(s) = size.filter(|&s| s <= max) {
