@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -598,18 +598,23 @@ fn identified_live(identify_with: &str) {
     let daemon = receiver(work.path(), &root, "127.0.0.1:0");
     // Reads the cold files and writes the hot ones; once the first cold file is at the
     // destination (pre-copy began: the identification window is over), creates a new file; then
-    // ends, after the stop. At 4 Mbit/s the other cold files take seconds more: the new file is
-    // there before the stop, whatever the β test or U = 0 would say after the ReadOnly phase.
+    // ends when the test takes `hold` away, after the stop. At 4 Mbit/s the other cold files
+    // take seconds more: the new file is there before the stop, whatever the β test or U = 0
+    // would say after the ReadOnly phase. Its life is that event, not a number of loops: on a
+    // loaded machine identification and pre-copy outlasted 400 of them (it exited 0.1 s into
+    // pre-copy). Should the test fail first, the temporary directory goes, `hold` with it.
+    let hold = work.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
     let first_at_destination = root.join(src.join("cold/f000").strip_prefix("/").unwrap());
     let script = format!(
-        "cd {} && cat cold/* > /dev/null; i=0; while [ $i -lt 400 ]; do i=$((i+1)); \
+        "cd {} && cat cold/* > /dev/null; i=0; while [ -e {} ]; do i=$((i+1)); \
          head -c 20000 /dev/urandom > hot/f00$((i%4)); \
          [ ! -e late ] && [ -e {} ] && echo new > late; sleep 0.02; done",
         src.display(),
+        hold.display(),
         first_at_destination.display()
     );
-    let log = work.path().join("send-live.log");
-    let out = Command::new(BIN)
+    let mut send = Command::new(BIN)
         .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
         .args(["--beta", "4", "--bwlimit", "4Mbps", "--identify", "1s"])
         .args(["--identify-with", identify_with])
@@ -618,16 +623,40 @@ fn identified_live(identify_with: &str) {
         .arg("--token-file")
         .arg(token_file(work.path()))
         .args(["--", "sh", "-c", &script])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stderr = std::fs::read_to_string(&log).unwrap();
+    // The application may end once send is done with it: when send says it goes on under
+    // send's tracer (send then stays until it ends), or when send has ended.
+    let lines = BufReader::new(send.stderr.take().unwrap());
+    let stderr = std::thread::spawn({
+        let hold = hold.clone();
+        move || {
+            let mut stderr = String::new();
+            for line in lines.split(b'\n') {
+                let line = String::from_utf8_lossy(&line.unwrap()).into_owned();
+                if line.contains("goes on at the source") {
+                    let _ = std::fs::remove_file(&hold);
+                }
+                stderr.push_str(&line);
+                stderr.push('\n');
+            }
+            let _ = std::fs::remove_file(&hold);
+            stderr
+        }
+    });
+    let mut stdout = Vec::new();
+    let read = send.stdout.take().unwrap().read_to_end(&mut stdout);
+    let status = send.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    read.unwrap();
     if stderr.contains("not permitted") {
         eprintln!("SKIPPED: ptrace is not available here (tests need root in CI): {stderr}");
         return;
     }
-    assert!(out.status.success(), "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert!(
         stderr.contains("identified 34 file(s) in the first 1.0 s (4 read-write)"),
         "{stderr}"
