@@ -617,7 +617,10 @@ mod tests {
             step: 1,
         };
         let wide = group("a", 2, many, Kind::ReadWrite, 0.5);
-        assert_eq!(Dataset::count_files(&[wide.clone()], 1e-6), Ok(7_996_830));
+        assert_eq!(
+            Dataset::count_files(std::slice::from_ref(&wide), 1e-6),
+            Ok(7_996_830)
+        );
         assert_eq!(many.sizes().nth(7_996_829), Some(7_996_839));
         // Twice as many at full scale: too many, said before anything is built.
         assert_eq!(
