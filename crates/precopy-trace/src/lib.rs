@@ -62,7 +62,7 @@
 pub mod arch;
 pub mod cgroup;
 pub mod decode;
-pub mod dirs;
+pub mod named;
 pub mod error;
 pub mod forks;
 pub mod notify;
