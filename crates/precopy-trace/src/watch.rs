@@ -161,6 +161,16 @@ fn open_files(pid: u32) -> Vec<(String, bool)> {
     files
 }
 
+/// The files the processes in `cgroup` have open or mapped now: `(pid, path, may write)`.
+fn open_in(cgroup: &Path) -> impl Iterator<Item = (u32, String, bool)> {
+    let procs = crate::cgroup::procs_of(cgroup).unwrap_or_default();
+    procs.into_iter().flat_map(|pid| {
+        open_files(pid)
+            .into_iter()
+            .map(move |(path, write)| (pid, path, write))
+    })
+}
+
 /// The identification events read so far: `(seconds since start, event)`.
 pub type Timed = (f64, FileEvent);
 
@@ -232,9 +242,9 @@ impl Watch {
     /// write them: what it keeps open, before the reader's next scan, such as right after
     /// the application was frozen.
     pub fn open_now(&self) -> Vec<(String, bool)> {
-        let procs = crate::cgroup::procs_of(&self.cgroup).unwrap_or_default();
-        (procs.into_iter().flat_map(open_files))
-            .filter(|(path, _)| self.filter.allows(path) && Path::new(path).is_file())
+        open_in(&self.cgroup)
+            .filter(|(_, path, _)| self.filter.allows(path) && Path::new(path).is_file())
+            .map(|(_, path, write)| (path, write))
             .collect()
     }
 
@@ -429,16 +439,17 @@ impl Reader {
         let began = (Instant::now(), SystemTime::now() - CLOCK_MARGIN);
         let t = began.0.duration_since(self.start).as_secs_f64();
         let mut told = Vec::new();
-        for pid in crate::cgroup::procs_of(&self.cgroup).unwrap_or_default() {
-            for (path, write) in open_files(pid) {
-                let usage = Use {
-                    write,
-                    ..Use::default()
-                };
-                for file_event in self.used(pid, path, usage, began.0) {
-                    self.tally.processes.insert(pid);
-                    told.push((t, file_event));
-                }
+        for (pid, path, write) in open_in(&self.cgroup) {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let usage = Use {
+                write,
+                ..Use::default()
+            };
+            for file_event in self.used(pid, path, &meta, usage, began.0) {
+                self.tally.processes.insert(pid);
+                told.push((t, file_event));
             }
         }
         self.scanned = began;
@@ -464,12 +475,12 @@ impl Reader {
                 let Some(path) = self.group.path(&name) else {
                     return Vec::new();
                 };
-                let there = std::fs::symlink_metadata(&path).is_ok();
+                let there = std::fs::symlink_metadata(&path).ok();
                 let created = || self.created(pid, &path, ours);
                 let deleted = || self.deleted(pid, &path);
                 let mut out = match (happened.created, happened.deleted) {
                     // There now: deleted, then created again; gone: created, then deleted.
-                    (true, true) if there => [deleted(), created()].concat(),
+                    (true, true) if there.is_some() => [deleted(), created()].concat(),
                     (true, true) => [created(), deleted()].concat(),
                     (true, false) => created(),
                     (false, true) => deleted(),
@@ -479,10 +490,9 @@ impl Reader {
                 if ours && (usage.write || happened.closed_read) {
                     // Used, then renamed before this read: told by its name then, the rename
                     // (read next) carries it on.
-                    out.extend(if there {
-                        self.used(pid, path, usage, now)
-                    } else {
-                        self.used_and_gone(pid, path, usage)
+                    out.extend(match there {
+                        Some(meta) => self.used(pid, path, &meta, usage, now),
+                        None => self.used_and_gone(pid, path, usage),
                     });
                 }
                 self.remember(&out);
@@ -551,11 +561,15 @@ impl Reader {
         vec![FileEvent::Opened { pid, path, write }]
     }
 
-    /// A use of the file at `path` by the application's process `pid`.
-    fn used(&mut self, pid: u32, path: String, usage: Use, now: Instant) -> Vec<FileEvent> {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return Vec::new();
-        };
+    /// A use of the file at `path` (`meta` its status) by the application's process `pid`.
+    fn used(
+        &mut self,
+        pid: u32,
+        path: String,
+        meta: &std::fs::Metadata,
+        usage: Use,
+        now: Instant,
+    ) -> Vec<FileEvent> {
         if !meta.is_file() || !self.filter.allows(&path) {
             return Vec::new();
         }
@@ -569,7 +583,7 @@ impl Reader {
         let modified_before_mark = known.is_none()
             && self.group.mark(libc::FAN_MARK_ADD, libc::FAN_MODIFY, file)
             && !usage.modified
-            && modified(&meta) >= self.scanned.1;
+            && modified(meta) >= self.scanned.1;
         if modified_before_mark {
             self.unseen.insert(key);
         }
