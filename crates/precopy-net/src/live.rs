@@ -336,7 +336,9 @@ fn watched_opens(
             FileEvent::Opened { path, write, .. } => opens.push((path, write)),
             FileEvent::Renamed { from, to, .. } => {
                 let told = opens.iter().rev().find(|(path, _)| *path == from);
-                let write = told.map(|(_, write)| *write).or(identified.get(&from).copied());
+                let write = told
+                    .map(|(_, write)| *write)
+                    .or(identified.get(&from).copied());
                 if let Some(write) = write {
                     opens.push((to, write));
                 }

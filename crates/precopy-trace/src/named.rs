@@ -103,8 +103,7 @@ pub fn parse(buf: &[u8]) -> Vec<Event> {
                 name(libc::FAN_EVENT_INFO_TYPE_OLD_DFID_NAME),
                 name(libc::FAN_EVENT_INFO_TYPE_NEW_DFID_NAME),
             );
-            from.zip(to)
-                .map(|(from, to)| Change::Renamed { from, to })
+            from.zip(to).map(|(from, to)| Change::Renamed { from, to })
         } else {
             let happened = Happened {
                 created: mask & libc::FAN_CREATE != 0,
@@ -223,7 +222,13 @@ impl Group {
         };
         // SAFETY: a valid C string; the result is checked.
         let marked = unsafe {
-            libc::fanotify_mark(self.fd.as_raw_fd(), flags, mask, libc::AT_FDCWD, path.as_ptr())
+            libc::fanotify_mark(
+                self.fd.as_raw_fd(),
+                flags,
+                mask,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+            )
         };
         marked == 0
     }
@@ -341,7 +346,11 @@ mod tests {
     fn parses_closes_creations_deletions_and_renames() {
         let dfid = libc::FAN_EVENT_INFO_TYPE_DFID_NAME;
         let buf = [
-            event(libc::FAN_CREATE | libc::FAN_CLOSE_WRITE, 5, &[info(dfid, "a.tmp")]),
+            event(
+                libc::FAN_CREATE | libc::FAN_CLOSE_WRITE,
+                5,
+                &[info(dfid, "a.tmp")],
+            ),
             event(libc::FAN_CREATE | libc::FAN_ONDIR, 5, &[info(dfid, "sub")]),
             event(
                 libc::FAN_RENAME,
@@ -353,7 +362,11 @@ mod tests {
             ),
             event(libc::FAN_DELETE, 7, &[info(dfid, "log")]),
             event(libc::FAN_CREATE | libc::FAN_DELETE, 7, &[info(dfid, "x")]),
-            event(libc::FAN_CLOSE_NOWRITE | libc::FAN_MODIFY, 8, &[info(dfid, "r")]),
+            event(
+                libc::FAN_CLOSE_NOWRITE | libc::FAN_MODIFY,
+                8,
+                &[info(dfid, "r")],
+            ),
         ]
         .concat();
         let events = parse(&buf);

@@ -131,7 +131,9 @@ impl From<Happened> for Use {
 /// is gone.
 fn open_files(pid: u32) -> Vec<(String, bool)> {
     let mut files = Vec::new();
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten();
     for entry in fds.flatten() {
         let Ok(path) = std::fs::read_link(entry.path()) else {
             continue;
@@ -476,24 +478,30 @@ impl Reader {
                     return Vec::new();
                 };
                 let there = std::fs::symlink_metadata(&path).ok();
-                let created = || self.created(pid, &path, ours);
-                let deleted = || self.deleted(pid, &path);
-                let mut out = match (happened.created, happened.deleted) {
-                    // There now: deleted, then created again; gone: created, then deleted.
-                    (true, true) if there.is_some() => [deleted(), created()].concat(),
-                    (true, true) => [created(), deleted()].concat(),
-                    (true, false) => created(),
-                    (false, true) => deleted(),
-                    (false, false) => Vec::new(),
-                };
+                let mut out = Vec::new();
+                // Deleted, yet there now: created again since (in this event or a later one).
+                if happened.deleted && there.is_some() {
+                    out.extend(self.deleted(pid, &path));
+                }
+                let created = happened.created && ours && self.filter.allows(&path);
+                if created {
+                    let path = path.clone();
+                    out.push(FileEvent::Created { pid, path });
+                }
+                let told_of = created || self.named.contains(&path);
                 let usage = Use::from(happened);
                 if ours && (usage.write || happened.closed_read) {
                     // Used, then renamed before this read: told by its name then, the rename
                     // (read next) carries it on.
-                    out.extend(match there {
-                        Some(meta) => self.used(pid, path, &meta, usage, now),
-                        None => self.used_and_gone(pid, path, usage),
+                    out.extend(match &there {
+                        Some(meta) => self.used(pid, path.clone(), meta, usage, now),
+                        None if told_of => self.used_and_gone(pid, path.clone(), usage),
+                        None => Vec::new(),
                     });
+                }
+                // Gone: used (and perhaps created) first, deleted since.
+                if happened.deleted && there.is_none() && told_of {
+                    out.push(FileEvent::Unlinked { pid, path });
                 }
                 self.remember(&out);
                 out
@@ -533,15 +541,6 @@ impl Reader {
         }
     }
 
-    fn created(&self, pid: u32, path: &str, ours: bool) -> Vec<FileEvent> {
-        if ours && self.filter.allows(path) {
-            let path = path.to_string();
-            vec![FileEvent::Created { pid, path }]
-        } else {
-            Vec::new()
-        }
-    }
-
     fn deleted(&self, pid: u32, path: &str) -> Vec<FileEvent> {
         if self.named.contains(path) {
             let path = path.to_string();
@@ -552,9 +551,9 @@ impl Reader {
     }
 
     /// A use of a file no longer at `path` by the time it was read (renamed or deleted since,
-    /// as an event read next will tell): told by its name, if one of ours, without marks.
+    /// as an event tells): told by its name, without marks; only of paths told of.
     fn used_and_gone(&mut self, pid: u32, path: String, usage: Use) -> Vec<FileEvent> {
-        if !self.named.contains(&path) || !self.filter.allows(&path) {
+        if !self.filter.allows(&path) {
             return Vec::new();
         }
         let write = usage.write;
@@ -628,7 +627,10 @@ impl Reader {
         let Ok(fd) = nix::fcntl::open(file, flags, nix::sys::stat::Mode::empty()) else {
             return;
         };
-        if self.group.mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd)) {
+        if self
+            .group
+            .mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd))
+        {
             self.held.insert(key, (fd, now + self.window));
         }
     }
