@@ -249,7 +249,11 @@ impl Live {
     pub fn take_opened(&mut self) -> Vec<(PathBuf, Kind)> {
         let opens = match &self.source {
             Source::Traced(tracing) => traced_opens(tracing.seen.try_iter()),
-            Source::Watched(watch) => watched_opens(watch.take()),
+            Source::Watched(watch) => {
+                let mut opens = watched_opens(watch.take(), &self.identified);
+                opens.extend(watch.open_now());
+                opens
+            }
         };
         let mut fresh = Vec::new();
         for (path, write) in opens {
@@ -279,7 +283,7 @@ impl Live {
                 };
                 (Some(exit), traced_opens(seen.try_iter()))
             }
-            Source::Watched(watch) => (None, watched_opens(watch.finish().0)),
+            Source::Watched(watch) => (None, watched_opens(watch.finish().0, &self.identified)),
         };
         let late: BTreeSet<String> = opens
             .into_iter()
@@ -320,15 +324,29 @@ fn traced_opens(seen: impl Iterator<Item = Seen>) -> Vec<(String, bool)> {
     .collect()
 }
 
-/// The opens among the watch's events.
-fn watched_opens(events: Vec<precopy_trace::watch::Timed>) -> Vec<(String, bool)> {
-    events
-        .into_iter()
-        .filter_map(|(_, event)| match event {
-            FileEvent::Opened { path, write, .. } => Some((path, write)),
-            _ => None,
-        })
-        .collect()
+/// The opens among the watch's events, a renamed file's under its new name (the watch tells
+/// a file at its close, by the name it had then).
+fn watched_opens(
+    events: Vec<precopy_trace::watch::Timed>,
+    identified: &BTreeMap<String, bool>,
+) -> Vec<(String, bool)> {
+    let mut opens: Vec<(String, bool)> = Vec::new();
+    for (_, event) in events {
+        match event {
+            FileEvent::Opened { path, write, .. } => opens.push((path, write)),
+            FileEvent::Renamed { from, to, .. } => {
+                let told = opens.iter().rev().find(|(path, _)| *path == from);
+                let write = told
+                    .map(|(_, write)| *write)
+                    .or(identified.get(&from).copied());
+                if let Some(write) = write {
+                    opens.push((to, write));
+                }
+            }
+            _ => {}
+        }
+    }
+    opens
 }
 
 /// Why the tracer ended before the application started.

@@ -62,9 +62,9 @@
 pub mod arch;
 pub mod cgroup;
 pub mod decode;
-pub mod dirs;
 pub mod error;
 pub mod forks;
+pub mod named;
 pub mod notify;
 pub mod paths;
 pub mod record;

@@ -164,14 +164,14 @@ pub(crate) fn notification_group() -> Result<Fanotify, TraceError> {
 /// What a reader thread does each time it wakes ([`read_until_stopped`]).
 pub(crate) trait Wakes {
     /// The group it reads.
-    fn group(&self) -> &Fanotify;
+    fn group(&self) -> BorrowedFd<'_>;
     /// Whether some file's events are held back until a window ends (read again soon).
     fn holding(&self) -> bool;
     /// Lets the held files whose window is over report again (all of them if `all`).
     fn rearm(&mut self, all: bool);
     /// Reads every queued event; false when the events' receiver is gone.
     fn drain(&mut self) -> bool;
-    /// Other descriptors whose input `drain` reads (fork notices, a directory-event group).
+    /// Other descriptors whose input `drain` reads (fork notices).
     fn also(&self) -> Vec<BorrowedFd<'_>> {
         Vec::new()
     }
@@ -204,7 +204,7 @@ pub(crate) fn read_until_stopped(reader: &mut impl Wakes, stop: &EventFd) {
             PollTimeout::NONE
         };
         let mut fds = vec![
-            PollFd::new(reader.group().as_fd(), PollFlags::POLLIN),
+            PollFd::new(reader.group(), PollFlags::POLLIN),
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
         fds.extend(
@@ -235,8 +235,8 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
 }
 
 impl Wakes for Reader {
-    fn group(&self) -> &Fanotify {
-        &self.group
+    fn group(&self) -> BorrowedFd<'_> {
+        self.group.as_fd()
     }
 
     fn holding(&self) -> bool {

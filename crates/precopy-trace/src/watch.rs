@@ -3,47 +3,47 @@
 //! never stops: no ptrace, no seccomp filter. See `docs/tracer.md` ("Stop-free identification")
 //! for what this mode sees and what it does not.
 //!
-//! One `FAN_CLASS_NOTIF` group with a *filesystem* mark (`FAN_OPEN | FAN_CLOSE_WRITE`) on every
-//! filesystem of the mount table but the kernel's own (proc, sysfs, cgroup, devtmpfs…). A
-//! reader thread turns each event of a process of the application into a [`FileEvent`]:
-//! `FAN_OPEN` → opened (ReadOnly so far); `FAN_CLOSE_WRITE` → opened for writing (ReadWrite: the
-//! kernel says the file was open for writing); `FAN_MODIFY` → an update.
+//! One `FAN_CLASS_NOTIF` group ([`crate::named`]) with a *filesystem* mark on every filesystem
+//! of the mount table but the kernel's own (proc, sysfs, cgroup, devtmpfs…), reporting each
+//! event by directory and name: `FAN_CLOSE_NOWRITE` → used, ReadOnly so far;
+//! `FAN_CLOSE_WRITE` → ReadWrite (the kernel says the file was open for writing); `FAN_MODIFY`
+//! → an update; `FAN_CREATE`, `FAN_DELETE`, `FAN_RENAME` → the tree's changes. Files are
+//! identified at their close, not their open: a new file's creation, writes and close then
+//! merge into one queued event, where opens made it three (measured: `tar -x` of small files,
+//! BENCHMARKS.md). Files still open are found by reading the open files and mappings of the
+//! cgroup's processes (`/proc/PID/fd`, `fdinfo`, `maps`) once a [`SCAN`] interval and when the
+//! watch ends: what the kernel says is open now, with its open flags.
 //! Whose process an event is comes from the kernel's fork notices ([`crate::forks`]), read after
-//! each fanotify batch, so a process that is gone by then is still placed exactly.
-//!
-//! Files created, deleted and renamed come from a second group with directory events
-//! ([`crate::dirs`]), where the kernel and our privileges allow it: creations of paths the
-//! filter records, and deletions and renames of paths already named.
+//! each batch of events, so a process that is gone by then is still placed exactly.
 //!
 //! Costs are kept off the application's path. `FAN_MODIFY` is asked per file, on the inode of
-//! each file the application opened, from the first event of it on: a filesystem mark with
+//! each file the application used, from its first sight on: a filesystem mark with
 //! `FAN_MODIFY` sent every write on the filesystem, anyone's, down fsnotify's slow path. After
 //! each `FAN_MODIFY` it is taken off the file's mark for one window (as in [`crate::notify`]),
-//! so writes in the window take the fast path. Writes made between the open and the mark are
-//! not events: a file whose modification time at first sight is not older than the events read
-//! (less a margin for the kernel's coarse clock) counts as updated at the application's
-//! write-close of it (not at all if it only read it: the write was someone else's). Once a file
-//! is known ReadWrite its opens and write-closes are ignored for good (an *ignore* mark on its
-//! inode).
+//! so writes in the window take the fast path. Writes made before the first sight are not
+//! events: a file whose modification time at first sight is not older than the last scan (less
+//! a margin for the kernel's coarse clock: a file first seen now was not open then) counts as
+//! updated at the application's write-close of it (not at all if it only read it: the write
+//! was someone else's). Once a file is known its further closes tell nothing new and are
+//! ignored for good (an *ignore* mark on its inode).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::errno::Errno;
 use nix::sys::eventfd::EventFd;
-use nix::sys::fanotify::{Fanotify, MarkFlags, MaskFlags};
 use precopy_core::trace::WriteOp;
 
 use crate::decode::FileEvent;
-use crate::dirs::{DirChange, DirEvent, DirGroup};
 use crate::error::TraceError;
 use crate::forks::{Forks, Lineage, Lost};
-use crate::notify::{notification_group, read_until_stopped, spawn_reader, Wakes};
+use crate::named::{Change, Group, Happened};
+use crate::notify::{read_until_stopped, spawn_reader, Wakes};
 use crate::paths::PathFilter;
 
 /// Filesystems that hold no application data (or that fanotify cannot watch usefully).
@@ -95,34 +95,82 @@ fn filesystems() -> Vec<PathBuf> {
 /// behind at most; a tick is 10 ms at the slowest `HZ`).
 const CLOCK_MARGIN: Duration = Duration::from_millis(10);
 
+/// How often the open files of the application's processes are read: a file it keeps open is
+/// identified at most this long after its open (the rest at their close).
+pub const SCAN: Duration = Duration::from_secs(1);
+
 /// A file's modification time.
-fn modified(stat: &libc::stat) -> SystemTime {
+fn modified(meta: &std::fs::Metadata) -> SystemTime {
     let since_epoch = Duration::new(
-        stat.st_mtime.max(0) as u64,
-        stat.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+        meta.mtime().max(0) as u64,
+        meta.mtime_nsec().clamp(0, 999_999_999) as u32,
     );
     SystemTime::UNIX_EPOCH + since_epoch
 }
 
-/// Asks (`FAN_MARK_ADD`) or stops asking (`FAN_MARK_REMOVE`) `FAN_MODIFY` on the file's inode
-/// mark; whether the kernel took it.
-fn modify_events(group: &Fanotify, fd: BorrowedFd, how: MarkFlags) -> bool {
-    (group.mark(how, MaskFlags::FAN_MODIFY, fd, None::<&Path>)).is_ok()
+/// A file of the application, as one event or scan saw it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Use {
+    /// Open for writing (a write-close, a write, or open now with write access): its
+    /// modification time may be the application's own doing.
+    write: bool,
+    /// A `FAN_MODIFY`.
+    modified: bool,
 }
 
-/// The size of an event without information records (`FAN_EVENT_METADATA_LEN`).
-const EVENT_LEN: usize = std::mem::size_of::<libc::fanotify_event_metadata>();
-
-/// How many bytes of events the group has queued (`FIONREAD`); if it cannot tell, no limit.
-fn queued_bytes(group: &Fanotify) -> usize {
-    let mut bytes: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int to the pointer given.
-    let done = unsafe { libc::ioctl(group.as_fd().as_raw_fd(), libc::FIONREAD, &mut bytes) };
-    if done == 0 {
-        bytes.max(0) as usize
-    } else {
-        usize::MAX
+impl From<Happened> for Use {
+    fn from(happened: Happened) -> Use {
+        Use {
+            write: happened.closed_write || happened.modified,
+            modified: happened.modified,
+        }
     }
+}
+
+/// The files process `pid` has open or mapped now, with whether it may write them; none if it
+/// is gone.
+fn open_files(pid: u32) -> Vec<(String, bool)> {
+    let mut files = Vec::new();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten();
+    for entry in fds.flatten() {
+        let Ok(path) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let info = format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy());
+        let flags = std::fs::read_to_string(info).ok().and_then(|info| {
+            let octal = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            i32::from_str_radix(octal.trim(), 8).ok()
+        });
+        let Some(flags) = flags else { continue };
+        files.push((
+            path.to_string_lossy().into_owned(),
+            flags & libc::O_ACCMODE != libc::O_RDONLY,
+        ));
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    for line in maps.lines() {
+        // address perms offset device inode path (the path is the rest, spaces and all).
+        let mut fields = line.splitn(6, ' ');
+        let perms = fields.nth(1).unwrap_or("");
+        let path = fields.nth(3).unwrap_or("").trim_start();
+        if path.starts_with('/') {
+            let shared_writable = perms.as_bytes().get(1) == Some(&b'w') && perms.ends_with('s');
+            files.push((path.to_string(), shared_writable));
+        }
+    }
+    files
+}
+
+/// The files the processes in `cgroup` have open or mapped now: `(pid, path, may write)`.
+fn open_in(cgroup: &Path) -> impl Iterator<Item = (u32, String, bool)> {
+    let procs = crate::cgroup::procs_of(cgroup).unwrap_or_default();
+    procs.into_iter().flat_map(|pid| {
+        open_files(pid)
+            .into_iter()
+            .map(move |(path, write)| (pid, path, write))
+    })
 }
 
 /// The identification events read so far: `(seconds since start, event)`.
@@ -134,6 +182,8 @@ pub struct Watch {
     stop: Arc<EventFd>,
     thread: Option<JoinHandle<Tally>>,
     events: Receiver<Timed>,
+    cgroup: PathBuf,
+    filter: PathFilter,
 }
 
 /// What the reader dropped, for the summary.
@@ -152,8 +202,7 @@ pub struct Tally {
 /// queued from now on.
 #[derive(Debug)]
 pub struct Armed {
-    group: Fanotify,
-    dirs: Option<DirGroup>,
+    group: Group,
     forks: Forks,
     cgroup: PathBuf,
     start: Instant,
@@ -173,24 +222,10 @@ impl Watch {
         window: Duration,
         filter: PathFilter,
     ) -> Result<Armed, TraceError> {
-        let group = notification_group()?;
-        let mask = MaskFlags::FAN_OPEN | MaskFlags::FAN_CLOSE_WRITE;
-        let cwd = unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) };
-        let mut marked = 0;
-        let points = filesystems();
-        for point in &points {
-            let flags = MarkFlags::FAN_MARK_ADD | MarkFlags::FAN_MARK_FILESYSTEM;
-            // Some filesystems refuse a filesystem mark (no fsid); their files go unseen.
-            if group.mark(flags, mask, cwd, Some(point)).is_ok() {
-                marked += 1;
-            }
-        }
-        if marked == 0 {
-            return Err(TraceError::Fanotify(Errno::ENODEV));
-        }
+        // Some filesystems refuse a filesystem mark (no fsid); their files go unseen.
+        let group = Group::start(&filesystems()).map_err(TraceError::Fanotify)?;
         Ok(Armed {
             group,
-            dirs: DirGroup::start(&points).ok(),
             forks: Forks::subscribe()?,
             cgroup: cgroup.to_path_buf(),
             start,
@@ -203,6 +238,16 @@ impl Watch {
     /// The events read so far and not yet taken.
     pub fn take(&self) -> Vec<Timed> {
         self.events.try_iter().collect()
+    }
+
+    /// The files the application's processes have open or mapped now, with whether one may
+    /// write them: what it keeps open, before the reader's next scan, such as right after
+    /// the application was frozen.
+    pub fn open_now(&self) -> Vec<(String, bool)> {
+        open_in(&self.cgroup)
+            .filter(|(_, path, _)| self.filter.allows(path) && Path::new(path).is_file())
+            .map(|(_, path, write)| (path, write))
+            .collect()
     }
 
     /// Stops the reader after a last read of the queue (call it once the application is gone:
@@ -229,7 +274,7 @@ impl Drop for Watch {
 
 impl Armed {
     /// Paths recorded before the application opens them (`--tree`): their unlinks and renames
-    /// are told like those of files it opened.
+    /// are told like those of files it used.
     pub fn naming(mut self, paths: impl IntoIterator<Item = String>) -> Armed {
         self.named.extend(paths);
         self
@@ -239,6 +284,9 @@ impl Armed {
     /// process forked from it since the watch was armed.
     pub fn follow(self, root: u32) -> Result<Watch, TraceError> {
         let (tx, events) = channel();
+        let (cgroup, filter) = (self.cgroup.clone(), self.filter.clone());
+        // The application may have run since the watch was armed.
+        let armed_at = SystemTime::now() - self.start.elapsed();
         let mut reader = Reader {
             group: self.group,
             forks: self.forks,
@@ -248,10 +296,8 @@ impl Armed {
             window: self.window,
             filter: self.filter,
             files: HashMap::new(),
-            // The application may have run since the watch was armed.
-            fresh_since: SystemTime::now() - self.start.elapsed() - CLOCK_MARGIN,
+            scanned: (self.start, armed_at - CLOCK_MARGIN),
             unseen: HashSet::new(),
-            dirs: self.dirs,
             named: self.named,
             held: HashMap::new(),
             tally: Tally::default(),
@@ -265,6 +311,8 @@ impl Armed {
             stop,
             thread: Some(thread),
             events,
+            cgroup,
+            filter,
         })
     }
 }
@@ -277,35 +325,35 @@ enum Known {
 }
 
 struct Reader {
-    group: Fanotify,
+    group: Group,
     forks: Forks,
     /// The application's processes.
     lineage: Lineage,
-    /// Its cgroup, whose processes are re-admitted if fork notices are lost.
+    /// Its cgroup: whose processes' open files are scanned, and who is re-admitted if fork
+    /// notices are lost.
     cgroup: PathBuf,
     start: Instant,
     window: Duration,
     filter: PathFilter,
     /// (device, inode) → what the application did with it.
     files: HashMap<(u64, u64), Known>,
-    /// A file first seen in this read and modified since is taken as written between its open
-    /// and its mark: every event read now was queued after this instant.
-    fresh_since: SystemTime,
-    /// Files modified before their mark, until the application's write-close or write.
+    /// When the last scan began, and the modification time from which a file first seen now
+    /// counts as written before its first sight: it was not open at that scan.
+    scanned: (Instant, SystemTime),
+    /// Files modified before their first sight, until the application's write-close or write.
     unseen: HashSet<(u64, u64)>,
-    /// Directory events, if the kernel gives them to us.
-    dirs: Option<DirGroup>,
     /// The paths told so far: deletions and renames are told only of these.
     named: HashSet<String>,
-    /// Files whose modifications are ignored until the instant given, with an fd to undo it.
+    /// Files whose modifications are ignored until the instant given, with an `O_PATH` fd to
+    /// undo it.
     held: HashMap<(u64, u64), (OwnedFd, Instant)>,
     tally: Tally,
     tx: Sender<Timed>,
 }
 
 impl Wakes for Reader {
-    fn group(&self) -> &Fanotify {
-        &self.group
+    fn group(&self) -> BorrowedFd<'_> {
+        self.group.as_fd()
     }
 
     fn holding(&self) -> bool {
@@ -321,16 +369,17 @@ impl Wakes for Reader {
     }
 
     fn also(&self) -> Vec<BorrowedFd<'_>> {
-        let dirs = self.dirs.as_ref().map(DirGroup::as_fd);
-        [Some(self.forks.as_fd()), dirs]
-            .into_iter()
-            .flatten()
-            .collect()
+        vec![self.forks.as_fd()]
     }
 }
 
+/// The path through which an `O_PATH` fd's file is marked (`fanotify_mark` takes no such fd).
+fn through(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 impl Reader {
-    /// Takes in every queued fork notice: after a fanotify read, the forks of every process
+    /// Takes in every queued fork notice: after a read of events, the forks of every process
     /// whose events it returned. If notices were lost, the processes in the cgroup now are
     /// admitted (those forked and gone meanwhile cannot be).
     fn follow_forks(&mut self) {
@@ -348,7 +397,7 @@ impl Reader {
         let group = &self.group;
         self.held.retain(|_, (fd, until)| {
             if all || *until <= now {
-                let _ = modify_events(group, fd.as_fd(), MarkFlags::FAN_MARK_ADD);
+                group.mark(libc::FAN_MARK_ADD, libc::FAN_MODIFY, &through(fd));
                 false
             } else {
                 true
@@ -357,67 +406,56 @@ impl Reader {
     }
 
     /// Adds `mask` to the events ignored on the file's inode (surviving its modifications).
-    fn ignore(&self, fd: BorrowedFd, mask: MaskFlags) -> bool {
-        let flags = MarkFlags::FAN_MARK_ADD
-            | MarkFlags::FAN_MARK_IGNORED_MASK
-            | MarkFlags::FAN_MARK_IGNORED_SURV_MODIFY;
-        self.group.mark(flags, mask, fd, None::<&Path>).is_ok()
+    fn ignore(&self, path: &Path, mask: u64) {
+        let flags =
+            libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK | libc::FAN_MARK_IGNORED_SURV_MODIFY;
+        self.group.mark(flags, mask, path);
     }
 
-    /// Reads the events queued when called, and no more: an application (or the rest of the
-    /// system) that keeps making events must not keep the reader from its stop. False when
-    /// the receiver is gone. The directory group is read first, so every file event that came
-    /// before one of its events is read too; its events are decoded after the file events
-    /// (knowing the paths they name) and told before them (a file is created before it is
-    /// opened).
+    /// Reads the events queued when called, and no more (16 reads at most: an application, or
+    /// the rest of the system, that keeps making events must not keep the reader from its
+    /// stop), then the open files if a scan is due. False when the receiver is gone.
     fn drain(&mut self) -> bool {
-        let began = SystemTime::now();
-        let dir_events = self.dirs.as_ref().map(DirGroup::read).unwrap_or_default();
-        let dirs_read = self.start.elapsed().as_secs_f64();
-        let mut files = Vec::new();
-        let mut left = queued_bytes(&self.group);
-        loop {
-            let events = match left {
-                0 => Vec::new(),
-                _ => match self.group.read_events() {
-                    Err(Errno::EINTR) => continue,
-                    read => read.unwrap_or_default(),
-                },
-            };
-            // Read after the events: every fork they depend on is queued by now.
-            self.follow_forks();
-            if events.is_empty() {
-                break;
-            }
-            left = left.saturating_sub(events.len() * EVENT_LEN);
-            let now = Instant::now();
-            let t = now.duration_since(self.start).as_secs_f64();
-            for event in &events {
-                let Some(fd) = event.fd() else { continue };
-                let pid = event.pid().max(0) as u32;
-                if !self.attributed(pid) {
-                    continue;
-                }
-                for file_event in self.decode(fd, event.mask(), pid, now) {
-                    self.tally.processes.insert(pid);
-                    files.push((t, file_event));
-                }
-            }
-        }
-        self.fresh_since = began - CLOCK_MARGIN;
+        let events = self.group.read();
+        // Read after the events: every fork they depend on is queued by now.
+        self.follow_forks();
+        let now = Instant::now();
+        let t = now.duration_since(self.start).as_secs_f64();
         let mut told = Vec::new();
-        for DirEvent { pid, change } in dir_events {
-            let ours = self.attributed(pid);
-            for file_event in self.decode_dir(pid, change, ours) {
+        for event in events {
+            let ours = self.attributed(event.pid);
+            for file_event in self.decode(event.pid, event.change, ours, now) {
                 if ours {
-                    self.tally.processes.insert(pid);
+                    self.tally.processes.insert(event.pid);
                 }
-                told.push((dirs_read, file_event));
+                told.push((t, file_event));
             }
         }
-        told.into_iter()
-            .chain(files)
-            .all(|timed| self.tx.send(timed).is_ok())
+        told.into_iter().all(|timed| self.tx.send(timed).is_ok())
+            && (now.duration_since(self.scanned.0) < SCAN || self.scan())
+    }
+
+    /// Reads the open files and mappings of the processes in the cgroup now, as uses: what it
+    /// keeps open is identified before it closes it. False when the receiver is gone.
+    fn scan(&mut self) -> bool {
+        let began = (Instant::now(), SystemTime::now() - CLOCK_MARGIN);
+        let t = began.0.duration_since(self.start).as_secs_f64();
+        let mut told = Vec::new();
+        for (pid, path, write) in open_in(&self.cgroup) {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let usage = Use {
+                write,
+                ..Use::default()
+            };
+            for file_event in self.used(pid, path, &meta, usage, began.0) {
+                self.tally.processes.insert(pid);
+                told.push((t, file_event));
+            }
+        }
+        self.scanned = began;
+        told.into_iter().all(|timed| self.tx.send(timed).is_ok())
     }
 
     /// Whether the event's process is the application's, counting those that are not.
@@ -429,46 +467,47 @@ impl Reader {
         ours
     }
 
-    /// A directory event of process `pid`, as file events: creations of paths the filter
-    /// records by the application's processes (`ours`), and deletions and renames of paths
+    /// An event of process `pid`, as file events: creations of paths the filter records and
+    /// uses of files by the application's processes (`ours`), and deletions and renames of paths
     /// already told by any process: what happens to the application's files counts whoever
     /// does it (logrotate renames a service's log).
-    fn decode_dir(&mut self, pid: u32, change: DirChange, ours: bool) -> Vec<FileEvent> {
-        let Some(dirs) = self.dirs.as_ref() else {
-            return Vec::new();
-        };
+    fn decode(&mut self, pid: u32, change: Change, ours: bool, now: Instant) -> Vec<FileEvent> {
         match change {
-            DirChange::Created(name) => match dirs.path(&name) {
-                Some(path) if ours && self.filter.allows(&path) => {
-                    self.named.insert(path.clone());
-                    vec![FileEvent::Created { pid, path }]
-                }
-                _ => Vec::new(),
-            },
-            DirChange::Deleted(name) => match dirs.path(&name) {
-                Some(path) if self.named.contains(&path) => vec![FileEvent::Unlinked { pid, path }],
-                _ => Vec::new(),
-            },
-            DirChange::CreatedAndDeleted(name) => {
-                let Some(path) = dirs.path(&name) else {
+            Change::At(name, happened) => {
+                let Some(path) = self.group.path(&name) else {
                     return Vec::new();
                 };
-                // There now: deleted, then created again; gone: created, then deleted.
-                let there = std::fs::symlink_metadata(&path).is_ok();
-                let (created, deleted) =
-                    (DirChange::Created(name.clone()), DirChange::Deleted(name));
-                let order = if there {
-                    [deleted, created]
-                } else {
-                    [created, deleted]
-                };
-                order
-                    .into_iter()
-                    .flat_map(|change| self.decode_dir(pid, change, ours))
-                    .collect()
+                let there = std::fs::symlink_metadata(&path).ok();
+                let mut out = Vec::new();
+                // Deleted, yet there now: created again since (in this event or a later one).
+                if happened.deleted && there.is_some() {
+                    out.extend(self.deleted(pid, &path));
+                }
+                let created = happened.created && ours && self.filter.allows(&path);
+                if created {
+                    let path = path.clone();
+                    out.push(FileEvent::Created { pid, path });
+                }
+                let told_of = created || self.named.contains(&path);
+                let usage = Use::from(happened);
+                if ours && (usage.write || happened.closed_read) {
+                    // Used, then renamed before this read: told by its name then, the rename
+                    // (read next) carries it on.
+                    out.extend(match &there {
+                        Some(meta) => self.used(pid, path.clone(), meta, usage, now),
+                        None if told_of => self.used_and_gone(pid, path.clone(), usage),
+                        None => Vec::new(),
+                    });
+                }
+                // Gone: used (and perhaps created) first, deleted since.
+                if happened.deleted && there.is_none() && told_of {
+                    out.push(FileEvent::Unlinked { pid, path });
+                }
+                self.remember(&out);
+                out
             }
-            DirChange::Renamed { from, to } => {
-                let (Some(from), Some(to)) = (dirs.path(&from), dirs.path(&to)) else {
+            Change::Renamed { from, to } => {
+                let (Some(from), Some(to)) = (self.group.path(&from), self.group.path(&to)) else {
                     return Vec::new();
                 };
                 let (from_named, to_named) = (self.named.contains(&from), self.named.contains(&to));
@@ -493,85 +532,106 @@ impl Reader {
         }
     }
 
-    /// An event of the application's process `pid` on the file open as `fd`.
-    fn decode(
-        &mut self,
-        fd: BorrowedFd,
-        mask: MaskFlags,
-        pid: u32,
-        now: Instant,
-    ) -> Vec<FileEvent> {
-        let Ok(stat) = nix::sys::stat::fstat(fd) else {
-            return Vec::new();
-        };
-        if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Vec::new();
+    /// The paths of `told` are named from now on: their deletions and renames are told.
+    fn remember(&mut self, told: &[FileEvent]) {
+        for event in told {
+            if let FileEvent::Created { path, .. } | FileEvent::Opened { path, .. } = event {
+                self.named.insert(path.clone());
+            }
         }
-        let Ok(path) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
-            return Vec::new();
-        };
-        let path = path.to_string_lossy().into_owned();
+    }
+
+    fn deleted(&self, pid: u32, path: &str) -> Vec<FileEvent> {
+        if self.named.contains(path) {
+            let path = path.to_string();
+            vec![FileEvent::Unlinked { pid, path }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A use of a file no longer at `path` by the time it was read (renamed or deleted since,
+    /// as an event tells): told by its name, without marks; only of paths told of.
+    fn used_and_gone(&mut self, pid: u32, path: String, usage: Use) -> Vec<FileEvent> {
         if !self.filter.allows(&path) {
             return Vec::new();
         }
-        let key = (stat.st_dev, stat.st_ino);
+        let write = usage.write;
+        vec![FileEvent::Opened { pid, path, write }]
+    }
+
+    /// A use of the file at `path` (`meta` its status) by the application's process `pid`.
+    fn used(
+        &mut self,
+        pid: u32,
+        path: String,
+        meta: &std::fs::Metadata,
+        usage: Use,
+        now: Instant,
+    ) -> Vec<FileEvent> {
+        if !meta.is_file() || !self.filter.allows(&path) {
+            return Vec::new();
+        }
+        let key = (meta.dev(), meta.ino());
         let mut out = Vec::new();
         let known = self.files.get(&key).copied();
-        let written = mask.intersects(MaskFlags::FAN_CLOSE_WRITE | MaskFlags::FAN_MODIFY);
-        // At first sight: its writes from now on are events. One made before the mark (read
-        // after it) is told by the modification time, once the application's write-close
-        // says the write may be its own (not another process's, on a file it only reads).
+        let file = Path::new(&path);
+        // At first sight: its writes from now on are events. One made before (it was not open
+        // at the last scan) is told by the modification time, once the application is seen
+        // with it open for writing (not another process's write, on a file it only reads).
         let modified_before_mark = known.is_none()
-            && modify_events(&self.group, fd, MarkFlags::FAN_MARK_ADD)
-            && !mask.contains(MaskFlags::FAN_MODIFY)
-            && nix::sys::stat::fstat(fd).is_ok_and(|now| modified(&now) >= self.fresh_since);
+            && self.group.mark(libc::FAN_MARK_ADD, libc::FAN_MODIFY, file)
+            && !usage.modified
+            && modified(meta) >= self.scanned.1;
         if modified_before_mark {
             self.unseen.insert(key);
         }
-        let updated = mask.contains(MaskFlags::FAN_MODIFY)
-            || (mask.contains(MaskFlags::FAN_CLOSE_WRITE) && self.unseen.contains(&key));
-        if written {
+        let updated = usage.modified || (usage.write && self.unseen.contains(&key));
+        if usage.write {
             self.unseen.remove(&key);
         }
-        if known.is_none() || (written && known == Some(Known::ReadOnly)) {
-            self.named.insert(path.clone());
+        if known.is_none() || (usage.write && known == Some(Known::ReadOnly)) {
             out.push(FileEvent::Opened {
                 pid,
                 path: path.clone(),
-                write: written,
+                write: usage.write,
             });
-            if written {
-                // Known ReadWrite: its opens and write-closes tell us nothing more.
-                self.ignore(fd, MaskFlags::FAN_OPEN | MaskFlags::FAN_CLOSE_WRITE);
+            if usage.write {
+                // Known ReadWrite: its closes tell us nothing more.
+                self.ignore(file, libc::FAN_CLOSE_WRITE | libc::FAN_CLOSE_NOWRITE);
                 self.files.insert(key, Known::ReadWrite);
             } else {
-                self.ignore(fd, MaskFlags::FAN_OPEN);
+                self.ignore(file, libc::FAN_CLOSE_NOWRITE);
                 self.files.insert(key, Known::ReadOnly);
             }
         }
         if updated {
             out.push(FileEvent::Updated {
                 pid,
-                path,
+                path: path.clone(),
                 op: WriteOp::Write,
                 offset: None,
                 len: None,
             });
-            self.hold(fd, key, now);
+            self.hold(file, key, now);
         }
         out
     }
 
     /// Takes `FAN_MODIFY` off the file's mark for one window.
-    fn hold(&mut self, fd: BorrowedFd, key: (u64, u64), now: Instant) {
+    fn hold(&mut self, file: &Path, key: (u64, u64), now: Instant) {
         if self.window.is_zero() || self.held.contains_key(&key) {
             return;
         }
-        let Ok(owned) = fd.try_clone_to_owned() else {
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+        let Ok(fd) = nix::fcntl::open(file, flags, nix::sys::stat::Mode::empty()) else {
             return;
         };
-        if modify_events(&self.group, fd, MarkFlags::FAN_MARK_REMOVE) {
-            self.held.insert(key, (owned, now + self.window));
+        if self
+            .group
+            .mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd))
+        {
+            self.held.insert(key, (fd, now + self.window));
         }
     }
 }

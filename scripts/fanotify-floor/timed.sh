@@ -1,0 +1,4 @@
+#!/bin/bash
+start=$EPOCHREALTIME
+"$@"
+echo "$start $EPOCHREALTIME" >"$APP_TIME"
