@@ -296,6 +296,21 @@ fn fsid(dir: &std::fs::File) -> Option<[i32; 2]> {
 mod tests {
     use super::*;
 
+    const CREATED_WRITTEN: Happened = Happened {
+        created: true,
+        deleted: false,
+        modified: false,
+        closed_write: true,
+        closed_read: false,
+    };
+    const DELETED: Happened = Happened {
+        created: false,
+        deleted: true,
+        modified: false,
+        closed_write: false,
+        closed_read: false,
+    };
+
     /// An info record: type, the fsid, a 4-byte handle and a name.
     fn info(kind: u8, name: &str) -> Vec<u8> {
         let mut body = Vec::new();
@@ -370,15 +385,6 @@ mod tests {
         ]
         .concat();
         let events = parse(&buf);
-        let created_written = Happened {
-            created: true,
-            closed_write: true,
-            ..Happened::default()
-        };
-        let deleted = Happened {
-            deleted: true,
-            ..Happened::default()
-        };
         let both = Happened {
             created: true,
             deleted: true,
@@ -390,7 +396,7 @@ mod tests {
             ..Happened::default()
         };
         let expected = [
-            (5, at("a.tmp", created_written)),
+            (5, at("a.tmp", CREATED_WRITTEN)),
             (
                 6,
                 Change::Renamed {
@@ -398,7 +404,7 @@ mod tests {
                     to: named("b"),
                 },
             ),
-            (7, at("log", deleted)),
+            (7, at("log", DELETED)),
             (7, at("x", both)),
             (8, at("r", read_modified)),
         ]
@@ -445,21 +451,12 @@ mod tests {
             })
             .collect();
         let d = dir.display();
-        let created_written = Happened {
-            created: true,
-            closed_write: true,
-            ..Happened::default()
-        };
-        let deleted = Happened {
-            deleted: true,
-            ..Happened::default()
-        };
         assert_eq!(
             seen,
             [
-                format!("{created_written:?} {d}/a"),
+                format!("{CREATED_WRITTEN:?} {d}/a"),
                 format!("rename {d}/a {d}/b"),
-                format!("{deleted:?} {d}/b")
+                format!("{DELETED:?} {d}/b")
             ]
         );
     }
