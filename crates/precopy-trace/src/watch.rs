@@ -579,14 +579,17 @@ impl Reader {
         // At first sight: its writes from now on are events. One made before (it was not open
         // at the last scan) is told by the modification time, once the application is seen
         // with it open for writing (not another process's write, on a file it only reads).
-        let modified_before_mark = known.is_none()
-            && self.group.mark(libc::FAN_MARK_ADD, libc::FAN_MODIFY, file)
-            && !usage.modified
-            && modified(meta) >= self.scanned.1;
-        if modified_before_mark {
+        let modified_before_sight =
+            known.is_none() && !usage.modified && modified(meta) >= self.scanned.1;
+        if modified_before_sight {
             self.unseen.insert(key);
         }
         let updated = usage.modified || (usage.write && self.unseen.contains(&key));
+        // Held at first sight, it is marked when its window ends (a new file of `tar -x`:
+        // one mark, not three).
+        if known.is_none() && !(updated && self.hold(file, key, now, false)) {
+            self.group.mark(libc::FAN_MARK_ADD, libc::FAN_MODIFY, file);
+        }
         if usage.write {
             self.unseen.remove(&key);
         }
@@ -613,26 +616,32 @@ impl Reader {
                 offset: None,
                 len: None,
             });
-            self.hold(file, key, now);
+            if known.is_some() {
+                self.hold(file, key, now, true);
+            }
         }
         out
     }
 
-    /// Takes `FAN_MODIFY` off the file's mark for one window.
-    fn hold(&mut self, file: &Path, key: (u64, u64), now: Instant) {
-        if self.window.is_zero() || self.held.contains_key(&key) {
-            return;
+    /// Keeps `FAN_MODIFY` off the file's mark for one window (taking it off if `marked`);
+    /// whether it is held now.
+    fn hold(&mut self, file: &Path, key: (u64, u64), now: Instant, marked: bool) -> bool {
+        if self.held.contains_key(&key) {
+            return true;
+        }
+        if self.window.is_zero() {
+            return false;
         }
         let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
         let Ok(fd) = nix::fcntl::open(file, flags, nix::sys::stat::Mode::empty()) else {
-            return;
+            return false;
         };
-        if self
-            .group
-            .mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd))
-        {
+        let taken_off =
+            !marked || (self.group).mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd));
+        if taken_off {
             self.held.insert(key, (fd, now + self.window));
         }
+        taken_off
     }
 }
 
