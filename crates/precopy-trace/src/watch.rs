@@ -585,9 +585,7 @@ impl Reader {
             self.unseen.insert(key);
         }
         let updated = usage.modified || (usage.write && self.unseen.contains(&key));
-        // Held at first sight, it is marked when its window ends (a new file of `tar -x`:
-        // one mark, not three).
-        if known.is_none() && !(updated && self.hold(file, key, now, false)) {
+        if known.is_none() {
             self.group.mark(libc::FAN_MARK_ADD, libc::FAN_MODIFY, file);
         }
         if usage.write {
@@ -616,32 +614,30 @@ impl Reader {
                 offset: None,
                 len: None,
             });
+            // Not at first sight: a file first seen at its write-close (a new file of `tar -x`)
+            // is seldom written again; held once it is.
             if known.is_some() {
-                self.hold(file, key, now, true);
+                self.hold(file, key, now);
             }
         }
         out
     }
 
-    /// Keeps `FAN_MODIFY` off the file's mark for one window (taking it off if `marked`);
-    /// whether it is held now.
-    fn hold(&mut self, file: &Path, key: (u64, u64), now: Instant, marked: bool) -> bool {
-        if self.held.contains_key(&key) {
-            return true;
-        }
-        if self.window.is_zero() {
-            return false;
+    /// Takes `FAN_MODIFY` off the file's mark for one window.
+    fn hold(&mut self, file: &Path, key: (u64, u64), now: Instant) {
+        if self.window.is_zero() || self.held.contains_key(&key) {
+            return;
         }
         let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
         let Ok(fd) = nix::fcntl::open(file, flags, nix::sys::stat::Mode::empty()) else {
-            return false;
+            return;
         };
-        let taken_off =
-            !marked || (self.group).mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd));
-        if taken_off {
+        if self
+            .group
+            .mark(libc::FAN_MARK_REMOVE, libc::FAN_MODIFY, &through(&fd))
+        {
             self.held.insert(key, (fd, now + self.window));
         }
-        taken_off
     }
 }
 
