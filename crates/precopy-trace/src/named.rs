@@ -437,20 +437,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_file_created_renamed_and_deleted_is_seen_with_its_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path().canonicalize().unwrap();
-        let group = match Group::start(std::slice::from_ref(&dir)) {
-            Ok(group) => group,
+    /// A group on `dir`'s filesystem; none (skipped, but never under CI) without the privilege.
+    fn group_on(dir: &Path) -> Option<Group> {
+        match Group::start(&[dir.to_path_buf()]) {
+            Ok(group) => Some(group),
             Err(e) => {
                 assert!(
                     std::env::var_os("CI").is_none(),
                     "no directory events under CI: {e}"
                 );
                 eprintln!("SKIPPED: no directory events here (needs root): {e}");
-                return;
+                None
             }
+        }
+    }
+
+    #[test]
+    fn a_file_created_renamed_and_deleted_is_seen_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let Some(group) = group_on(&dir) else {
+            return;
         };
         std::fs::write(dir.join("a"), "x").unwrap();
         std::fs::rename(dir.join("a"), dir.join("b")).unwrap();
@@ -485,18 +492,10 @@ mod tests {
 
     #[test]
     fn a_directory_renamed_between_reads_is_found_by_its_new_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path().canonicalize().unwrap();
-        let group = match Group::start(std::slice::from_ref(&dir)) {
-            Ok(group) => group,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "no directory events under CI: {e}"
-                );
-                eprintln!("SKIPPED: no directory events here (needs root): {e}");
-                return;
-            }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let Some(group) = group_on(&dir) else {
+            return;
         };
         let me = std::process::id();
         let paths = |group: &Group| -> Vec<String> {
