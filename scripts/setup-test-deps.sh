@@ -2,13 +2,13 @@
 # Idempotent set-up of the real applications the acceptance tests migrate
 # (crates/migrate-native/tests/apps.rs) and scripts/bench-pg.sh uses, on Debian 12, as root:
 #   postgresql (15) + postgresql-contrib (pgbench, pg_amcheck, amcheck), sqlite3, python3 (the
-#   SQLite writer), rsync (the benchmark's anchor), util-linux (setpriv, runuser), procps,
+#   SQLite writer), git, rsync (the benchmark's anchor), util-linux (setpriv, runuser), procps,
 #   iproute2 (the benchmark's network namespaces).
 # Installs only what is missing; a set-up machine passes through in well under a second.
 # Run by scripts/test (setup) when it runs as root.
 set -euo pipefail
 
-PACKAGES=(postgresql postgresql-contrib sqlite3 python3 rsync util-linux procps iproute2)
+PACKAGES=(postgresql postgresql-contrib sqlite3 python3 git rsync util-linux procps iproute2)
 
 log() { printf 'setup-test-deps: %s\n' "$*"; }
 

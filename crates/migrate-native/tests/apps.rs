@@ -10,6 +10,9 @@
 //! - **SQLite in WAL mode**, written continuously by a Python script that also rotates a backup
 //!   (create, rename, delete) and truncates its WAL: at D the database is intact and holds the
 //!   last row the writer saw committed.
+//! - **git**, committing in a loop from a shell (four or five short-lived processes a commit) and
+//!   packing and pruning every 40 commits: at D, `git fsck --full --strict` is clean and every
+//!   commit the writer saw made is in the history.
 //!
 //! Root only (PostgreSQL runs as `postgres`, `send` watches with fanotify). Without root, or
 //! without the programs (`scripts/setup-test-deps.sh` installs them), a test prints SKIPPED and
@@ -47,6 +50,8 @@ const MIN_PRECOPY_S: f64 = 15.0;
 /// it, pre-copy ends here rather than after `send`'s default of 1,000 rounds. Exactness at the
 /// stop is what these tests check, not when the policy stops.
 const MAX_ROUNDS: &str = "60";
+/// The same for git, whose every gc rewrites its packs: the β test never ends its pre-copy.
+const GIT_MAX_ROUNDS: &str = "15";
 /// Bound on the polls of [`poll_until`] (50 ms apart, plus each poll's own time).
 const POLLS: u32 = 1200;
 
@@ -161,14 +166,14 @@ fn receiver(work: &Path) -> Receiver {
 }
 
 /// `send`'s options here besides the tree: rate, a period of 1 s, the round cap, what follows.
-fn send_options<'a>(bwlimit: &'a str, then: &'a str) -> [&'a str; 8] {
+fn send_options<'a>(bwlimit: &'a str, max_rounds: &'a str, then: &'a str) -> [&'a str; 8] {
     [
         "--bwlimit",
         bwlimit,
         "--period",
         "1s",
         "--max-rounds",
-        MAX_ROUNDS,
+        max_rounds,
         "--then",
         then,
     ]
@@ -911,7 +916,13 @@ fn postgres_under_pgbench(test: &str, then: &str) {
     ];
     app.extend(server_options(port));
     let app: Vec<&str> = app.iter().map(String::as_str).collect();
-    let mut sending = Sending::start(&receiver, work, &data, &send_options(&bwlimit, then), &app);
+    let mut sending = Sending::start(
+        &receiver,
+        work,
+        &data,
+        &send_options(&bwlimit, MAX_ROUNDS, then),
+        &app,
+    );
     poll_until("PostgreSQL under send to accept connections", || {
         sending.alive().map(|()| accepting(port))
     })
@@ -1079,7 +1090,7 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
         &receiver,
         &work,
         &tree,
-        &send_options(&bwlimit, "stop"),
+        &send_options(&bwlimit, MAX_ROUNDS, "stop"),
         &["python3", &app[0], &app[1], &app[2]],
     );
     poll_until("the writer's first commit", || {
@@ -1115,4 +1126,108 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
             "ok"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// git
+
+/// The git application: commits in a loop, about 15 a second (a file rewritten each time, one
+/// deleted every 7th), appending each commit's id to a record outside the migrated tree once
+/// `git commit` returned, and every 40 commits packs the repository and prunes its loose objects
+/// (`git gc`: packs and indexes written through temporary files and renamed, loose objects and
+/// their directories deleted, lock files created and renamed over refs). Four or five
+/// short-lived processes a commit: the process tree is never the same twice.
+const GIT_WRITER: &str = r#"
+set -eu
+cd "$1"
+i=0
+while :; do
+    i=$((i + 1))
+    head -c 3000 /dev/urandom | base64 > "f$((i % 40)).txt"
+    if [ $((i % 7)) -eq 0 ]; then rm -f "f$(((i + 3) % 40)).txt"; fi
+    git add -A
+    git commit -q -m "commit $i"
+    git rev-parse HEAD >> "$2"
+    if [ $((i % 40)) -eq 0 ]; then git gc -q --prune=now; fi
+    sleep 0.05
+done
+"#;
+
+fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
+    run(Command::new("git").arg("-C").arg(repo).args(args)).map(|out| out.trim().to_string())
+}
+
+#[test]
+fn git_committing_and_packing_during_the_migration_arrives_whole_with_every_commit() {
+    const TEST: &str = "git";
+    if !can_run(TEST, &["git", "sh", "base64", "diff"].map(String::from)) {
+        return;
+    }
+    let _serial = serial();
+    adopt_orphans();
+    let work = work_dir();
+    let work = work.path().canonicalize().unwrap();
+    let tree = work.join("repo");
+    // A repository of 200 files of 16 KiB of text in one commit: something to pre-copy.
+    let seed = "git init -q . && git config user.name precopy && git config user.email \
+                precopy@localhost && git config gc.auto 0 && for i in $(seq 200); do head -c \
+                12000 /dev/urandom | base64 > seed$i.txt; done && git add -A && git commit -qm seed";
+    std::fs::create_dir(&tree).unwrap();
+    run(Command::new("sh").args(["-c", seed]).current_dir(&tree)).unwrap();
+    let writer = work.join("writer.sh");
+    std::fs::write(&writer, GIT_WRITER).unwrap();
+    let record = work.join("committed.txt");
+    // One pass in 2 s: the packs that each gc rewrites are most of what the link carries.
+    let size = du_bytes(&tree);
+    let bwlimit = format!("{:.1}Mbps", size as f64 * 8.0 / 2.0 / 1e6);
+    let receiver = receiver(&work);
+    let app = [&writer, &tree, &record].map(|p| p.display().to_string());
+    let mut sending = Sending::start(
+        &receiver,
+        &work,
+        &tree,
+        &send_options(&bwlimit, GIT_MAX_ROUNDS, "stop"),
+        &["sh", &app[0], &app[1], &app[2]],
+    );
+    // Past the first gc: packs made and loose objects deleted while pre-copy runs.
+    let commits = |record: &Path| std::fs::read_to_string(record).unwrap_or_default();
+    poll_until("the writer's first gc", || {
+        sending
+            .alive()
+            .map(|()| commits(&record).lines().count() > 40)
+    })
+    .unwrap_or_else(|e| panic!("{TEST}: {e}"));
+    let writer = KillTree(sending.app_pid());
+    let sent = sending.finish();
+    // Complete lines only: the writer may have been frozen inside an append.
+    let recorded = commits(&record);
+    let recorded = recorded.rsplit_once('\n').map_or("", |(whole, _)| whole);
+    let last = recorded.lines().last().unwrap_or_default().to_string();
+    say(&format!(
+        "{TEST}: repository {:.1} MB, --bwlimit {bwlimit}: {}; {} commits recorded at S",
+        size as f64 / 1e6,
+        sent.figures(),
+        recorded.lines().count()
+    ));
+    sent.assert_equal(TEST);
+    // Compared while the writer is still stopped, then it goes.
+    let copy = at_destination(&receiver.root, &tree);
+    assert_same_tree(TEST, &tree, &copy, &[]);
+    drop(writer);
+    // git's own invariants at D: every object reachable and intact, and every commit the writer
+    // saw made is in the history (HEAD may be one further: frozen before its id was recorded).
+    git(&copy, &["fsck", "--full", "--strict", "--no-progress"])
+        .unwrap_or_else(|e| panic!("{TEST}: git fsck at D: {e}"));
+    git(&copy, &["merge-base", "--is-ancestor", &last, "HEAD"]).unwrap_or_else(|e| {
+        panic!("{TEST}: the last recorded commit {last} is not in D's history: {e}")
+    });
+    let at_d: usize = git(&copy, &["rev-list", "--count", "HEAD"])
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        at_d > recorded.lines().count(),
+        "{TEST}: D's history has {at_d} commits; the writer recorded {} after the seed",
+        recorded.lines().count()
+    );
 }
