@@ -95,6 +95,18 @@ fn work_dir() -> tempfile::TempDir {
     work
 }
 
+/// A test's start, once it can run: the machine to itself, orphans reaped here, a work directory
+/// (gone when the `TempDir` is dropped), its canonical path, and an empty directory `name` in it.
+fn start_tree(name: &str) -> (MutexGuard<'static, ()>, tempfile::TempDir, PathBuf, PathBuf) {
+    let serial = serial();
+    adopt_orphans();
+    let dir = work_dir();
+    let work = dir.path().canonicalize().unwrap();
+    let tree = work.join(name);
+    std::fs::create_dir(&tree).unwrap();
+    (serial, dir, work, tree)
+}
+
 /// Makes this process the reaper of what `send` leaves behind, so that the stopped source
 /// application can be killed and reaped here: until it is reaped its pid still answers, and a
 /// PostgreSQL started on the copy would take the copied `postmaster.pid` as a live server's.
@@ -312,6 +324,35 @@ impl Sent {
                 .unwrap_or(f64::NAN),
         )
     }
+}
+
+/// `send --rw TREE --then stop -- INTERPRETER SCRIPT TREE RECORD`: a writer script that appends
+/// what it has committed to RECORD, outside the tree, at a rate that carries the tree as it is
+/// now in `pass_s` seconds. Returns the receiver, the sending, RECORD, and the tree's size and
+/// rate as words.
+fn start_writer(
+    work: &Path,
+    tree: &Path,
+    [interpreter, script]: [&str; 2],
+    pass_s: f64,
+    max_rounds: &str,
+) -> (Receiver, Sending, PathBuf, String) {
+    let writer = work.join("writer");
+    std::fs::write(&writer, script).unwrap();
+    let record = work.join("committed.txt");
+    let size = du_bytes(tree) as f64;
+    let bwlimit = format!("{:.1}Mbps", size * 8.0 / pass_s / 1e6);
+    let receiver = receiver(work);
+    let app = [&writer, tree, &record].map(|p| p.display().to_string());
+    let sending = Sending::start(
+        &receiver,
+        work,
+        tree,
+        &send_options(&bwlimit, max_rounds, "stop"),
+        &[interpreter, &app[0], &app[1], &app[2]],
+    );
+    let about = format!("{:.1} MB, --bwlimit {bwlimit}", size / 1e6);
+    (receiver, sending, record, about)
 }
 
 /// `(pid, parent pid)` of every process now.
@@ -1066,12 +1107,7 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
     if !can_run(TEST, &["python3", "sqlite3", "diff"].map(String::from)) {
         return;
     }
-    let _serial = serial();
-    adopt_orphans();
-    let work = work_dir();
-    let work = work.path().canonicalize().unwrap();
-    let tree = work.join("db");
-    std::fs::create_dir(&tree).unwrap();
+    let (_serial, _work, work, tree) = start_tree("db");
     // 20,000 rows of 500 bytes to start with (negative keys, apart from the writer's).
     run(Command::new("sqlite3").arg(tree.join("app.db")).arg(
         "PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER PRIMARY KEY, pad BLOB); WITH RECURSIVE \
@@ -1079,20 +1115,8 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
          -i, randomblob(500) FROM c;",
     ))
     .unwrap();
-    let writer = work.join("writer.py");
-    std::fs::write(&writer, SQLITE_WRITER).unwrap();
-    let record = work.join("committed.txt");
-    let size = du_bytes(&tree);
-    let bwlimit = format!("{:.1}Mbps", size as f64 * 8.0 / 5.0 / 1e6);
-    let receiver = receiver(&work);
-    let app = [&writer, &tree, &record].map(|p| p.display().to_string());
-    let mut sending = Sending::start(
-        &receiver,
-        &work,
-        &tree,
-        &send_options(&bwlimit, MAX_ROUNDS, "stop"),
-        &["python3", &app[0], &app[1], &app[2]],
-    );
+    let (receiver, mut sending, record, about) =
+        start_writer(&work, &tree, ["python3", SQLITE_WRITER], 5.0, MAX_ROUNDS);
     poll_until("the writer's first commit", || {
         sending.alive().map(|()| last_committed(&record) > 0)
     })
@@ -1101,8 +1125,7 @@ fn sqlite_in_wal_mode_written_during_the_migration_keeps_every_committed_row() {
     let sent = sending.finish();
     let last = last_committed(&record);
     say(&format!(
-        "{TEST}: database {:.1} MB, --bwlimit {bwlimit}: {}; last row committed at S: {last}",
-        size as f64 / 1e6,
+        "{TEST}: database {about}: {}; last row committed at S: {last}",
         sent.figures()
     ));
     sent.assert_equal(TEST);
@@ -1163,32 +1186,15 @@ fn git_committing_and_packing_during_the_migration_arrives_whole_with_every_comm
     if !can_run(TEST, &["git", "sh", "base64", "diff"].map(String::from)) {
         return;
     }
-    let _serial = serial();
-    adopt_orphans();
-    let work = work_dir();
-    let work = work.path().canonicalize().unwrap();
-    let tree = work.join("repo");
+    let (_serial, _work, work, tree) = start_tree("repo");
     // A repository of 200 files of 16 KiB of text in one commit: something to pre-copy.
     let seed = "git init -q . && git config user.name precopy && git config user.email \
                 precopy@localhost && git config gc.auto 0 && for i in $(seq 200); do head -c \
                 12000 /dev/urandom | base64 > seed$i.txt; done && git add -A && git commit -qm seed";
-    std::fs::create_dir(&tree).unwrap();
     run(Command::new("sh").args(["-c", seed]).current_dir(&tree)).unwrap();
-    let writer = work.join("writer.sh");
-    std::fs::write(&writer, GIT_WRITER).unwrap();
-    let record = work.join("committed.txt");
     // One pass in 2 s: the packs that each gc rewrites are most of what the link carries.
-    let size = du_bytes(&tree);
-    let bwlimit = format!("{:.1}Mbps", size as f64 * 8.0 / 2.0 / 1e6);
-    let receiver = receiver(&work);
-    let app = [&writer, &tree, &record].map(|p| p.display().to_string());
-    let mut sending = Sending::start(
-        &receiver,
-        &work,
-        &tree,
-        &send_options(&bwlimit, GIT_MAX_ROUNDS, "stop"),
-        &["sh", &app[0], &app[1], &app[2]],
-    );
+    let (receiver, mut sending, record, about) =
+        start_writer(&work, &tree, ["sh", GIT_WRITER], 2.0, GIT_MAX_ROUNDS);
     // Past the first gc: packs made and loose objects deleted while pre-copy runs.
     let commits = |record: &Path| std::fs::read_to_string(record).unwrap_or_default();
     poll_until("the writer's first gc", || {
@@ -1204,8 +1210,7 @@ fn git_committing_and_packing_during_the_migration_arrives_whole_with_every_comm
     let recorded = recorded.rsplit_once('\n').map_or("", |(whole, _)| whole);
     let last = recorded.lines().last().unwrap_or_default().to_string();
     say(&format!(
-        "{TEST}: repository {:.1} MB, --bwlimit {bwlimit}: {}; {} commits recorded at S",
-        size as f64 / 1e6,
+        "{TEST}: repository {about}: {}; {} commits recorded at S",
         sent.figures(),
         recorded.lines().count()
     ));
