@@ -92,20 +92,44 @@ pub struct ScanError {
     pub source: io::Error,
 }
 
+impl Root {
+    /// The root at `path`, which must exist now.
+    fn at(path: PathBuf, kind: Kind) -> Result<Root, ScanError> {
+        let fail = |source| ScanError {
+            path: path.clone(),
+            source,
+        };
+        let path = path.canonicalize().map_err(fail)?;
+        let rel = precopy_proto::path::relative_of_absolute(path.as_os_str().as_bytes())
+            .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
+        Ok(Root { path, rel, kind })
+    }
+}
+
 impl Roots {
     /// Roots for the named paths (which must exist now). A root inside another is kept (its kind
     /// matters for the files under it) but walked only once.
     pub fn new(named: Vec<(PathBuf, Kind)>) -> Result<Roots, ScanError> {
+        Roots::named_and_found(named, Vec::new())
+    }
+
+    /// Roots for the named paths (which must exist now) and for the files an identification
+    /// found: one gone since (a temporary file, deleted or renamed away) is left out, as it is
+    /// not there to migrate.
+    pub fn named_and_found(
+        named: Vec<(PathBuf, Kind)>,
+        found: Vec<(PathBuf, Kind)>,
+    ) -> Result<Roots, ScanError> {
         let mut roots: Vec<Root> = Vec::new();
         for (path, kind) in named {
-            let fail = |source| ScanError {
-                path: path.clone(),
-                source,
-            };
-            let path = path.canonicalize().map_err(fail)?;
-            let rel = precopy_proto::path::relative_of_absolute(path.as_os_str().as_bytes())
-                .map_err(|e| fail(io::Error::new(io::ErrorKind::InvalidInput, e.to_string())))?;
-            roots.push(Root { path, rel, kind });
+            roots.push(Root::at(path, kind)?);
+        }
+        for (path, kind) in found {
+            match Root::at(path, kind) {
+                Ok(root) => roots.push(root),
+                Err(e) if e.source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
         // Named as both: ReadWrite wins (it may be written).
         roots.sort_by(|a, b| a.rel.cmp(&b.rel).then(b.kind.cmp(&a.kind)));
@@ -403,6 +427,20 @@ mod tests {
         let roots = Roots::new(vec![(there.clone(), Kind::ReadWrite)]).unwrap();
         std::fs::remove_file(&there).unwrap();
         assert!(roots.scan().unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn a_found_file_gone_before_the_roots_are_made_is_left_out_a_named_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept");
+        std::fs::write(&kept, b"x").unwrap();
+        let gone = dir.path().join("count.tmp");
+        let found = vec![(gone.clone(), Kind::ReadWrite), (kept, Kind::ReadWrite)];
+        let roots = Roots::named_and_found(Vec::new(), found).unwrap();
+        let scanned = roots.scan().unwrap().entries;
+        assert_eq!(scanned.len(), 1, "{scanned:?}");
+        let err = Roots::named_and_found(vec![(gone, Kind::ReadWrite)], Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("count.tmp"), "{err}");
     }
 
     #[test]

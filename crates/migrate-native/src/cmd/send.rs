@@ -227,7 +227,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
             None => App::spawn(&args.command, output.try_clone()?)
                 .with_context(|| format!("starting {}", args.command[0]))?,
         };
-        (roots(named)?, app, None)
+        (roots(named, Vec::new())?, app, None)
     } else {
         let window = Duration::from_secs_f64(args.identify);
         let (opened, app, live) = match args.pid {
@@ -261,7 +261,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode> {
                 "no files to migrate: the application opened none (that --include/--exclude keep)"
             );
         }
-        (roots(named.into_iter().chain(opened).collect())?, app, live)
+        (roots(named, opened)?, app, live)
     };
     eprintln!(
         "send: the final copy will stop the application with {}",
@@ -393,9 +393,11 @@ fn app_output(choice: &str) -> Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// Roots for the named paths; one that does not exist is bad input, named.
-fn roots(named: Vec<(PathBuf, Kind)>) -> Result<Roots> {
-    Roots::new(named).map_err(|e| bad_input(format!("finding what to migrate: {e}")))
+/// Roots for the named paths and the identified files; a named path that does not exist is bad
+/// input, named (an identified file gone since is left out).
+fn roots(named: Vec<(PathBuf, Kind)>, found: Vec<(PathBuf, Kind)>) -> Result<Roots> {
+    Roots::named_and_found(named, found)
+        .map_err(|e| bad_input(format!("finding what to migrate: {e}")))
 }
 
 /// Progress on stderr: a bar when it is a terminal, a line per round otherwise.
