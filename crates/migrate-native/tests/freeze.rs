@@ -11,7 +11,7 @@
 mod common;
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
 use precopy_net::app::App;
@@ -67,6 +67,11 @@ fn can_run(test: &str) -> bool {
     common::can_run(test, lacking.as_deref())
 }
 
+/// A fresh directory for the watched program, or `None` if the test is to skip (see [`can_run`]).
+fn tempdir_if_can_run(test: &str) -> Option<tempfile::TempDir> {
+    can_run(test).then(|| tempfile::tempdir().unwrap())
+}
+
 fn watched_argv(dir: &Path) -> Vec<String> {
     vec![
         "python3".into(),
@@ -74,6 +79,19 @@ fn watched_argv(dir: &Path) -> Vec<String> {
         WATCHED.into(),
         dir.display().to_string(),
     ]
+}
+
+/// `WATCHED DIR` as a plain child of the test.
+fn watched_command(dir: &Path) -> Command {
+    let argv = watched_argv(dir);
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    command
+}
+
+/// Whether a child of the test still runs.
+fn running(child: &mut Child) -> bool {
+    child.try_wait().unwrap().is_none()
 }
 
 fn count(dir: &Path) -> Option<u64> {
@@ -106,10 +124,7 @@ struct Witness {
 impl Witness {
     fn start() -> Witness {
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("python3")
-            .args(&watched_argv(dir.path())[1..])
-            .spawn()
-            .unwrap();
+        let child = watched_command(dir.path()).spawn().unwrap();
         let mut witness = Witness { child, dir };
         witness.advance(1);
         witness
@@ -122,7 +137,7 @@ impl Witness {
         let child = &mut self.child;
         wait_until(
             "the witness",
-            || child.try_wait().unwrap().is_none(),
+            || running(child),
             || count(dir).is_some_and(|c| c >= from + n),
         );
     }
@@ -153,21 +168,28 @@ fn quit(dir: &Path, alive: impl FnMut() -> bool) -> String {
     read(dir, "waits")
 }
 
+/// `WATCHED DIR` spawned by `App` (in a cgroup of its own), once it has counted; returns it and
+/// its cgroup's path.
+fn spawn_watched(dir: &Path) -> (App, PathBuf) {
+    let mut app = App::spawn(&watched_argv(dir), null()).unwrap();
+    let group = app.cgroup().unwrap().path().to_path_buf();
+    first_count(dir, || app.exited().is_none());
+    (app, group)
+}
+
 #[test]
 fn a_frozen_application_makes_no_progress_and_never_knows() {
-    if !can_run("a_frozen_application_makes_no_progress_and_never_knows") {
+    let Some(tmp) = tempdir_if_can_run("a_frozen_application_makes_no_progress_and_never_knows")
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let mut app = App::spawn(&watched_argv(dir), null()).unwrap();
+    };
+    let dir = tmp.path();
+    let (mut app, group) = spawn_watched(dir);
     assert!(
         app.stopping().contains("cgroup freezer"),
         "{}",
         app.stopping()
     );
-    let group = app.cgroup().unwrap().path().to_path_buf();
-    first_count(dir, || app.exited().is_none());
     let mut witness = Witness::start();
     for _ in 0..3 {
         app.stop().unwrap();
@@ -193,14 +215,11 @@ fn a_frozen_application_makes_no_progress_and_never_knows() {
 
 #[test]
 fn left_frozen_it_stays_stopped_and_no_cgroup_is_left() {
-    if !can_run("left_frozen_it_stays_stopped_and_no_cgroup_is_left") {
+    let Some(tmp) = tempdir_if_can_run("left_frozen_it_stays_stopped_and_no_cgroup_is_left") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let mut app = App::spawn(&watched_argv(dir), null()).unwrap();
-    let group = app.cgroup().unwrap().path().to_path_buf();
-    first_count(dir, || app.exited().is_none());
+    };
+    let dir = tmp.path();
+    let (mut app, group) = spawn_watched(dir);
     let members = app.cgroup().unwrap().procs().unwrap();
     app.stop().unwrap();
     let at_stop = count(dir);
@@ -223,16 +242,14 @@ fn left_frozen_it_stays_stopped_and_no_cgroup_is_left() {
 
 #[test]
 fn an_attached_tree_is_moved_in_and_back_out() {
-    if !can_run("an_attached_tree_is_moved_in_and_back_out") {
+    let Some(tmp) = tempdir_if_can_run("an_attached_tree_is_moved_in_and_back_out") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
-    let argv = watched_argv(dir);
-    let mut running = Command::new(&argv[0]).args(&argv[1..]).spawn().unwrap();
-    let pid = running.id();
+    };
+    let dir = tmp.path();
+    let mut child = watched_command(dir).spawn().unwrap();
+    let pid = child.id();
     let before = cgroup::of_pid(pid).unwrap();
-    first_count(dir, || running.try_wait().unwrap().is_none());
+    first_count(dir, || running(&mut child));
     let mut app = App::attach(pid);
     let group = app.cgroup().unwrap().path().to_path_buf();
     assert!(app.cgroup().unwrap().created());
@@ -251,41 +268,89 @@ fn an_attached_tree_is_moved_in_and_back_out() {
         before,
         "moved back where it was"
     );
-    let waits = quit(dir, || running.try_wait().unwrap().is_none());
+    let waits = quit(dir, || running(&mut child));
     assert_eq!(waits, "exited 0\n");
     assert_eq!(read(dir, "signals"), "");
 }
 
 #[test]
 fn a_tree_alone_in_its_cgroup_is_frozen_there() {
-    if !can_run("a_tree_alone_in_its_cgroup_is_frozen_there") {
+    let Some(tmp) = tempdir_if_can_run("a_tree_alone_in_its_cgroup_is_frozen_there") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
+    };
+    let dir = tmp.path();
     let own = Cgroup::for_spawn().unwrap();
     let join = own.join_fd().unwrap();
-    let argv = watched_argv(dir);
-    let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]);
+    let mut command = watched_command(dir);
     // SAFETY: the hook makes one write(2).
     unsafe { command.pre_exec(cgroup::join_hook(&join)) };
-    let mut running = command.spawn().unwrap();
-    first_count(dir, || running.try_wait().unwrap().is_none());
-    let mut app = App::attach(running.id());
+    let mut child = command.spawn().unwrap();
+    first_count(dir, || running(&mut child));
+    let mut app = App::attach(child.id());
     assert_eq!(app.cgroup().unwrap().path(), own.path());
     assert!(!app.cgroup().unwrap().created());
     app.stop().unwrap();
     app.resume().unwrap();
     app.release().unwrap();
     assert!(own.path().exists(), "a cgroup we did not make is left");
-    let waits = quit(dir, || running.try_wait().unwrap().is_none());
+    let waits = quit(dir, || running(&mut child));
     assert_eq!(waits, "exited 0\n");
 }
 
-fn receiver(work: &Path, token: &Path) -> common::Daemon {
-    let log = work.join("receive.log");
-    common::Daemon::start("127.0.0.1:0", &work.join("dst"), token, &log)
+/// A migration's set-up: `WORK/app` (the application's directory, empty), a token and a receiver.
+struct Migration {
+    work: PathBuf,
+    dir: PathBuf,
+    token: PathBuf,
+    daemon: common::Daemon,
+    /// Last: the receiver ends before its root goes.
+    _tmp: tempfile::TempDir,
+}
+
+impl Migration {
+    fn new() -> Migration {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().canonicalize().unwrap();
+        let dir = work.join("app");
+        std::fs::create_dir(&dir).unwrap();
+        let token = work.join("token");
+        std::fs::write(&token, TOKEN).unwrap();
+        let log = work.join("receive.log");
+        let daemon = common::Daemon::start("127.0.0.1:0", &work.join("dst"), &token, &log);
+        Migration {
+            work,
+            dir,
+            token,
+            daemon,
+            _tmp: tmp,
+        }
+    }
+
+    /// `send --to ADDR --json --period 200ms --token-file TOKEN`, the rest for the test to add.
+    fn send(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "send",
+                "--to",
+                &self.daemon.addr,
+                "--json",
+                "--period",
+                "200ms",
+            ])
+            .arg("--token-file")
+            .arg(&self.token);
+        command
+    }
+}
+
+/// The application's pid, as `send --json` reports it.
+fn reported_pid(json: &serde_json::Value) -> u32 {
+    json["metrics"]["dataset"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("pid "))
+        .and_then(|p| p.parse().ok())
+        .unwrap()
 }
 
 /// `send --rw DIR EXTRA -- WATCHED DIR`, resumed at the source afterwards.
@@ -293,28 +358,21 @@ fn send_watched(test: &str, extra: &[&str]) {
     if !can_run(test) {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let work = work.path().canonicalize().unwrap();
-    let dir = work.join("app");
-    std::fs::create_dir(&dir).unwrap();
+    let migration = Migration::new();
+    let (work, dir, daemon) = (&migration.work, migration.dir.as_path(), &migration.daemon);
     // Something to pre-copy besides the counter, which is there from the start: the migration
     // may be over before the program has counted.
     std::fs::write(dir.join("data"), vec![7u8; 2_000_000]).unwrap();
     std::fs::write(dir.join("count"), "0").unwrap();
-    let token = work.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let daemon = receiver(&work, &token);
     let (stdout, stderr) = (work.join("send.json"), work.join("send.log"));
-    let mut send = Command::new(BIN)
-        .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
+    let mut send = migration
+        .send()
         .args(["--bwlimit", "40Mbps", "--then", "resume"])
-        .arg("--token-file")
-        .arg(&token)
         .arg("--rw")
-        .arg(&dir)
+        .arg(dir)
         .args(extra)
         .arg("--")
-        .args(watched_argv(&dir))
+        .args(watched_argv(dir))
         .stdout(std::fs::File::create(&stdout).unwrap())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
@@ -340,22 +398,18 @@ fn send_watched(test: &str, extra: &[&str]) {
         "{}",
         log()
     );
-    let pid: u32 = json["metrics"]["dataset"]
-        .as_str()
-        .and_then(|d| d.strip_prefix("pid "))
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let pid = reported_pid(&json);
     let alive = || Path::new(&format!("/proc/{pid}")).exists();
     // The copy is the source at the stop; the source counted on after the resume.
     let there = |p: &Path| daemon.root.join(p.strip_prefix("/").unwrap());
-    let copied = count(&there(&dir)).unwrap();
+    let copied = count(&there(dir)).unwrap();
     wait_until("a count after the resume", alive, || {
-        count(&dir).is_some_and(|c| c > copied)
+        count(dir).is_some_and(|c| c > copied)
     });
-    let waits = quit(&dir, alive);
+    let waits = quit(dir, alive);
     assert!(send.wait().unwrap().success(), "{}", log());
     assert_eq!(waits, "exited 0\n", "its parent saw a stop or a continue");
-    assert_eq!(read(&dir, "signals"), "", "it received a signal");
+    assert_eq!(read(dir, "signals"), "", "it received a signal");
     let made = cgroup::of_pid(std::process::id())
         .unwrap()
         .join(format!("precopy-{}-0", send.id()));
@@ -402,29 +456,22 @@ fn after_a_stop_free_migration_send_exits_and_the_application_runs_on() {
     if !can_run(test) {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let work = work.path().canonicalize().unwrap();
-    let dir = work.join("app");
-    std::fs::create_dir(&dir).unwrap();
-    let token = work.join("token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let daemon = receiver(&work, &token);
+    let migration = Migration::new();
+    let (work, dir) = (&migration.work, migration.dir.as_path());
     // The application's output: a line from its shell, then the counting program's.
     let output = work.join("app.out");
     let mut argv = vec!["sh".to_string(), "-c".into()];
     argv.push(r#"echo started; exec "$@""#.into());
     argv.push("sh".into());
-    argv.extend(watched_argv(&dir));
+    argv.extend(watched_argv(dir));
     let stderr = work.join("send.log");
-    let send = Command::new(BIN)
-        .args(["send", "--to", &daemon.addr, "--json", "--period", "200ms"])
+    let send = migration
+        .send()
         .args(["--identify", "300ms", "--identify-with", "cgroup"])
         .args(["--then", "resume", "--live", "--rw"])
-        .arg(&dir)
+        .arg(dir)
         .arg("--app-output")
         .arg(&output)
-        .arg("--token-file")
-        .arg(&token)
         .arg("--")
         .args(&argv)
         .stdout(std::process::Stdio::piped())
@@ -439,20 +486,16 @@ fn after_a_stop_free_migration_send_exits_and_the_application_runs_on() {
     assert!(log.contains("stop-free"), "{log}");
     assert!(!log.contains("send ends when it does"), "{log}");
     let json: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
-    let pid: u32 = json["metrics"]["dataset"]
-        .as_str()
-        .and_then(|d| d.strip_prefix("pid "))
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let pid = reported_pid(&json);
     // send has exited: the application is not its child any more, and it runs on.
     let (parent, state) = parent_and_state(pid).expect("the application is gone");
     assert_ne!(parent, send_pid, "still send's child");
     assert_ne!(state, 'Z', "the application ended with send");
-    let at_exit = count(&dir).unwrap();
+    let at_exit = count(dir).unwrap();
     wait_until(
         "a count after send exited",
         || parent_and_state(pid).is_some_and(|(_, s)| s != 'Z'),
-        || count(&dir).is_some_and(|c| c > at_exit),
+        || count(dir).is_some_and(|c| c > at_exit),
     );
     assert_eq!(std::fs::read_to_string(&output).unwrap(), "started\n");
     // The test ends it: the counting child and its parent.

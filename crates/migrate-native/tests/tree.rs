@@ -107,6 +107,12 @@ impl App {
         }
     }
 
+    /// An application that only sleeps: for tests about the tree, not about what the
+    /// application does.
+    fn sleeper(dir: &Path) -> App {
+        App::new(dir, "exec sleep 3600".into())
+    }
+
     fn argv(&self) -> Vec<String> {
         let pid = self.pidfile.display();
         vec![
@@ -196,6 +202,14 @@ fn send(work: &Path, addr: &str, args: &[OsString], app: Option<&App>, as_nobody
 
 fn arg(text: impl Into<OsString>) -> OsString {
     text.into()
+}
+
+/// `--rw SRC --then stop EXTRA…`: a migration that leaves the application stopped at the source,
+/// so that S holds still for the comparison with D.
+fn rw_then_stop(src: &Path, extra: &[OsString]) -> Vec<OsString> {
+    let mut args = vec![arg("--rw"), arg(src), arg("--then"), arg("stop")];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// What one entry of a tree is, as compared.
@@ -863,16 +877,15 @@ fn migrate_while_operating(
     let run = send(
         work.path(),
         &rx.addr,
-        &[
-            arg("--rw"),
-            arg(&src),
-            arg("--then"),
-            arg("stop"),
-            arg("--bwlimit"),
-            arg(format!("{bwlimit:.0}bps")),
-            arg("--max-rounds"),
-            arg("20"),
-        ],
+        &rw_then_stop(
+            &src,
+            &[
+                arg("--bwlimit"),
+                arg(format!("{bwlimit:.0}bps")),
+                arg("--max-rounds"),
+                arg("20"),
+            ],
+        ),
         Some(&app),
         false,
     );
@@ -913,6 +926,20 @@ fn migrate_while_operating(
     Ok(())
 }
 
+/// [`migrate_while_operating`] if python3 (the application) is there: else a skip, a failure
+/// under `CI=true`.
+fn case_if_python(
+    test: &str,
+    raw_tree: &[(u8, u16, u32)],
+    raw_ops: &[(u8, u16, u16, u32)],
+    reuse: bool,
+) -> Result<(), TestCaseError> {
+    if !can_run(test, (!python_works()).then_some("needs python3")) {
+        return Ok(());
+    }
+    migrate_while_operating(raw_tree, raw_ops, reuse)
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: 4,
@@ -944,10 +971,7 @@ proptest! {
         tree in raw_tree(),
         ops in raw_ops(),
     ) {
-        if !can_run("operations_during_precopy", (!python_works()).then_some("needs python3")) {
-            return Ok(());
-        }
-        migrate_while_operating(&tree, &ops, false)?;
+        case_if_python("operations_during_precopy", &tree, &ops, false)?;
     }
 
     /// As above, and paths change kind: removed paths come back as another kind, and `flip`
@@ -958,15 +982,34 @@ proptest! {
         tree in raw_tree(),
         ops in raw_ops(),
     ) {
-        if !can_run("operations_that_change_kinds", (!python_works()).then_some("needs python3")) {
-            return Ok(());
-        }
-        migrate_while_operating(&tree, &ops, true)?;
+        case_if_python("operations_that_change_kinds", &tree, &ops, true)?;
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // 2. Faults.
+
+/// `send` exited 0; else the failure shows the end of its log.
+#[track_caller]
+fn assert_sent(run: &Run) {
+    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
+}
+
+/// D equals S entry by entry; else the failure lists every difference.
+#[track_caller]
+fn assert_d_equals_s(src: &Path, d: &Path) {
+    let found = differences(src, d);
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// `WORK/src` holding one file (its directories made): where most fault tests start.
+fn src_holding(work: &Path, file: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    let src = work.join("src");
+    let path = src.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+    src
+}
 
 #[test]
 fn a_root_that_does_not_exist_is_named_with_exit_code_2() {
@@ -1018,7 +1061,7 @@ fn fifos_and_sockets_are_refused_by_name_or_left_out_with_skip_special() {
     let rx = receiver(work.path());
     let d = at_d(&rx.root, &src);
 
-    let app = App::new(work.path(), "exec sleep 3600".into());
+    let app = App::sleeper(work.path());
     let run = send(
         work.path(),
         &rx.addr,
@@ -1036,7 +1079,7 @@ fn fifos_and_sockets_are_refused_by_name_or_left_out_with_skip_special() {
     assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
     drop(app);
 
-    let app = App::new(work.path(), "exec sleep 3600".into());
+    let app = App::sleeper(work.path());
     let run = send(
         work.path(),
         &rx.addr,
@@ -1071,9 +1114,7 @@ fn an_unreadable_file_is_named_and_nothing_partial_is_left() {
     let work = tempfile::tempdir().unwrap();
     // `nobody` needs to reach the tree, the token and the application's pid file.
     set_mode(work.path(), 0o755);
-    let src = work.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("readable"), vec![1u8; 50_000]).unwrap();
+    let src = src_holding(work.path(), "readable", vec![1u8; 50_000]);
     let secret = src.join("secret");
     std::fs::write(&secret, b"no one may read this").unwrap();
     set_mode(&secret, 0o000);
@@ -1081,11 +1122,11 @@ fn an_unreadable_file_is_named_and_nothing_partial_is_left() {
     std::fs::create_dir(&app_dir).unwrap();
     set_mode(&app_dir, 0o777);
     let rx = receiver(work.path());
-    let app = App::new(&app_dir, "exec sleep 3600".into());
+    let app = App::sleeper(&app_dir);
     let run = send(
         work.path(),
         &rx.addr,
-        &[arg("--rw"), arg(&src), arg("--then"), arg("stop")],
+        &rw_then_stop(&src, &[]),
         Some(&app),
         true,
     );
@@ -1114,75 +1155,105 @@ fn change_once_arrived(
 ) -> (Run, Receiver, PathBuf) {
     std::fs::write(src.join("hot"), vec![9u8; 100_000]).unwrap();
     let rx = receiver(work);
+    let wait = format!(
+        "while [ ! -f '{d}/{arrived}' ]; do \
+         dd if=/dev/urandom of=hot bs=100000 count=1 conv=notrunc status=none; sleep 0.01; \
+         done",
+        d = at_d(&rx.root, src).display()
+    );
+    let args = rw_then_stop(
+        src,
+        &[arg("--bwlimit"), arg("2Mbps"), arg("--beta"), arg("1000")],
+    );
+    let missed = format!("during pre-copy ({arrived} never reached D?)");
+    let change = Change {
+        wait: &wait,
+        change,
+        missed: &missed,
+    };
+    send_changing(work, src, rx, &args, change)
+}
+
+/// What the application of [`send_changing`] does in S, and when.
+struct Change<'a> {
+    /// sh: returns once it is time for the change.
+    wait: &'a str,
+    /// sh: the change.
+    change: &'a str,
+    /// When the change should have happened, for the failure message.
+    missed: &'a str,
+}
+
+/// `send ARGS` whose application, in S, waits for its moment, makes the change, writes a marker
+/// and goes idle. The change must have happened (else the test would prove nothing) and `send`
+/// must not have panicked. Returns the run, the receiver and D.
+fn send_changing(
+    work: &Path,
+    src: &Path,
+    rx: Receiver,
+    args: &[OsString],
+    change: Change,
+) -> (Run, Receiver, PathBuf) {
     let d = at_d(&rx.root, src);
     let done = work.join("changed");
     let body = format!(
-        "cd '{src}' || exit 1; \
-         while [ ! -f '{d}/{arrived}' ]; do \
-         dd if=/dev/urandom of=hot bs=100000 count=1 conv=notrunc status=none; sleep 0.01; \
-         done; \
-         {change}; : > '{done}'; exec sleep 3600",
+        "cd '{src}' || exit 1; {wait}; {change}; : > '{done}'; exec sleep 3600",
         src = src.display(),
-        d = d.display(),
+        wait = change.wait,
+        change = change.change,
         done = done.display()
     );
     let app = App::new(work, body);
-    let run = send(
-        work,
-        &rx.addr,
-        &[
-            arg("--rw"),
-            arg(src),
-            arg("--then"),
-            arg("stop"),
-            arg("--bwlimit"),
-            arg("2Mbps"),
-            arg("--beta"),
-            arg("1000"),
-        ],
-        Some(&app),
-        false,
-    );
+    let run = send(work, &rx.addr, args, Some(&app), false);
     assert!(
         done.exists(),
-        "the change did not happen during pre-copy ({arrived} never reached D?): {}",
+        "the change did not happen {}: {}",
+        change.missed,
         tail(&run.stderr)
     );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     (run, rx, d)
 }
 
+/// `WORK/src` holding `file`; once it is at D the application runs `change`, which gives
+/// `changed` another kind at S. The migration must succeed with `changed` of that kind
+/// (`is_new_kind`) at D, D equal to S, no temporary file left.
+fn kind_changed_once_arrived(
+    file: &str,
+    content: &[u8],
+    change: &str,
+    changed: &str,
+    is_new_kind: fn(&std::fs::Metadata) -> bool,
+) {
+    let work = tempfile::tempdir().unwrap();
+    let src = src_holding(work.path(), file, content);
+    let (run, rx, d) = change_once_arrived(work.path(), &src, file, change);
+    assert_sent(&run);
+    let there = std::fs::symlink_metadata(d.join(changed)).unwrap();
+    assert!(
+        is_new_kind(&there),
+        "{changed} at D: {:?}",
+        there.file_type()
+    );
+    assert_d_equals_s(&src, &d);
+    assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
+}
+
 /// The application replaces the file `f` by a directory (`rm f; mkdir f; echo x > f/inner`) as
 /// soon as `f` has arrived at D, i.e. during pre-copy; the tree at D must follow.
 #[test]
 fn a_file_replaced_by_a_directory_mid_migration_is_a_directory_at_d() {
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("f"), b"a file, for now").unwrap();
-    let (run, rx, d) =
-        change_once_arrived(work.path(), &src, "f", "rm f; mkdir f; echo x > f/inner");
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
-    assert!(std::fs::symlink_metadata(d.join("f")).unwrap().is_dir());
-    let found = differences(&src, &d);
-    assert!(found.is_empty(), "{}", found.join("\n"));
-    assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
+    let change = "rm f; mkdir f; echo x > f/inner";
+    let content = b"a file, for now";
+    kind_changed_once_arrived("f", content, change, "f", std::fs::Metadata::is_dir);
 }
 
 /// The reverse: a directory whose file has arrived at D becomes a file at S.
 #[test]
 fn a_directory_replaced_by_a_file_mid_migration_is_a_file_at_d() {
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir_all(src.join("d")).unwrap();
-    std::fs::write(src.join("d/inner"), b"in a directory, for now").unwrap();
-    let (run, rx, d) =
-        change_once_arrived(work.path(), &src, "d/inner", "rm -r d; echo now a file > d");
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
-    assert!(std::fs::symlink_metadata(d.join("d")).unwrap().is_file());
-    let found = differences(&src, &d);
-    assert!(found.is_empty(), "{}", found.join("\n"));
-    assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
+    let change = "rm -r d; echo now a file > d";
+    let content = b"in a directory, for now";
+    kind_changed_once_arrived("d/inner", content, change, "d", std::fs::Metadata::is_file);
 }
 
 /// Bytes of `big` in [`change_within_a_round`].
@@ -1197,47 +1268,32 @@ fn change_within_a_round(work: &Path, src: &Path, change: &str) -> (Run, Receive
     let big = work.join("big");
     std::fs::write(&big, content(BIG, 3)).unwrap();
     let rx = receiver(work);
-    let d = at_d(&rx.root, src);
-    let done = work.join("changed");
     // `big` arrives as `.XXXXXX.precopy-tmp` beside where it goes, the first file to.
-    let big_dir = at_d(&rx.root, work);
-    let body = format!(
-        "cd '{src}' || exit 1; \
-         until ls -a '{big_dir}' 2>/dev/null | grep -q '\\.precopy-tmp$'; do \
-         sleep 0.01; done; \
-         {change}; : > '{done}'; exec sleep 3600",
-        src = src.display(),
-        big_dir = big_dir.display(),
-        done = done.display()
+    let wait = format!(
+        "until ls -a '{big_dir}' 2>/dev/null | grep -q '\\.precopy-tmp$'; do \
+         sleep 0.01; done",
+        big_dir = at_d(&rx.root, work).display()
     );
-    let app = App::new(work, body);
-    let run = send(
-        work,
-        &rx.addr,
-        &[
-            arg("--rw"),
-            arg(src),
-            arg("--ro"),
-            arg(&big),
-            arg("--then"),
-            arg("stop"),
-            arg("--period"),
-            arg("5s"),
-            arg("--bwlimit"),
-            arg("2Mbps"),
-            arg("--max-rounds"),
-            arg("1"),
-        ],
-        Some(&app),
-        false,
-    );
-    assert!(
-        done.exists(),
-        "the change did not happen while big was sent: {}",
-        tail(&run.stderr)
-    );
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    (run, rx, d)
+    let args = [
+        arg("--rw"),
+        arg(src),
+        arg("--ro"),
+        arg(&big),
+        arg("--then"),
+        arg("stop"),
+        arg("--period"),
+        arg("5s"),
+        arg("--bwlimit"),
+        arg("2Mbps"),
+        arg("--max-rounds"),
+        arg("1"),
+    ];
+    let change = Change {
+        wait: &wait,
+        change,
+        missed: "while big was sent",
+    };
+    send_changing(work, src, rx, &args, change)
 }
 
 /// A directory becomes a file between the round's walk and the sending of a file in it: the
@@ -1245,13 +1301,10 @@ fn change_within_a_round(work: &Path, src: &Path, change: &str) -> (Run, Receive
 #[test]
 fn a_directory_replaced_by_a_file_within_a_round_is_no_error() {
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir_all(src.join("d")).unwrap();
-    std::fs::write(src.join("d/inner"), b"sent after big").unwrap();
+    let src = src_holding(work.path(), "d/inner", b"sent after big");
     let (run, rx, d) = change_within_a_round(work.path(), &src, "rm -r d; echo x > d");
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
-    let found = differences(&src, &d);
-    assert!(found.is_empty(), "{}", found.join("\n"));
+    assert_sent(&run);
+    assert_d_equals_s(&src, &d);
     assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
 }
 
@@ -1262,14 +1315,12 @@ fn a_directory_replaced_by_a_file_within_a_round_is_no_error() {
 #[test]
 fn a_file_replaced_by_a_symlink_within_a_round_is_not_read_through_it() {
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("x"), b"an ordinary file").unwrap();
+    let src = src_holding(work.path(), "x", b"an ordinary file");
     let secret = work.path().join("secret");
     std::fs::write(&secret, b"outside every root: never to be sent").unwrap();
     let change = format!("rm x; ln -s '{}' x", secret.display());
     let (run, rx, d) = change_within_a_round(work.path(), &src, &change);
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
+    assert_sent(&run);
     let precopy_bytes = run.json["metrics"]["precopy_bytes"].as_u64().unwrap();
     assert_eq!(
         precopy_bytes,
@@ -1280,9 +1331,20 @@ fn a_file_replaced_by_a_symlink_within_a_round_is_not_read_through_it() {
         secret.display(),
         std::fs::metadata(&secret).unwrap().len()
     );
-    let found = differences(&src, &d);
-    assert!(found.is_empty(), "{}", found.join("\n"));
+    assert_d_equals_s(&src, &d);
     assert_eq!(rx.leftovers(1), [] as [PathBuf; 0]);
+}
+
+/// `send --rw SRC --then stop` with an application that only sleeps: it must succeed with D equal
+/// to S. Returns the receiver and D.
+fn migrate_stopping_a_sleeper(work: &Path, src: &Path) -> (Receiver, PathBuf) {
+    let rx = receiver(work);
+    let app = App::sleeper(work);
+    let run = send(work, &rx.addr, &rw_then_stop(src, &[]), Some(&app), false);
+    assert_sent(&run);
+    let d = at_d(&rx.root, src);
+    assert_d_equals_s(src, &d);
+    (rx, d)
 }
 
 #[test]
@@ -1306,19 +1368,7 @@ fn a_sparse_file_arrives_equal_and_sparse() {
     file.write_all_at(b"in the middle", SIZE / 2 + 5).unwrap();
     file.write_all_at(&[0xcd; 5000], SIZE - 5000).unwrap();
     drop(file);
-    let rx = receiver(work.path());
-    let app = App::new(work.path(), "exec sleep 3600".into());
-    let run = send(
-        work.path(),
-        &rx.addr,
-        &[arg("--rw"), arg(&src), arg("--then"), arg("stop")],
-        Some(&app),
-        false,
-    );
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
-    let d = at_d(&rx.root, &src);
-    let found = differences(&src, &d);
-    assert!(found.is_empty(), "{}", found.join("\n"));
+    let (rx, d) = migrate_stopping_a_sleeper(work.path(), &src);
     let there = std::fs::metadata(d.join("sparse")).unwrap();
     assert_eq!(there.len(), SIZE);
     // 3 data blocks plus metadata, against 262,144 blocks if it were dense.
@@ -1336,24 +1386,11 @@ fn a_sparse_file_arrives_equal_and_sparse() {
 #[test]
 fn hard_links_arrive_as_separate_equal_files() {
     let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    std::fs::create_dir_all(src.join("sub")).unwrap();
-    std::fs::write(src.join("one"), vec![42u8; 20_000]).unwrap();
+    let src = src_holding(work.path(), "one", vec![42u8; 20_000]);
+    std::fs::create_dir(src.join("sub")).unwrap();
     std::fs::hard_link(src.join("one"), src.join("sub/two")).unwrap();
     std::fs::write(src.join("alone"), b"x").unwrap();
-    let rx = receiver(work.path());
-    let app = App::new(work.path(), "exec sleep 3600".into());
-    let run = send(
-        work.path(),
-        &rx.addr,
-        &[arg("--rw"), arg(&src), arg("--then"), arg("stop")],
-        Some(&app),
-        false,
-    );
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
-    let d = at_d(&rx.root, &src);
-    let found = differences(&src, &d);
-    assert!(found.is_empty(), "{}", found.join("\n"));
+    let (rx, d) = migrate_stopping_a_sleeper(work.path(), &src);
     let s = snapshot(&src);
     let there = snapshot(&d);
     let (one, two) = (Path::new("one"), Path::new("sub/two"));
@@ -1367,13 +1404,10 @@ fn hard_links_arrive_as_separate_equal_files() {
 
 /// `WORK/src` holding one file, a receiver, and an application that only sleeps.
 fn one_file_and_a_sleeper(work: &Path) -> (PathBuf, Receiver, App) {
-    let src = work.join("src");
-    std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("data"), b"data").unwrap();
     (
-        src,
+        src_holding(work, "data", b"data"),
         receiver(work),
-        App::new(work, "exec sleep 3600".into()),
+        App::sleeper(work),
     )
 }
 
@@ -1391,18 +1425,11 @@ fn the_before_stop_command_runs_before_the_stop_and_its_writes_arrive() {
     let run = send(
         work.path(),
         &rx.addr,
-        &[
-            arg("--rw"),
-            arg(&src),
-            arg("--then"),
-            arg("stop"),
-            arg("--before-stop"),
-            arg(hook),
-        ],
+        &rw_then_stop(&src, &[arg("--before-stop"), arg(hook)]),
         Some(&app),
         false,
     );
-    assert_eq!(run.code, Some(0), "{}", tail(&run.stderr));
+    assert_sent(&run);
     assert!(run.json["measured"]["before_stop_s"].as_f64().unwrap() > 0.0);
     assert!(
         run.stderr.contains("said on stdout"),
