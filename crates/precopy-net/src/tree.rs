@@ -114,8 +114,8 @@ impl Roots {
     }
 
     /// Roots for the named paths (which must exist now) and for the files an identification
-    /// found: one gone since (a temporary file, deleted or renamed away) is left out, as it is
-    /// not there to migrate.
+    /// found: one gone since (a temporary file deleted or renamed away, a directory on its way
+    /// replaced: [`is_gone_ref`]) is left out, as it is not there to migrate.
     pub fn named_and_found(
         named: Vec<(PathBuf, Kind)>,
         found: Vec<(PathBuf, Kind)>,
@@ -127,7 +127,7 @@ impl Roots {
         for (path, kind) in found {
             match Root::at(path, kind) {
                 Ok(root) => roots.push(root),
-                Err(e) if e.source.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if is_gone_ref(&e.source) => {}
                 Err(e) => return Err(e),
             }
         }
