@@ -437,10 +437,13 @@ mod tests {
         }
     }
 
-    /// A group on `dir`'s filesystem; none (skipped, but never under CI) without the privilege.
-    fn group_on(dir: &Path) -> Option<Group> {
-        match Group::start(&[dir.to_path_buf()]) {
-            Ok(group) => Some(group),
+    /// A temporary directory, its canonical path and a group on its filesystem; none (skipped,
+    /// but never under CI) without the privilege.
+    fn group_in_tempdir() -> Option<(tempfile::TempDir, PathBuf, Group)> {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        match Group::start(std::slice::from_ref(&dir)) {
+            Ok(group) => Some((tmp, dir, group)),
             Err(e) => {
                 assert!(
                     std::env::var_os("CI").is_none(),
@@ -454,9 +457,7 @@ mod tests {
 
     #[test]
     fn a_file_created_renamed_and_deleted_is_seen_with_its_path() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().canonicalize().unwrap();
-        let Some(group) = group_on(&dir) else {
+        let Some((_tmp, dir, group)) = group_in_tempdir() else {
             return;
         };
         std::fs::write(dir.join("a"), "x").unwrap();
@@ -492,9 +493,7 @@ mod tests {
 
     #[test]
     fn a_directory_renamed_between_reads_is_found_by_its_new_path() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().canonicalize().unwrap();
-        let Some(group) = group_on(&dir) else {
+        let Some((_tmp, dir, group)) = group_in_tempdir() else {
             return;
         };
         let me = std::process::id();
