@@ -652,7 +652,10 @@ fn identified_live(identify_with: &str) {
     let stderr = stderr.join().unwrap();
     read.unwrap();
     if stderr.contains("not permitted") {
-        eprintln!("SKIPPED: ptrace is not available here (tests need root in CI): {stderr}");
+        common::can_run(
+            "send -- CMD",
+            Some(&format!("ptrace is not available: {stderr}")),
+        );
         return;
     }
     assert!(status.success(), "{stderr}");
@@ -698,7 +701,10 @@ fn identified_live(identify_with: &str) {
 #[test]
 fn without_root_the_default_write_monitor_falls_back_to_polling() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIPPED: needs root to drop to an unprivileged user");
+        common::can_run(
+            "without_root_the_default_write_monitor_falls_back_to_polling",
+            Some("needs root to drop to an unprivileged user"),
+        );
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -898,7 +904,10 @@ fn a_running_process_is_attached_for_identification_then_left_running() {
     let _ = app.kill();
     let _ = app.wait();
     if stderr.contains("not permitted") {
-        eprintln!("SKIPPED: ptrace is not available here (tests need root in CI): {stderr}");
+        common::can_run(
+            "send --pid",
+            Some(&format!("ptrace is not available: {stderr}")),
+        );
         return;
     }
     assert!(out.status.success(), "{stderr}");

@@ -77,9 +77,7 @@ fn tool(name: &str) -> Option<PathBuf> {
 /// `None` (and a printed reason) unless we are root and have the tools.
 fn root_with(test: &str, tools: &[&str]) -> Option<Vec<PathBuf>> {
     if !rustix::process::geteuid().is_root() {
-        say(&format!(
-            "SKIPPED {test}: needs root (network namespaces, tc, mount); CI runs as root"
-        ));
+        common::can_run(test, Some("needs root (network namespaces, tc, mount)"));
         return None;
     }
     let mut found = Vec::new();
@@ -87,7 +85,7 @@ fn root_with(test: &str, tools: &[&str]) -> Option<Vec<PathBuf>> {
         match tool(name) {
             Some(path) => found.push(path),
             None => {
-                say(&format!("SKIPPED {test}: `{name}` is not installed"));
+                common::can_run(test, Some(&format!("`{name}` is not installed")));
                 return None;
             }
         }
@@ -567,9 +565,8 @@ fn namespaces_proposed_baseline_and_rsync_migrate_a_writer_over_a_limited_link()
     let ns = match Namespaces::create(ip, tc) {
         Ok(ns) => ns,
         Err(e) if e.contains("netns add") => {
-            say(&format!(
-                "SKIPPED {TEST}: cannot create network namespaces here ({e})"
-            ));
+            let why = format!("cannot create network namespaces here ({e})");
+            common::can_run(TEST, Some(&why));
             return;
         }
         Err(e) => panic!("setting up the namespaces: {e}"),
@@ -640,7 +637,7 @@ fn a_full_disk_at_the_destination_fails_clearly_and_the_application_keeps_runnin
         .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
         .arg(&root))
     {
-        say(&format!("SKIPPED {TEST}: cannot mount a tmpfs here ({e})"));
+        common::can_run(TEST, Some(&format!("cannot mount a tmpfs here ({e})")));
         return;
     }
     let _mount = Mount(root.clone());
